@@ -1,0 +1,184 @@
+# Makefile: the README's commands, wrapped around CMake and CTest.
+#
+#   make demo    install build deps, build build/, run the crash demo
+#   make test    install test deps; build build/ (-Werror) and run every
+#                test; then build build-asan/ (ASan + UBSan, Debug) and run
+#                every test again; exits non-zero if anything failed
+#   make bench   build build/ and run the benchmarks
+#   make soak    run the crash tests with WALRUS_SOAK set (more iterations)
+#   make tsan    build build-tsan/ (ThreadSanitizer), run tests/*/stress_*
+#   make clean   remove every build directory
+#
+# Variables: JOBS (2), BUILD_TYPE (RelWithDebInfo), WALRUS_SOAK (1),
+# SOAK_TIMEOUT (seconds per crash test program under soak, 3600),
+# DEMO_ARGS, BENCHES, CTEST_ARGS (extra ctest arguments, e.g. -R test_crc32c).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-print-directory
+
+CMAKE ?= cmake
+CTEST ?= ctest
+JOBS ?= 2
+BUILD_TYPE ?= RelWithDebInfo
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
+TEST_TIMEOUT ?= 300
+SOAK_TIMEOUT ?= 3600
+WALRUS_SOAK ?= 1
+SOAK_LABELS ?= ^crash$$
+DEMO_ARGS ?=
+BENCHES ?= bench_crc32c bench_core
+CTEST_ARGS ?=
+
+DEPS := sh scripts/install-deps.sh
+CTEST_RUN := $(CTEST) --output-on-failure --no-tests=error -j$(JOBS) $(CTEST_ARGS)
+
+# Sanitizer run-time options for the sanitized test runs.  Criterion runs
+# each test in a forked worker; LeakSanitizer reports when that worker exits,
+# and CMake marks any sanitizer report in a test's output as a failure.
+ASAN_RUN_OPTIONS ?= detect_leaks=1
+UBSAN_RUN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+TSAN_RUN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
+
+# Logs of the ctest runs of `make test`, read for the closing summary.
+RELEASE_LOG := $(BUILD_DIR)/ctest-release.log
+ASAN_LOG := $(ASAN_DIR)/ctest-asan.log
+
+.PHONY: build configure demo test test-release test-asan bench soak tsan \
+        clean format tidy help
+
+help:
+	@sed -n '2,16s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------------------
+# Plain build of build/ (the default goal).
+# ---------------------------------------------------------------------------
+configure:
+	$(DEPS) test
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: configure
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+
+# ---------------------------------------------------------------------------
+# The demo: writes, SIGKILLs a child writer, reopens, checks.  It needs no
+# test framework, so tests are left out of this configure.  It runs with
+# build/ as its working directory.
+# ---------------------------------------------------------------------------
+demo:
+	$(DEPS) build
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DWALRUS_BUILD_TESTS=OFF
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+	cd $(BUILD_DIR) && ./examples/crash_demo $(DEMO_ARGS)
+
+# ---------------------------------------------------------------------------
+# Tests.  Both suites run even when the first fails; the closing line sums
+# them up as "summary: N passed, N failed".
+# ---------------------------------------------------------------------------
+test:
+	$(DEPS) test
+	@status=0; \
+	rm -f $(RELEASE_LOG) $(ASAN_LOG); \
+	$(MAKE) --no-print-directory test-release || status=1; \
+	$(MAKE) --no-print-directory test-asan || status=1; \
+	passed=0; failed=0; missing=0; \
+	for run in "release:$(RELEASE_LOG)" "asan+ubsan:$(ASAN_LOG)"; do \
+	  name=$${run%%:*}; log=$${run#*:}; \
+	  line=$$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' \
+	          "$$log" 2>/dev/null | tail -n 1 || true); \
+	  if [ -z "$$line" ]; then \
+	    echo "$$name: no test results (the build or ctest failed)"; \
+	    status=1; missing=1; continue; \
+	  fi; \
+	  echo "$$name: $$line"; \
+	  f=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/'); \
+	  t=$$(echo "$$line" | sed -E 's/.* out of ([0-9]+).*/\1/'); \
+	  passed=$$((passed + t - f)); failed=$$((failed + f)); \
+	done; \
+	if [ $$missing -eq 0 ]; then \
+	  echo "summary: $$passed passed, $$failed failed"; \
+	else \
+	  echo "summary: FAILED before every suite could run"; \
+	fi; \
+	exit $$status
+
+test-release:
+	$(DEPS) test
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DWALRUS_BUILD_TESTS=ON -DWALRUS_WERROR=ON \
+	  -DWALRUS_TEST_TIMEOUT=$(TEST_TIMEOUT)
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+	cd $(BUILD_DIR) && $(CTEST_RUN) 2>&1 | tee $(abspath $(RELEASE_LOG))
+
+test-asan:
+	$(DEPS) test
+	$(CMAKE) -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	  -DWALRUS_ASAN=ON -DWALRUS_UBSAN=ON -DWALRUS_WERROR=ON \
+	  -DWALRUS_BUILD_TESTS=ON -DWALRUS_BUILD_BENCH=OFF \
+	  -DWALRUS_TEST_TIMEOUT=$(TEST_TIMEOUT)
+	$(CMAKE) --build $(ASAN_DIR) -j$(JOBS)
+	cd $(ASAN_DIR) && \
+	  ASAN_OPTIONS=$(ASAN_RUN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_RUN_OPTIONS) \
+	  $(CTEST_RUN) 2>&1 | tee $(abspath $(ASAN_LOG))
+
+# ThreadSanitizer, for the concurrency tests; not part of `make test`.
+# Criterion cannot start under TSan, so this runs only the standalone
+# programs, tests/*/stress_*.c.
+tsan:
+	$(DEPS) test
+	$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	  -DWALRUS_TSAN=ON -DWALRUS_WERROR=ON -DWALRUS_BUILD_TESTS=ON \
+	  -DWALRUS_BUILD_BENCH=OFF -DWALRUS_TEST_TIMEOUT=$(TEST_TIMEOUT)
+	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
+	cd $(TSAN_DIR) && TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) \
+	  $(CTEST) --output-on-failure -j$(JOBS) -L standalone $(CTEST_ARGS)
+
+# ---------------------------------------------------------------------------
+# Benchmarks: built in build/ (optimized) and run from it, so their data
+# lands on the build tree's file system, not a tmpfs.
+# ---------------------------------------------------------------------------
+bench:
+	$(DEPS) bench
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DWALRUS_BUILD_BENCH=ON -DWALRUS_BUILD_TESTS=OFF
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+	@ran=0; \
+	for b in $(BENCHES); do \
+	  if [ -x $(BUILD_DIR)/bench/$$b ]; then \
+	    echo "== $$b"; \
+	    (cd $(BUILD_DIR) && ./bench/$$b); \
+	    ran=$$((ran + 1)); \
+	  fi; \
+	done; \
+	if [ $$ran -eq 0 ]; then echo "bench: no benchmark was built" >&2; exit 1; fi
+
+# ---------------------------------------------------------------------------
+# Soak: the crash tests with WALRUS_SOAK=$(WALRUS_SOAK) (the tests multiply
+# their iterations by it) and a longer CTest timeout.  `make test` sets the
+# timeout back.
+# ---------------------------------------------------------------------------
+soak:
+	$(DEPS) test
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DWALRUS_BUILD_TESTS=ON -DWALRUS_TEST_TIMEOUT=$(SOAK_TIMEOUT)
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+	cd $(BUILD_DIR) && WALRUS_SOAK=$(WALRUS_SOAK) $(CTEST_RUN) -L '$(SOAK_LABELS)'
+
+# ---------------------------------------------------------------------------
+# Housekeeping.
+# ---------------------------------------------------------------------------
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) build-fuzz
+
+# Reformats the C sources in place with .clang-format.
+format:
+	find $$(ls -d src include tests examples bench tools fuzz 2>/dev/null || true) \
+	  -name '*.[ch]' | xargs -r clang-format -i
+
+# Runs clang-tidy (.clang-tidy) over the library with build/'s flags.
+tidy: configure
+	clang-tidy -p $(BUILD_DIR) --quiet src/*.c

@@ -1,0 +1,496 @@
+/*
+ * walrus.h: the whole public API of libwalrus, a durable write-ahead log.
+ *
+ * A walrus log is a directory of segment files holding numbered entries.
+ * Indexes start where the log says (1 for a new log) and run without gaps
+ * from walrus_first_index() to walrus_last_index().  Every record carries a
+ * CRC32C; the byte layout is in docs/FORMAT.md.
+ *
+ * @section guarantees Guarantees
+ *
+ *  - Durable: under WALRUS_SYNC_ALWAYS (the default) a write call returns
+ *    WALRUS_OK only after its records are fdatasync()ed; creating, renaming
+ *    or removing a file is followed by an fsync() of the directory.  Under
+ *    every policy a returned write has reached the kernel, so a crash of the
+ *    process (kill -9) loses nothing; only power loss can.
+ *  - Atomic: walrus_write_batch() is all or nothing across any crash.
+ *  - Honest about damage: a torn tail (a partial last record or batch) is
+ *    cut at open; damage anywhere else is reported as WALRUS_ECORRUPT or
+ *    WALRUS_ECHECKSUM naming the file and offset, never silently removed.
+ *    No call returns bytes that fail their checksum.
+ *  - No gaps: after any recovery the log is a prefix of what was written.
+ *  - Fail-stop: after a failed write, fsync or other write-side I/O call the
+ *    handle is poisoned: every later write returns WALRUS_EPOISONED until the
+ *    log is closed and reopened.  walrus never retries an fsync.
+ *  - One writer: a lock file stops a second writable open of the same
+ *    directory, in this or any other process (WALRUS_ELOCKED).  Read-only
+ *    opens are allowed beside the writer.
+ *  - Bounded: memory does not grow with the number of entries.  Opening a log
+ *    reads each sealed segment's fixed-size trailer, never its records.
+ *
+ * @section caveats Caveats
+ *
+ *  - Threads: every function taking a walrus_t is safe to call from many
+ *    threads at once.  An iterator (walrus_iter_t) belongs to one thread at a
+ *    time.  Writers are serialized; readers never wait for an fsync.
+ *  - fork(): do not use a handle in a child process after fork(); the lock
+ *    file lock is shared with the parent and the child's writes would race
+ *    the parent's.  Open the log anew in the child (after the parent closed
+ *    it) instead.
+ *  - Network file systems: the lock file relies on flock(), and durability on
+ *    fdatasync() doing what POSIX says.  Neither is reliable on NFS or SMB;
+ *    keep logs on a local file system.
+ *  - One writer per directory: two handles, even in one process, cannot both
+ *    open a directory for writing.
+ *  - Read-only handles see the log as it was when they were opened.
+ *
+ * @section memory Memory ownership
+ *
+ *  - walrus never keeps a pointer to a caller's buffer after a call returns:
+ *    walrus_append() and walrus_write_batch() copy what they need.
+ *  - walrus_get() returns an entry the caller owns; release it with
+ *    walrus_entry_free().
+ *  - walrus_iter_next() returns a borrowed entry: its data and tx_id are valid
+ *    until the next walrus_iter_next() or walrus_iter_close() on that
+ *    iterator.  Do not modify or free them.
+ *  - Strings from walrus_strerror(), walrus_errname() and
+ *    walrus_version_string() are static.  walrus_errmsg() is valid until the
+ *    next failing call on the same handle.
+ *
+ * @section errors Errors
+ *
+ * Every fallible call returns WALRUS_OK (0), a negative WALRUS_E* code, or,
+ * for iteration only, WALRUS_DONE (positive).  The values are frozen: new
+ * codes are only ever added at the end.  walrus_errmsg() tells which field,
+ * file or offset a failure concerns, and walrus_last_errno() the OS errno.
+ */
+#ifndef WALRUS_H
+#define WALRUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks the symbols libwalrus exports; everything else is hidden. */
+#if defined(_WIN32)
+#define WALRUS_API __declspec(dllexport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define WALRUS_API __attribute__((visibility("default")))
+#else
+#define WALRUS_API
+#endif
+
+#define WALRUS_VERSION_MAJOR 0 /**< Incompatible API changes. */
+#define WALRUS_VERSION_MINOR 1 /**< Compatible additions. */
+#define WALRUS_VERSION_PATCH 0 /**< Fixes. */
+/** The version as one number: major * 10000 + minor * 100 + patch. */
+#define WALRUS_VERSION_NUMBER                                            \
+  (WALRUS_VERSION_MAJOR * 10000 + WALRUS_VERSION_MINOR * 100 +           \
+   WALRUS_VERSION_PATCH)
+
+/**
+ * The error list: X(NAME, value, message).  The values are frozen; a new code
+ * is only ever appended with the next free value.
+ */
+#define WALRUS_ERRNO_MAP(X)                                                  \
+  X(EINVAL, -1, "invalid argument")                                          \
+  X(ECLOSED, -2, "log is closed")                                            \
+  X(EINDEX, -3, "index out of range")                                        \
+  X(ECHECKSUM, -4, "checksum mismatch")                                      \
+  X(ECORRUPT, -5, "log is corrupted")                                        \
+  X(ENOSEGMENT, -6, "segment not found")                                     \
+  X(ETOOLARGE, -7, "entry too large")                                        \
+  X(ELOCKED, -8, "log is locked by another writer")                          \
+  X(EREADONLY, -9, "log is open read-only")                                  \
+  X(EIO_WRITE, -10, "I/O error while writing")                               \
+  X(EIO_FSYNC, -11, "I/O error while syncing to stable storage")             \
+  X(EIO_READ, -12, "I/O error while reading")                                \
+  X(ENOSPC, -13, "no space left on device")                                  \
+  X(EPOISONED, -14, "handle poisoned by an earlier I/O failure; reopen")     \
+  X(ENOMEM, -15, "out of memory")                                            \
+  X(ENOTSUP, -16, "not supported")                                           \
+  X(EFORMAT, -17, "unsupported format or version")                           \
+  X(ETXNOTFOUND, -18, "transaction not found")                               \
+  X(ETXNOTPENDING, -19, "transaction is not pending")                        \
+  X(ETXEXPIRED, -20, "transaction expired")                                  \
+  X(ETXTOOLARGE, -21, "transaction too large")                               \
+  X(EIO, -22, "I/O error on a file or directory operation")                 \
+  X(EBUSY, -23, "resource busy")
+
+/** Result codes.  WALRUS_OK is success; WALRUS_DONE ends an iteration. */
+typedef enum walrus_code {
+  WALRUS_OK = 0,   /**< Success. */
+  WALRUS_DONE = 1, /**< walrus_iter_next(): no entry beyond the last. */
+#define WALRUS_ERRNO_ENUM_(name, value, msg) WALRUS_##name = (value),
+  WALRUS_ERRNO_MAP(WALRUS_ERRNO_ENUM_)
+#undef WALRUS_ERRNO_ENUM_
+  WALRUS__ELAST = -24 /**< Internal sentinel: one below the lowest code. */
+} walrus_code_t;
+
+/** An open log.  Opaque. */
+typedef struct walrus_s walrus_t;
+/** A sequential reader over a log.  Opaque; one thread at a time. */
+typedef struct walrus_iter_s walrus_iter_t;
+/** The file system seam; see walrus_vfs.h.  NULL selects POSIX. */
+typedef struct walrus_vfs_s walrus_vfs_t;
+
+/**
+ * One log entry.  On input (walrus_append, walrus_write_batch) index and
+ * checksum are ignored; on output every field is filled.
+ */
+typedef struct walrus_entry {
+  uint64_t index;        /**< Assigned by the log; ignored on input. */
+  uint64_t term;         /**< Caller's term (Raft); stored as given. */
+  int64_t timestamp_ns;  /**< 0 on input: the log stamps CLOCK_REALTIME. */
+  uint32_t checksum;     /**< Filled on read: the record's CRC32C. */
+  uint16_t type;         /**< Caller's entry type (Raft command, ...). */
+  const char *tx_id;     /**< NULL, or a 1..255 byte transaction id. */
+  const void *data;      /**< Payload; may be NULL when len is 0. */
+  size_t len;            /**< Payload length; 0 is allowed. */
+} walrus_entry_t;
+
+/** When a write is made durable.  Each policy's loss window is stated. */
+typedef enum walrus_sync {
+  /** A write returns after fdatasync(): nothing acknowledged is lost, even
+   *  on power loss.  The default. */
+  WALRUS_SYNC_ALWAYS = 0,
+  /** A background thread syncs at least every sync_interval_ms: power loss
+   *  can lose that much acknowledged data; a process crash loses none. */
+  WALRUS_SYNC_INTERVAL = 1,
+  /** The operating system decides when data reaches the disk; power loss
+   *  can lose any acknowledged data not covered by walrus_sync().  A
+   *  process crash loses none: every returned write has reached the
+   *  kernel. */
+  WALRUS_SYNC_NONE = 2
+} walrus_sync_t;
+
+/** How entries are encoded on disk (the seed's format option). */
+typedef enum walrus_format {
+  WALRUS_FORMAT_BINARY = 0, /**< Binary records (docs/FORMAT.md). */
+  WALRUS_FORMAT_JSON = 1    /**< Not available yet: WALRUS_ENOTSUP. */
+} walrus_format_t;
+
+/** Payload compression (the seed's compression option). */
+typedef enum walrus_compression {
+  WALRUS_COMPRESSION_NONE = 0, /**< Payloads are stored as given. */
+  WALRUS_COMPRESSION_ZSTD = 1  /**< Not available yet: WALRUS_ENOTSUP. */
+} walrus_compression_t;
+
+/** What walrus_open() does with damage it finds in the unsealed tail. */
+typedef enum walrus_recovery {
+  /** Cut a torn or partial last record or batch (and fsync the cut).
+   *  Damage followed by valid records is WALRUS_ECORRUPT.  The default. */
+  WALRUS_RECOVER_TAIL = 0,
+  /** Any damage, even a torn tail, is an error; nothing is changed. */
+  WALRUS_RECOVER_STRICT = 1,
+  /** Keep the longest valid prefix of the log; move every byte after it
+   *  into side files (*.salvage) and later segments into salvage/.  Nothing
+   *  is deleted.  Use it as a repair step, after backing up the log. */
+  WALRUS_RECOVER_SALVAGE = 2
+} walrus_recovery_t;
+
+/** Logger levels, most severe first. */
+typedef enum walrus_log_level {
+  WALRUS_LOG_ERROR = 0, /**< An operation failed, or damage was found. */
+  WALRUS_LOG_WARN = 1,  /**< Recovery changed the log (a cut, a salvage). */
+  WALRUS_LOG_INFO = 2,  /**< Open, close, rotation, truncation, retention. */
+  WALRUS_LOG_DEBUG = 3  /**< Details for debugging. */
+} walrus_log_level_t;
+
+/**
+ * A logger callback.  It is called with no walrus lock held that a call
+ * into the same handle would need, but must not call into the handle.
+ */
+typedef void (*walrus_logger_fn)(void *ud, walrus_log_level_t level,
+                                 const char *msg);
+
+/**
+ * Allocator hooks.  All three must be set; ud is passed back to each.
+ * walrus_entry_free() uses the allocator of the handle that made the entry.
+ */
+typedef struct walrus_allocator {
+  void *(*malloc_fn)(void *ud, size_t size);            /**< malloc. */
+  void *(*realloc_fn)(void *ud, void *ptr, size_t size); /**< realloc. */
+  void (*free_fn)(void *ud, void *ptr);                  /**< free. */
+  void *ud;                                              /**< Passed back. */
+} walrus_allocator_t;
+
+/**
+ * Options for walrus_open().  Always start from walrus_config_default() so
+ * that fields added later get their defaults.  walrus_open() checks every
+ * field and, when one is out of range, returns WALRUS_EINVAL with a message
+ * naming it; an option whose feature is not built yet returns WALRUS_ENOTSUP
+ * instead of being ignored.
+ */
+typedef struct walrus_config {
+  walrus_sync_t sync;          /**< Durability policy.  Default ALWAYS. */
+  uint32_t sync_interval_ms;   /**< INTERVAL policy period, 1..3600000.
+                                    Default 100. */
+  uint64_t segment_bytes;      /**< Seal a segment once it holds this many
+                                    bytes; 4 KiB..1 GiB.  Default 64 MiB. */
+  uint32_t max_segments;       /**< Keep at most this many segments by moving
+                                    the first index forward; 0 keeps all.
+                                    Never removes a segment an open iterator
+                                    still needs.  Default 0. */
+  size_t buffer_bytes;         /**< Encode buffer: records are gathered here
+                                    and written with one call; bigger writes
+                                    go out in pieces of this size.
+                                    4 KiB..256 MiB.  Default 1 MiB. */
+  uint32_t cached_segments;    /**< Sealed segments kept open with their
+                                    index loaded (LRU), 1..65536.
+                                    Default 4. */
+  int zero_copy;               /**< Read through mappings: not available
+                                    yet, must be 0. */
+  walrus_format_t format;      /**< Must be WALRUS_FORMAT_BINARY for now. */
+  walrus_compression_t compression; /**< Must be NONE for now. */
+  uint32_t tx_timeout_ms;      /**< Transactions: not available yet; must
+                                    stay at its default, 30000. */
+  uint32_t tx_max_entries;     /**< Transactions: not available yet; must
+                                    stay at its default, 10000. */
+  uint32_t tx_cleanup_interval_ms; /**< Transactions: not available yet;
+                                    must stay 0. */
+  uint32_t max_entry_bytes;    /**< Largest payload plus tx id accepted,
+                                    1..1 GiB.  Default 16 MiB. */
+  walrus_recovery_t recovery;  /**< What open does with damage.  TAIL. */
+  int read_only;               /**< Open without writing anything, beside a
+                                    possible writer.  Default 0. */
+  int create_if_missing;       /**< Create the directory and a new log if
+                                    absent.  Default 1 (ignored read-only). */
+  walrus_logger_fn logger;     /**< NULL: no log messages.  Default NULL. */
+  void *logger_ud;             /**< Passed to logger. */
+  walrus_log_level_t log_level; /**< Most verbose level passed to logger.
+                                    Default WALRUS_LOG_INFO. */
+  const walrus_vfs_t *vfs;     /**< File system seam; NULL is POSIX. */
+  const walrus_allocator_t *allocator; /**< NULL is malloc/realloc/free. */
+} walrus_config_t;
+
+/**
+ * @brief Fill cfg with the defaults listed on each field.
+ * @param[out] cfg the configuration to fill; must not be NULL.
+ */
+WALRUS_API void walrus_config_default(walrus_config_t *cfg);
+
+/**
+ * @brief Check a configuration without opening anything.
+ * @param[in]  cfg    the configuration.
+ * @param[out] msg    if not NULL, receives a message naming the bad field.
+ * @param[in]  msglen size of msg.
+ * @return WALRUS_OK; WALRUS_EINVAL (a field is out of range, or cfg is
+ *   NULL); WALRUS_ENOTSUP (an option whose feature is not built yet).
+ */
+WALRUS_API int walrus_config_check(const walrus_config_t *cfg, char *msg,
+                                   size_t msglen);
+
+/**
+ * @brief Open (and recover) the log in directory dir.
+ *
+ * A writable open takes the directory's lock file, creates the directory
+ * and an empty log when absent (create_if_missing), scans only the unsealed
+ * tail segment, and applies cfg->recovery to any damage found there.  Sealed
+ * segments are checked through their trailers only; their records are
+ * verified whenever they are read.
+ *
+ * @param[in]  dir the log directory.
+ * @param[in]  cfg options; NULL means walrus_config_default().
+ * @param[out] out the new handle; untouched on failure.
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL dir or out, bad option);
+ *   WALRUS_ENOTSUP (option not built yet); WALRUS_ELOCKED (another writer);
+ *   WALRUS_ECORRUPT (damage before the tail, a missing segment, a bad
+ *   trailer, or any damage in strict mode); WALRUS_EFORMAT (a file of an
+ *   unknown version); WALRUS_EIO (the directory or a file cannot be opened,
+ *   listed or created; see walrus_open_ex for the message);
+ *   WALRUS_EIO_READ; WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC
+ *   (while cutting a torn tail); WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_open(const char *dir, const walrus_config_t *cfg,
+                           walrus_t **out);
+
+/**
+ * @brief walrus_open() that also explains a failure.
+ * @param[out] errbuf if not NULL, receives a message naming the field, file
+ *   or offset at fault when the open fails.
+ * @param[in] errlen size of errbuf.
+ * @return as walrus_open().
+ */
+WALRUS_API int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
+                              walrus_t **out, char *errbuf, size_t errlen);
+
+/**
+ * @brief Close the log: sync what is unsynced, release the lock, free all.
+ *
+ * Every iterator of the handle must be closed first.  NULL is fine.  The
+ * handle is freed even when the final sync fails.
+ * @return WALRUS_OK; WALRUS_EIO_FSYNC (the final sync failed; data written
+ *   under SYNC_NONE or SYNC_INTERVAL since the last sync may not be
+ *   durable); WALRUS_EBUSY (iterators are still open; nothing was closed).
+ */
+WALRUS_API int walrus_close(walrus_t *w);
+
+/**
+ * @brief Append one entry at walrus_last_index() + 1.
+ *
+ * The entry is copied; e's buffers are free again when the call returns.
+ * Under WALRUS_SYNC_ALWAYS it is durable when WALRUS_OK is returned.
+ * @param[in]  w     the log.
+ * @param[in]  e     the entry; index and checksum are ignored.
+ * @param[out] index if not NULL, receives the entry's index.
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w or e, data NULL with len > 0,
+ *   tx_id empty or longer than 255 bytes); WALRUS_ETOOLARGE (len plus tx id
+ *   above max_entry_bytes); WALRUS_ECLOSED; WALRUS_EREADONLY;
+ *   WALRUS_EPOISONED; WALRUS_EIO_WRITE, WALRUS_ENOSPC, WALRUS_EIO_FSYNC,
+ *   WALRUS_EIO (the handle is poisoned afterwards); WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_append(walrus_t *w, const walrus_entry_t *e,
+                             uint64_t *index);
+
+/**
+ * @brief Append n entries atomically at a contiguous run of indexes.
+ *
+ * After any crash either all n entries are in the log or none is.  A batch
+ * is never split across segments: when it does not fit in the current
+ * segment a new one is started, and a batch larger than segment_bytes gets
+ * a segment of its own.
+ * @param[out] first_index if not NULL, receives the index of e[0].
+ * @return as walrus_append(); also WALRUS_EINVAL for n == 0 or e NULL, and
+ *   WALRUS_ETOOLARGE when the batch's records exceed 4 GiB.
+ */
+WALRUS_API int walrus_write_batch(walrus_t *w, const walrus_entry_t *e,
+                                  size_t n, uint64_t *first_index);
+
+/**
+ * @brief Read entry index into out, verifying its checksum.
+ *
+ * out->data and out->tx_id belong to the caller until walrus_entry_free().
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w or out); WALRUS_ECLOSED;
+ *   WALRUS_EINDEX (index 0, below the first or above the last);
+ *   WALRUS_ECHECKSUM (the record fails its CRC: file and offset in
+ *   walrus_errmsg); WALRUS_ECORRUPT (the record or the segment's index is
+ *   malformed); WALRUS_ENOSEGMENT (a segment file has vanished);
+ *   WALRUS_EIO_READ; WALRUS_EIO; WALRUS_ENOMEM.  out is untouched on
+ *   failure.
+ */
+WALRUS_API int walrus_get(walrus_t *w, uint64_t index, walrus_entry_t *out);
+
+/**
+ * @brief Free what walrus_get() put in e, and clear e's pointers.
+ * NULL, and an entry already freed, are fine.
+ */
+WALRUS_API void walrus_entry_free(walrus_entry_t *e);
+
+/** @brief The first index in the log; 0 when the log is empty or w NULL. */
+WALRUS_API uint64_t walrus_first_index(walrus_t *w);
+
+/** @brief The last index in the log; 0 when the log is empty or w NULL. */
+WALRUS_API uint64_t walrus_last_index(walrus_t *w);
+
+/**
+ * @brief The index the next append will get (last + 1, or the index given
+ * to walrus_reset()); 0 when w is NULL.
+ */
+WALRUS_API uint64_t walrus_next_index(walrus_t *w);
+
+/**
+ * @brief Make everything written so far durable (fdatasync).
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ECLOSED; WALRUS_EPOISONED;
+ *   WALRUS_EIO_FSYNC (the handle is poisoned afterwards).  On a read-only
+ *   handle it does nothing and returns WALRUS_OK.
+ */
+WALRUS_API int walrus_sync(walrus_t *w);
+
+/**
+ * @brief Remove every entry after last_kept (the seed's Truncate).
+ *
+ * Crash-safe: after a crash at any point the log holds either all entries
+ * it held before or exactly those up to last_kept.  The next append gets
+ * last_kept + 1.  last_kept == first - 1 empties the log.
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ECLOSED; WALRUS_EREADONLY;
+ *   WALRUS_EPOISONED; WALRUS_EINDEX (last_kept below first - 1 or above
+ *   last); WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO
+ *   (the handle is poisoned afterwards); WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_truncate_back(walrus_t *w, uint64_t last_kept);
+
+/**
+ * @brief Remove every entry before first_kept (after a checkpoint).
+ *
+ * The new first index is recorded durably before any file is removed;
+ * whole segments below it are then deleted.  A crash at any point leaves
+ * the old or the new first index.  first_kept == last + 1 empties the log
+ * while keeping the next index.
+ * @return as walrus_truncate_back(); WALRUS_EINDEX when first_kept is
+ *   below the first index or above last + 1.
+ */
+WALRUS_API int walrus_truncate_front(walrus_t *w, uint64_t first_kept);
+
+/**
+ * @brief Empty the log; the next append gets next_index.
+ *
+ * Crash-safe: a crash leaves either the old log or the empty one.  Used
+ * by Raft after installing a snapshot.
+ * @return WALRUS_OK; WALRUS_EINVAL (next_index 0, NULL w); WALRUS_ECLOSED;
+ *   WALRUS_EREADONLY; WALRUS_EPOISONED; WALRUS_EBUSY (iterators are open);
+ *   WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO (the
+ *   handle is poisoned afterwards); WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_reset(walrus_t *w, uint64_t next_index);
+
+/**
+ * @brief Open an iterator positioned at start.
+ *
+ * start == 0 means the first index.  The iterator reads the entries that
+ * exist when each walrus_iter_next() is called, so entries appended later
+ * are seen too.  While it is open, retention (max_segments) removes nothing
+ * at or after its position.
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w or it); WALRUS_ECLOSED;
+ *   WALRUS_EINDEX (start below the first index or above last + 1);
+ *   WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_iter_open(walrus_t *w, uint64_t start,
+                                walrus_iter_t **it);
+
+/**
+ * @brief Read the next entry into out, verifying its checksum.
+ *
+ * out's data and tx_id are borrowed: valid until the next call on it or
+ * walrus_iter_close().
+ * @return WALRUS_OK; WALRUS_DONE (no entry after the last; a later call
+ *   may return entries appended since); WALRUS_EINVAL; WALRUS_ECLOSED;
+ *   WALRUS_EINDEX (walrus_truncate_front() or walrus_reset() removed the
+ *   iterator's next entry); WALRUS_ECHECKSUM; WALRUS_ECORRUPT;
+ *   WALRUS_ENOSEGMENT; WALRUS_EIO_READ; WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out);
+
+/** @brief Close an iterator.  NULL is fine. */
+WALRUS_API void walrus_iter_close(walrus_iter_t *it);
+
+/**
+ * @brief The last error message of this handle: which field, file, offset
+ * or errno the most recent failed call concerned ("" when none).  With
+ * several threads it is the message of whichever call failed last.
+ */
+WALRUS_API const char *walrus_errmsg(walrus_t *w);
+
+/** @brief The OS errno behind the handle's last I/O error, or 0. */
+WALRUS_API int walrus_last_errno(walrus_t *w);
+
+/** @brief Static text for a code; never NULL, "unknown error" if unknown. */
+WALRUS_API const char *walrus_strerror(int code);
+
+/** @brief The code's name ("WALRUS_ECORRUPT"); never NULL. */
+WALRUS_API const char *walrus_errname(int code);
+
+/** @brief WALRUS_VERSION_NUMBER of the library actually linked. */
+WALRUS_API unsigned walrus_version(void);
+
+/** @brief The linked library's version as "major.minor.patch". */
+WALRUS_API const char *walrus_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WALRUS_H */

@@ -1,0 +1,103 @@
+/*
+ * walrus_vfs.h: the file system seam of libwalrus.
+ *
+ * Every file operation walrus performs goes through one table of functions,
+ * walrus_vfs_t.  The default table calls POSIX; a test, a simulator or an
+ * application may pass its own in walrus_config_t.vfs to inject faults,
+ * simulate power loss, count calls or keep files in memory.
+ *
+ * Conventions for every method:
+ *  - ctx is walrus_vfs_t.ctx, passed back unchanged.
+ *  - Paths are full paths (the log directory joined with a file name).
+ *  - A method returns 0 (or a byte count, for pread) on success and a
+ *    negative errno value on failure (-EIO, -ENOSPC, -ENOENT, ...).  walrus
+ *    maps the errno to its own code by the kind of call: a failed pwrite is
+ *    WALRUS_EIO_WRITE (WALRUS_ENOSPC for -ENOSPC or -EDQUOT), a failed sync
+ *    WALRUS_EIO_FSYNC, a failed pread WALRUS_EIO_READ.
+ *  - pwrite writes all n bytes or fails; a back end that meets a short write
+ *    returns -ENOSPC (or the errno it saw).
+ *  - Methods are called from several threads at once, on different files
+ *    and on the same file (pread beside pwrite).
+ *
+ * The table is versioned: new methods are only ever appended, and walrus
+ * reads a method only when version is at least the one that added it.
+ */
+#ifndef WALRUS_VFS_H
+#define WALRUS_VFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "walrus.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The current version of walrus_vfs_t. */
+#define WALRUS_VFS_VERSION 1
+
+/** Flags for walrus_vfs_t.open. */
+#define WALRUS_VFS_READ 0x1   /**< Open for reading. */
+#define WALRUS_VFS_WRITE 0x2  /**< Open for reading and writing. */
+#define WALRUS_VFS_CREATE 0x4 /**< Create the file; fail if it exists. */
+
+/** A back end's open file.  Opaque to walrus. */
+typedef struct walrus_vfs_file_s walrus_vfs_file_t;
+
+/**
+ * Called by walrus_vfs_t.list for every entry of a directory (not "." or
+ * ".."). Return 0 to go on, anything else to stop the listing and have list
+ * return that value.
+ */
+typedef int (*walrus_vfs_list_fn)(void *arg, const char *name);
+
+/** The file system seam.  All methods of version 1 are required. */
+struct walrus_vfs_s {
+  int version; /**< WALRUS_VFS_VERSION the table was written for. */
+  void *ctx;   /**< Passed back as every method's first argument. */
+
+  /** Open path with WALRUS_VFS_* flags; files are created with mode 0644. */
+  int (*open)(void *ctx, const char *path, int flags,
+              walrus_vfs_file_t **out);
+  /** Close a file.  The file is gone even when an error is returned. */
+  int (*close)(void *ctx, walrus_vfs_file_t *f);
+  /** Read up to n bytes at off; returns the count (0 at end of file). */
+  int64_t (*pread)(void *ctx, walrus_vfs_file_t *f, void *buf, size_t n,
+                   uint64_t off);
+  /** Write all n bytes at off, or fail. */
+  int (*pwrite)(void *ctx, walrus_vfs_file_t *f, const void *buf, size_t n,
+                uint64_t off);
+  /** Make the file's data (and the size) durable: fdatasync(). */
+  int (*sync)(void *ctx, walrus_vfs_file_t *f);
+  /** Set the file's size: ftruncate(). */
+  int (*truncate)(void *ctx, walrus_vfs_file_t *f, uint64_t size);
+  /** Reserve space without changing the size (fallocate KEEP_SIZE); a back
+   *  end that cannot returns -EOPNOTSUPP and walrus carries on. */
+  int (*allocate)(void *ctx, walrus_vfs_file_t *f, uint64_t off,
+                  uint64_t len);
+  /** The file's size in bytes. */
+  int (*size)(void *ctx, walrus_vfs_file_t *f, uint64_t *size);
+  /** Take an exclusive, non-blocking lock on the whole file; -EWOULDBLOCK
+   *  (or -EAGAIN) if another open file holds it.  Released by close. */
+  int (*lock)(void *ctx, walrus_vfs_file_t *f);
+  /** Rename a file, replacing to if it exists: rename(). */
+  int (*rename)(void *ctx, const char *from, const char *to);
+  /** Remove a file: unlink(). */
+  int (*unlink)(void *ctx, const char *path);
+  /** Make a directory's entries durable: open + fsync of the directory. */
+  int (*sync_dir)(void *ctx, const char *path);
+  /** Call fn for every name in the directory. */
+  int (*list)(void *ctx, const char *path, walrus_vfs_list_fn fn, void *arg);
+  /** Create a directory (mode 0755); -EEXIST if it is there. */
+  int (*mkdir)(void *ctx, const char *path);
+};
+
+/** @brief The POSIX table walrus uses when walrus_config_t.vfs is NULL. */
+WALRUS_API const walrus_vfs_t *walrus_vfs_posix(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WALRUS_VFS_H */

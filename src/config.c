@@ -1,0 +1,140 @@
+/*
+ * config.c: walrus_config_default() and the check that walrus_open() runs
+ * on every field.  A field out of range is WALRUS_EINVAL; an option whose
+ * feature is not built yet is WALRUS_ENOTSUP.  Either way the message
+ * names the field.
+ */
+#include <stdio.h>
+
+#include "internal.h"
+
+#define KIB 1024ull
+#define MIB (1024ull * KIB)
+#define GIB (1024ull * MIB)
+
+void walrus_config_default(walrus_config_t *cfg) {
+  if (cfg == NULL) return;
+  *cfg = (walrus_config_t){0};
+  cfg->sync = WALRUS_SYNC_ALWAYS;
+  cfg->sync_interval_ms = 100;
+  cfg->segment_bytes = 64 * MIB;
+  cfg->max_segments = 0;
+  cfg->buffer_bytes = (size_t)MIB;
+  cfg->cached_segments = 4;
+  cfg->zero_copy = 0;
+  cfg->format = WALRUS_FORMAT_BINARY;
+  cfg->compression = WALRUS_COMPRESSION_NONE;
+  cfg->tx_timeout_ms = 30000;
+  cfg->tx_max_entries = 10000;
+  cfg->tx_cleanup_interval_ms = 0;
+  cfg->max_entry_bytes = (uint32_t)(16 * MIB);
+  cfg->recovery = WALRUS_RECOVER_TAIL;
+  cfg->read_only = 0;
+  cfg->create_if_missing = 1;
+  cfg->log_level = WALRUS_LOG_INFO;
+}
+
+#define BAD(code, ...)                   \
+  do {                                   \
+    if (msg != NULL && len > 0)          \
+      snprintf(msg, len, __VA_ARGS__);   \
+    return (code);                       \
+  } while (0)
+
+int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
+  if (msg != NULL && len > 0) msg[0] = '\0';
+  if (cfg == NULL) BAD(WALRUS_EINVAL, "config is NULL");
+  switch (cfg->sync) {
+    case WALRUS_SYNC_ALWAYS:
+    case WALRUS_SYNC_INTERVAL:
+    case WALRUS_SYNC_NONE:
+      break;
+    default:
+      BAD(WALRUS_EINVAL, "sync: %d is not a walrus_sync_t value",
+          (int)cfg->sync);
+  }
+  if (cfg->sync == WALRUS_SYNC_INTERVAL &&
+      (cfg->sync_interval_ms < 1 || cfg->sync_interval_ms > 3600000))
+    BAD(WALRUS_EINVAL, "sync_interval_ms: %u is outside 1..3600000",
+        cfg->sync_interval_ms);
+  if (cfg->segment_bytes < 4 * KIB || cfg->segment_bytes > GIB)
+    BAD(WALRUS_EINVAL, "segment_bytes: %llu is outside 4096..%llu",
+        (unsigned long long)cfg->segment_bytes, (unsigned long long)GIB);
+  if (cfg->buffer_bytes < 4 * KIB || cfg->buffer_bytes > 256 * MIB)
+    BAD(WALRUS_EINVAL, "buffer_bytes: %zu is outside 4096..%llu",
+        cfg->buffer_bytes, (unsigned long long)(256 * MIB));
+  if (cfg->cached_segments < 1 || cfg->cached_segments > 65536)
+    BAD(WALRUS_EINVAL, "cached_segments: %u is outside 1..65536",
+        cfg->cached_segments);
+  if (cfg->max_entry_bytes < 1 || cfg->max_entry_bytes > GIB)
+    BAD(WALRUS_EINVAL, "max_entry_bytes: %u is outside 1..%llu",
+        cfg->max_entry_bytes, (unsigned long long)GIB);
+  switch (cfg->recovery) {
+    case WALRUS_RECOVER_TAIL:
+    case WALRUS_RECOVER_STRICT:
+    case WALRUS_RECOVER_SALVAGE:
+      break;
+    default:
+      BAD(WALRUS_EINVAL, "recovery: %d is not a walrus_recovery_t value",
+          (int)cfg->recovery);
+  }
+  switch (cfg->log_level) {
+    case WALRUS_LOG_ERROR:
+    case WALRUS_LOG_WARN:
+    case WALRUS_LOG_INFO:
+    case WALRUS_LOG_DEBUG:
+      break;
+    default:
+      BAD(WALRUS_EINVAL, "log_level: %d is not a walrus_log_level_t value",
+          (int)cfg->log_level);
+  }
+  switch (cfg->format) {
+    case WALRUS_FORMAT_BINARY:
+      break;
+    case WALRUS_FORMAT_JSON:
+      BAD(WALRUS_ENOTSUP, "format: JSON records are not available yet");
+    default:
+      BAD(WALRUS_EINVAL, "format: %d is not a walrus_format_t value",
+          (int)cfg->format);
+  }
+  switch (cfg->compression) {
+    case WALRUS_COMPRESSION_NONE:
+      break;
+    case WALRUS_COMPRESSION_ZSTD:
+      BAD(WALRUS_ENOTSUP, "compression: zstd is not available yet");
+    default:
+      BAD(WALRUS_EINVAL,
+          "compression: %d is not a walrus_compression_t value",
+          (int)cfg->compression);
+  }
+  if (cfg->zero_copy != 0)
+    BAD(WALRUS_ENOTSUP, "zero_copy: mapped reads are not available yet");
+  if (cfg->tx_timeout_ms != 30000)
+    BAD(WALRUS_ENOTSUP,
+        "tx_timeout_ms: transactions are not available yet; leave 30000");
+  if (cfg->tx_max_entries != 10000)
+    BAD(WALRUS_ENOTSUP,
+        "tx_max_entries: transactions are not available yet; leave 10000");
+  if (cfg->tx_cleanup_interval_ms != 0)
+    BAD(WALRUS_ENOTSUP,
+        "tx_cleanup_interval_ms: transactions are not available yet; "
+        "leave 0");
+  if (cfg->vfs != NULL) {
+    const walrus_vfs_t *v = cfg->vfs;
+    if (v->version < 1) BAD(WALRUS_EINVAL, "vfs: version %d < 1", v->version);
+    if (!v->open || !v->close || !v->pread || !v->pwrite || !v->sync ||
+        !v->truncate || !v->allocate || !v->size || !v->lock || !v->rename ||
+        !v->unlink || !v->sync_dir || !v->list || !v->mkdir)
+      BAD(WALRUS_EINVAL, "vfs: a version 1 method is NULL");
+  }
+  if (cfg->allocator != NULL &&
+      (!cfg->allocator->malloc_fn || !cfg->allocator->realloc_fn ||
+       !cfg->allocator->free_fn))
+    BAD(WALRUS_EINVAL, "allocator: a function is NULL");
+  return WALRUS_OK;
+}
+
+int walrus_config_check(const walrus_config_t *cfg, char *msg,
+                        size_t msglen) {
+  return walrus__config_check(cfg, msg, msglen);
+}

@@ -1,0 +1,98 @@
+/*
+ * error.c: the error code table (walrus_strerror, walrus_errname), the
+ * handle's last-error message, the logger, and poisoning.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Messages are cut to the buffer on purpose; say so to GCC. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+const char *walrus_strerror(int code) {
+  switch (code) {
+    case WALRUS_OK: return "success";
+    case WALRUS_DONE: return "no more entries";
+#define WALRUS_STRERROR_CASE_(name, value, msg) \
+  case WALRUS_##name: return msg;
+    WALRUS_ERRNO_MAP(WALRUS_STRERROR_CASE_)
+#undef WALRUS_STRERROR_CASE_
+    default: return "unknown error";
+  }
+}
+
+const char *walrus_errname(int code) {
+  switch (code) {
+    case WALRUS_OK: return "WALRUS_OK";
+    case WALRUS_DONE: return "WALRUS_DONE";
+#define WALRUS_ERRNAME_CASE_(name, value, msg) \
+  case WALRUS_##name: return "WALRUS_" #name;
+    WALRUS_ERRNO_MAP(WALRUS_ERRNAME_CASE_)
+#undef WALRUS_ERRNAME_CASE_
+    default: return "WALRUS_UNKNOWN";
+  }
+}
+
+static void log_v(walrus_t *w, walrus_log_level_t level, const char *fmt,
+                  va_list ap) {
+  char msg[768];
+  if (w == NULL || w->cfg.logger == NULL || level > w->cfg.log_level) return;
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  w->cfg.logger(w->cfg.logger_ud, level, msg);
+}
+
+void walrus__log(walrus_t *w, walrus_log_level_t level, const char *fmt,
+                 ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_v(w, level, fmt, ap);
+  va_end(ap);
+}
+
+int walrus__fail(walrus_t *w, int code, int os_errno, const char *fmt, ...) {
+  va_list ap;
+  char msg[512];
+  if (w == NULL) return code;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&w->err_mu);
+  if (os_errno != 0)
+    snprintf(w->errmsg, sizeof w->errmsg, "%s: %s (%s)", walrus_errname(code),
+             msg, strerror(os_errno));
+  else
+    snprintf(w->errmsg, sizeof w->errmsg, "%s: %s", walrus_errname(code), msg);
+  w->last_errno = os_errno;
+  walrus__log(w, WALRUS_LOG_ERROR, "%s", w->errmsg);
+  pthread_mutex_unlock(&w->err_mu);
+  return code;
+}
+
+/* Poisoning is sticky: the first failure's code is kept for the message. */
+int walrus__poison(walrus_t *w, int code) {
+  if (!w->poisoned) {
+    w->poisoned = 1;
+    w->poison_code = code;
+    walrus__log(w, WALRUS_LOG_ERROR,
+                "handle poisoned by %s; writes refused until reopened",
+                walrus_errname(code));
+  }
+  return code;
+}
+
+const char *walrus_errmsg(walrus_t *w) {
+  return w == NULL ? "no handle" : w->errmsg;
+}
+
+int walrus_last_errno(walrus_t *w) {
+  int e;
+  if (w == NULL) return 0;
+  pthread_mutex_lock(&w->err_mu);
+  e = w->last_errno;
+  pthread_mutex_unlock(&w->err_mu);
+  return e;
+}

@@ -1,0 +1,204 @@
+/*
+ * internal.h: the handle, the in-memory segment table, and the functions
+ * the library's files share.  Nothing here is public.
+ *
+ * LOCKING
+ *
+ *   wlock   (mutex)  serializes every writer: appends, batches, sync,
+ *                    rotation, truncation, reset, retention, close.  The
+ *                    writer holds it across its pwrite and fdatasync.
+ *   lock    (rwlock) guards what readers see: the segment table, first and
+ *                    next index, each segment's published count, end and
+ *                    offsets, the iterator list, layout_gen.  Readers hold
+ *                    it shared for a whole read (lookup and pread); writers
+ *                    take it exclusively only to publish, never across an
+ *                    fsync, so readers never wait for a sync.
+ *   cache_mu (mutex) guards the sealed-segment cache: which sealed segments
+ *                    have a file open and their offsets loaded, pins, LRU.
+ *   err_mu  (mutex)  guards errmsg and last_errno.
+ *
+ *   Order: wlock, then lock, then cache_mu, then err_mu.
+ *
+ * SEGMENTS
+ *
+ *   segs[0..nsegs) is sorted by first index and contiguous: segs[i].first +
+ *   segs[i].count == segs[i+1].first.  Every segment but the last is
+ *   sealed.  The tail (last, unsealed) always has its file open and its
+ *   offsets in memory, bounded by segment_bytes.  A sealed segment has its
+ *   file open and offsets loaded only while cached (cached_segments, LRU).
+ */
+#ifndef WALRUS_INTERNAL_H
+#define WALRUS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "crc32c.h"
+#include "format.h"
+#include "walrus.h"
+#include "walrus_vfs.h"
+
+/* One segment file. */
+typedef struct walrus__seg_s {
+  uint64_t first;            /* index of its first record */
+  uint64_t count;            /* records published to readers */
+  uint64_t end;              /* offset after the last published record */
+  uint32_t salt;             /* seeds every record CRC in the file */
+  int sealed;                /* has an index record and trailer */
+  uint32_t index_offset;     /* sealed: offset of the index record */
+  walrus_vfs_file_t *file;   /* open file, or NULL (sealed, not cached) */
+  uint32_t *offs;            /* record offsets, or NULL (not loaded) */
+  size_t offs_cap;           /* capacity of offs, in entries */
+  int pins;                  /* readers using file/offs (cache_mu) */
+  uint64_t used;             /* LRU tick of the last use (cache_mu) */
+  char name[WALRUS__SEG_NAME_LEN + 1]; /* file name in the directory */
+} walrus__seg_t;
+
+/* A read-ahead window over one file, used by recovery and iterators. */
+typedef struct walrus__window_s {
+  unsigned char *buf; /* the bytes */
+  size_t cap;         /* capacity of buf */
+  uint64_t off;       /* file offset of buf[0] */
+  size_t len;         /* valid bytes in buf */
+} walrus__window_t;
+
+struct walrus_iter_s {
+  walrus_t *w;                    /* owning handle */
+  uint64_t next;                  /* index the next call returns */
+  uint64_t gen;                   /* w->layout_gen when seg/off were set */
+  walrus__seg_t *seg;             /* segment holding next, or NULL */
+  uint64_t off;                   /* file offset of record next */
+  walrus__window_t win;           /* read-ahead window over seg */
+  char txid[256];                 /* NUL-terminated tx id of the entry */
+  struct walrus_iter_s *prev_it;  /* list of the handle's iterators */
+  struct walrus_iter_s *next_it;  /* list of the handle's iterators */
+};
+
+struct walrus_s {
+  char *dir;                     /* log directory */
+  walrus_config_t cfg;           /* options, as validated */
+  const walrus_vfs_t *vfs;       /* file system seam */
+  walrus_allocator_t alloc;      /* memory hooks */
+  walrus_vfs_file_t *lock_file;  /* LOCK, held while writable */
+
+  pthread_mutex_t wlock;         /* serializes writers; see above */
+  pthread_rwlock_t lock;         /* guards the reader-visible state */
+  pthread_mutex_t cache_mu;      /* guards the sealed-segment cache */
+  pthread_mutex_t err_mu;        /* guards errmsg, last_errno */
+
+  walrus__seg_t **segs;          /* segment table, by first index */
+  size_t nsegs;                  /* segments in the table */
+  size_t segs_cap;               /* capacity of segs */
+  uint64_t first_index;          /* first readable index (== next: empty) */
+  uint64_t next_index;           /* index the next append gets */
+  uint64_t layout_gen;           /* bumped when segments go or shrink */
+  walrus_iter_t *iters;          /* open iterators (lock) */
+  size_t cached;                 /* sealed segments with files open */
+  uint64_t cache_tick;           /* LRU clock (cache_mu) */
+
+  walrus__meta_t meta;           /* META as last written (wlock) */
+  uint64_t write_off;            /* tail offset the next record goes to */
+  uint32_t epoch;                /* sync group of the next record (wlock) */
+  int group_open;                /* a record of epoch was written (wlock) */
+  int dirty;                     /* written since the last sync (wlock) */
+  unsigned char *buf;            /* encode buffer, cfg.buffer_bytes */
+  int poisoned;                  /* a write-side I/O call failed */
+  int poison_code;               /* the failure that poisoned the handle */
+
+  pthread_t syncer;              /* SYNC_INTERVAL background thread */
+  int syncer_running;            /* syncer was started */
+  int syncer_stop;               /* asks the syncer to exit (wlock) */
+  pthread_cond_t syncer_cv;      /* wakes the syncer early (wlock) */
+
+  char errmsg[512];              /* last failure's message (err_mu) */
+  int last_errno;                /* last failure's OS errno (err_mu) */
+};
+
+/* ---- alloc.c ---- */
+void *walrus__malloc(walrus_t *w, size_t n);
+void *walrus__realloc(walrus_t *w, void *p, size_t n);
+void walrus__free(walrus_t *w, void *p);
+void walrus__default_allocator(walrus_allocator_t *a);
+
+/* ---- error.c ---- */
+/* Record code, errno and a formatted message on w, log it at ERROR, and
+ * return code.  w may be NULL (then only the return happens). */
+int walrus__fail(walrus_t *w, int code, int os_errno, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Send a message to the configured logger if level passes the threshold. */
+void walrus__log(walrus_t *w, walrus_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Poison the handle after a write-side failure; returns code. */
+int walrus__poison(walrus_t *w, int code);
+
+/* ---- config.c ---- */
+int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len);
+
+/* ---- vfs.c: wrappers that map errno to walrus codes and name the file ---- */
+int walrus__path(walrus_t *w, const char *name, char **out);
+int walrus__os_open(walrus_t *w, const char *name, int flags,
+                    walrus_vfs_file_t **out);
+void walrus__os_close(walrus_t *w, walrus_vfs_file_t *f);
+int walrus__os_read(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                    void *buf, size_t n, uint64_t off, size_t *got);
+int walrus__os_read_full(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                         void *buf, size_t n, uint64_t off);
+int walrus__os_write(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                     const void *buf, size_t n, uint64_t off);
+int walrus__os_sync(walrus_t *w, walrus_vfs_file_t *f, const char *name);
+int walrus__os_truncate(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                        uint64_t size);
+int walrus__os_size(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                    uint64_t *size);
+int walrus__os_rename(walrus_t *w, const char *from, const char *to);
+int walrus__os_unlink(walrus_t *w, const char *name);
+int walrus__os_sync_dir(walrus_t *w);
+int walrus__random(void *buf, size_t n);
+int64_t walrus__now_ns(void);
+
+/* ---- meta.c ---- */
+int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found);
+int walrus__meta_write(walrus_t *w, const walrus__meta_t *m);
+
+/* ---- segment.c ---- */
+walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first);
+void walrus__seg_free(walrus_t *w, walrus__seg_t *s);
+int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n);
+int walrus__seg_create(walrus_t *w, uint64_t first);
+int walrus__seg_seal(walrus_t *w);
+int walrus__seg_acquire(walrus_t *w, walrus__seg_t *s);
+void walrus__seg_release(walrus_t *w, walrus__seg_t *s);
+void walrus__seg_uncache(walrus_t *w, walrus__seg_t *s);
+size_t walrus__seg_find(walrus_t *w, uint64_t index);
+int walrus__segs_push(walrus_t *w, walrus__seg_t *s);
+int walrus__window_read(walrus_t *w, walrus__window_t *win,
+                        walrus_vfs_file_t *f, const char *name, uint64_t off,
+                        size_t need, uint64_t limit,
+                        const unsigned char **out);
+void walrus__window_free(walrus_t *w, walrus__window_t *win);
+
+/* ---- recover.c ---- */
+int walrus__recover(walrus_t *w);
+
+/* ---- append.c ---- */
+int walrus__sync_locked(walrus_t *w);
+/* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
+int walrus__writable(walrus_t *w);
+void *walrus__syncer_main(void *arg);
+
+/* ---- read.c ---- */
+int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                        walrus_entry_t *out);
+
+/* ---- truncate.c ---- */
+int walrus__retain(walrus_t *w);
+int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept);
+
+/* Lock helpers: abort on failure, as a failed pthread call on a valid
+ * object means memory corruption. */
+void walrus__lock_shared(walrus_t *w);
+void walrus__lock_excl(walrus_t *w);
+void walrus__unlock(walrus_t *w);
+
+#endif /* WALRUS_INTERNAL_H */

@@ -1,0 +1,724 @@
+/*
+ * recover.c: what walrus_open() does to find the log's state.
+ *
+ *  1. List the directory; remove leftover *.tmp files (a segment or META
+ *     that was being created when a crash came; they hold nothing that was
+ *     ever acknowledged).
+ *  2. Read META: the log's identity, first index, any unfinished
+ *     truncate_back.  Segments of the identity before the last reset are
+ *     leftovers of an interrupted reset and are removed; a segment of any
+ *     other identity is corruption.
+ *  3. Check every segment but the last through its header and its 32-byte
+ *     trailer only: the records of sealed segments are never read at open;
+ *     they are verified each time they are read.  The segments must follow
+ *     each other without a gap.
+ *  4. Scan the last segment record by record (unless it is sealed), and
+ *     classify what ends the scan:
+ *       - the end of the file after a whole unit: clean;
+ *       - a partial unit, or damage with no valid record after it from an
+ *         earlier sync group: a torn tail, cut in TAIL mode (and fsynced);
+ *       - damage followed by a valid record of an earlier sync group, or by
+ *         a second group: corruption, reported in every mode but SALVAGE.
+ *     See format.h for why epochs make that distinction sound.
+ *  5. In SALVAGE mode every segment is scanned fully; at the first damage
+ *     the rest of that file is copied to <name>.salvage before the cut and
+ *     later segments are moved into salvage/.  Nothing is ever deleted.
+ *
+ * A read-only open does all the checks but changes nothing: it shows the
+ * valid prefix and leaves a torn tail or leftovers where they are.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* What scanning a segment's records found. */
+typedef struct scan_s {
+  uint64_t good_end;   /* offset after the last whole unit */
+  uint64_t good_count; /* records in whole units */
+  uint64_t stop;       /* offset where the scan stopped (size if clean) */
+  int stopped;         /* the scan met something that is not a record */
+  int at_index;        /* it stopped at an index record */
+  int have_prev;       /* a valid record precedes stop */
+  uint32_t prev_epoch; /* its epoch */
+  uint32_t last_epoch; /* epoch of the last record of the last whole unit */
+  char why[160];       /* what stopped it */
+} scan_t;
+
+/* Directory listing gathered in step 1. */
+typedef struct listing_s {
+  uint64_t *firsts; /* first indexes of *.seg files, sorted */
+  size_t n, cap;    /* count and capacity of firsts */
+  char **tmps;      /* *.tmp names to remove */
+  size_t ntmp, tmpcap; /* count and capacity of tmps */
+  walrus_t *w;      /* for allocation */
+  int oom;          /* an allocation failed */
+} listing_t;
+
+static int list_cb(void *arg, const char *name) {
+  listing_t *l = arg;
+  uint64_t first;
+  size_t nl = strlen(name);
+  if (walrus__seg_name_parse(name, &first)) {
+    if (l->n == l->cap) {
+      size_t cap = l->cap ? l->cap * 2 : 64;
+      uint64_t *p = walrus__realloc(l->w, l->firsts, cap * sizeof *p);
+      if (p == NULL) return l->oom = 1;
+      l->firsts = p;
+      l->cap = cap;
+    }
+    l->firsts[l->n++] = first;
+  } else if (nl > 4 && strcmp(name + nl - 4, ".tmp") == 0) {
+    if (l->ntmp == l->tmpcap) {
+      size_t cap = l->tmpcap ? l->tmpcap * 2 : 8;
+      char **p = walrus__realloc(l->w, l->tmps, cap * sizeof *p);
+      if (p == NULL) return l->oom = 1;
+      l->tmps = p;
+      l->tmpcap = cap;
+    }
+    char *c = walrus__malloc(l->w, nl + 1);
+    if (c == NULL) return l->oom = 1;
+    memcpy(c, name, nl + 1);
+    l->tmps[l->ntmp++] = c;
+  }
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void listing_free(listing_t *l) {
+  for (size_t i = 0; i < l->ntmp; i++) walrus__free(l->w, l->tmps[i]);
+  walrus__free(l->w, l->tmps);
+  walrus__free(l->w, l->firsts);
+}
+
+/* Read the records of s from the header on, appending offsets of whole
+ * units to s->offs (s->count counts them), until the end of the file or
+ * the first thing that is not the expected record. */
+static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                        scan_t *sc) {
+  walrus__window_t win = {0};
+  const unsigned char *p;
+  uint64_t off = WALRUS__SEG_HEADER_BYTES, expect = s->first;
+  uint64_t unit_start = off, pending = 0;
+  int in_unit = 0, rc = WALRUS_OK;
+  walrus__rec_t r;
+
+  memset(sc, 0, sizeof *sc);
+  sc->good_end = off;
+  s->count = 0;
+#define STOP(...)                                      \
+  do {                                                 \
+    snprintf(sc->why, sizeof sc->why, __VA_ARGS__);    \
+    sc->stopped = 1;                                   \
+    goto out;                                          \
+  } while (0)
+  while (off < size) {
+    rc = walrus__window_read(w, &win, s->file, s->name, off,
+                             WALRUS__REC_HEADER_BYTES, size, &p);
+    if (rc != WALRUS_OK) goto out;
+    if (p == NULL) STOP("partial record header");
+    if (walrus__rec_header_decode(p, &r) != WALRUS__FMT_OK)
+      STOP("malformed record header");
+    uint64_t rsz = walrus__rec_size(r.body_len);
+    if (off + rsz > size) STOP("record runs past the end of the file");
+    if (r.flags & WALRUS__REC_INDEX) {
+      sc->at_index = 1;
+      STOP("index record");
+    }
+    rc = walrus__window_read(w, &win, s->file, s->name, off,
+                             WALRUS__REC_HEADER_BYTES + r.body_len, size, &p);
+    if (rc != WALRUS_OK) goto out;
+    if (p == NULL) STOP("partial record");
+    if (walrus__rec_crc(s->salt, p,
+                        p + WALRUS__REC_HEADER_BYTES, r.body_len) != r.crc)
+      STOP("checksum mismatch");
+    if (r.index != expect)
+      STOP("record has index %llu where %llu belongs",
+           (unsigned long long)r.index, (unsigned long long)expect);
+    if (!in_unit && !(r.flags & WALRUS__REC_FIRST))
+      STOP("record %llu continues no batch", (unsigned long long)r.index);
+    if (in_unit && (r.flags & WALRUS__REC_FIRST))
+      STOP("record %llu opens a batch inside another",
+           (unsigned long long)r.index);
+    if (r.flags & WALRUS__REC_FIRST) {
+      in_unit = 1;
+      unit_start = off;
+    }
+    rc = walrus__seg_reserve(w, s, pending + 1);
+    if (rc != WALRUS_OK) goto out;
+    s->offs[s->count + pending++] = (uint32_t)off;
+    sc->have_prev = 1;
+    sc->prev_epoch = r.epoch;
+    off += rsz;
+    expect++;
+    if (r.flags & WALRUS__REC_LAST) {
+      in_unit = 0;
+      s->count += pending;
+      pending = 0;
+      sc->good_end = off;
+      sc->last_epoch = r.epoch;
+    }
+  }
+  if (in_unit) {
+    sc->stopped = 1;
+    snprintf(sc->why, sizeof sc->why, "batch from offset %llu is incomplete",
+             (unsigned long long)unit_start);
+  }
+#undef STOP
+out:
+  sc->stop = sc->stopped ? (in_unit && off >= size ? size : off) : size;
+  sc->good_count = s->count;
+  walrus__window_free(w, &win);
+  return rc;
+}
+
+/* After damage at sc->stop, decide whether it is a torn tail (1) or
+ * corruption (0), by looking for valid records further on. */
+static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                    const scan_t *sc, int *torn, char *why, size_t whylen) {
+  walrus__window_t win = {0};
+  const unsigned char *p;
+  uint64_t last_good = s->first + sc->good_count - 1;
+  uint64_t q = (sc->stop + 8) & ~(uint64_t)7;
+  uint32_t elast = 0;
+  int found = 0, mixed = 0, group = 0, sealed = 0, rc = WALRUS_OK;
+  uint64_t found_at = 0, found_index = 0;
+  walrus__rec_t r;
+
+  while (q + WALRUS__REC_HEADER_BYTES <= size) {
+    rc = walrus__window_read(w, &win, s->file, s->name, q,
+                             WALRUS__REC_HEADER_BYTES, size, &p);
+    if (rc != WALRUS_OK) goto out;
+    if (p == NULL) break;
+    if (walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK &&
+        q + WALRUS__REC_HEADER_BYTES + r.body_len <= size &&
+        (r.index > last_good || (r.flags & WALRUS__REC_INDEX))) {
+      rc = walrus__window_read(w, &win, s->file, s->name, q,
+                               WALRUS__REC_HEADER_BYTES + r.body_len, size,
+                               &p);
+      if (rc != WALRUS_OK) goto out;
+      if (p != NULL &&
+          walrus__rec_crc(s->salt, p, p + WALRUS__REC_HEADER_BYTES,
+                          r.body_len) == r.crc) {
+        if (!found) {
+          found_at = q;
+          found_index = r.index;
+          elast = r.epoch;
+        } else if (r.epoch != elast) {
+          mixed = 1;
+        }
+        found = 1;
+        if (r.flags & WALRUS__REC_GROUP) group = 1;
+        if (r.flags & WALRUS__REC_INDEX) sealed = 1;
+        q += walrus__rec_size(r.body_len);
+        continue;
+      }
+    }
+    q += 8;
+  }
+  if (!found) {
+    *torn = 1;
+  } else if (!mixed && !group && !sealed &&
+             (!sc->have_prev || sc->prev_epoch == elast ||
+              sc->prev_epoch + 1 == elast)) {
+    /* Everything valid after the damage belongs to the group that was
+     * being written when the crash came: never acknowledged durable. */
+    *torn = 1;
+  } else {
+    *torn = 0;
+    snprintf(why, whylen,
+             "valid record %llu at offset %llu follows the damage",
+             (unsigned long long)found_index, (unsigned long long)found_at);
+  }
+out:
+  walrus__window_free(w, &win);
+  return rc;
+}
+
+/* Copy bytes [from, size) of s to a new side file <name>.salvage. */
+static int save_side(walrus_t *w, walrus__seg_t *s, uint64_t from,
+                     uint64_t size) {
+  char name[WALRUS__SEG_NAME_LEN + 48];
+  walrus_vfs_file_t *f;
+  int rc;
+  snprintf(name, sizeof name, "%s.salvage", s->name);
+  for (int i = 1; i < 1000; i++) {
+    rc = walrus__os_open(w, name, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE, &f);
+    if (rc == WALRUS_OK) break;
+    if (w->last_errno != EEXIST) return rc;
+    snprintf(name, sizeof name, "%s.salvage.%d", s->name, i);
+  }
+  if (rc != WALRUS_OK) return rc;
+  for (uint64_t off = from; off < size && rc == WALRUS_OK;) {
+    size_t n = size - off < w->cfg.buffer_bytes ? (size_t)(size - off)
+                                                : w->cfg.buffer_bytes;
+    rc = walrus__os_read_full(w, s->file, s->name, w->buf, n, off);
+    if (rc == WALRUS_OK)
+      rc = walrus__os_write(w, f, name, w->buf, n, off - from);
+    off += n;
+  }
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, f, name);
+  walrus__os_close(w, f);
+  if (rc == WALRUS_OK)
+    walrus__log(w, WALRUS_LOG_WARN,
+                "salvage: moved %llu bytes of %s from offset %llu to %s",
+                (unsigned long long)(size - from), s->name,
+                (unsigned long long)from, name);
+  return rc;
+}
+
+/* Move segment files firsts[from..n) into salvage/. */
+static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
+                      size_t n) {
+  char name[WALRUS__SEG_NAME_LEN + 1], to[WALRUS__SEG_NAME_LEN + 48];
+  char *dir;
+  int rc;
+  if (from >= n) return WALRUS_OK;
+  rc = walrus__path(w, "salvage", &dir);
+  if (rc != WALRUS_OK) return rc;
+  int e = w->vfs->mkdir(w->vfs->ctx, dir);
+  walrus__free(w, dir);
+  if (e != 0 && e != -EEXIST)
+    return walrus__fail(w, WALRUS_EIO, -e, "mkdir %s/salvage", w->dir);
+  for (size_t i = from; i < n; i++) {
+    walrus__seg_name(name, firsts[i]);
+    snprintf(to, sizeof to, "salvage/%s.%lld", name,
+             (long long)walrus__now_ns());
+    rc = walrus__os_rename(w, name, to);
+    if (rc != WALRUS_OK) return rc;
+    walrus__log(w, WALRUS_LOG_WARN, "salvage: moved %s to %s", name, to);
+  }
+  return walrus__os_sync_dir(w);
+}
+
+/* Open a segment file and check its header against META and its name. */
+static int open_segment(walrus_t *w, uint64_t first, int writable,
+                        walrus__seg_t **out, int *stale) {
+  unsigned char buf[WALRUS__SEG_HEADER_BYTES];
+  walrus__seg_header_t h;
+  walrus__seg_t *s = walrus__seg_new(w, first);
+  int rc;
+  *stale = 0;
+  if (s == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "segment table");
+  rc = walrus__os_open(w, s->name,
+                       writable ? WALRUS_VFS_WRITE : WALRUS_VFS_READ, &s->file);
+  if (rc != WALRUS_OK) goto fail;
+  rc = walrus__os_read_full(w, s->file, s->name, buf, sizeof buf, 0);
+  if (rc != WALRUS_OK) goto fail;
+  switch (walrus__seg_header_decode(buf, &h)) {
+    case WALRUS__FMT_OK:
+      break;
+    case WALRUS__FMT_BAD_VERSION:
+      rc = walrus__fail(w, WALRUS_EFORMAT, 0,
+                        "%s/%s: format version %u is not supported", w->dir,
+                        s->name, walrus__get32(buf + 8));
+      goto fail;
+    default:
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: bad segment header at offset 0", w->dir,
+                        s->name);
+      goto fail;
+  }
+  if (h.log_id != w->meta.log_id) {
+    if (w->meta.prev_log_id != 0 && h.log_id == w->meta.prev_log_id) {
+      *stale = 1;
+      *out = s;
+      return WALRUS_OK;
+    }
+    rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                      "%s/%s belongs to another log (id %016llx, not %016llx)",
+                      w->dir, s->name, (unsigned long long)h.log_id,
+                      (unsigned long long)w->meta.log_id);
+    goto fail;
+  }
+  if (h.first_index != first) {
+    rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                      "%s/%s: header says first index %llu", w->dir, s->name,
+                      (unsigned long long)h.first_index);
+    goto fail;
+  }
+  s->salt = h.salt;
+  *out = s;
+  return WALRUS_OK;
+fail:
+  walrus__seg_free(w, s);
+  return rc;
+}
+
+/* Read and check the trailer of s (size bytes long).  Returns 1 if it is
+ * sealed with a consistent trailer, 0 if not (and why says so). */
+static int read_trailer(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                        int *sealed, char *why, size_t whylen) {
+  unsigned char buf[WALRUS__TRAILER_BYTES];
+  walrus__trailer_t t;
+  int rc;
+  *sealed = 0;
+  if (size < WALRUS__SEG_HEADER_BYTES + WALRUS__REC_HEADER_BYTES +
+                 WALRUS__TRAILER_BYTES) {
+    snprintf(why, whylen, "too short to be sealed (%llu bytes)",
+             (unsigned long long)size);
+    return WALRUS_OK;
+  }
+  rc = walrus__os_read_full(w, s->file, s->name, buf, sizeof buf,
+                            size - WALRUS__TRAILER_BYTES);
+  if (rc != WALRUS_OK) return rc;
+  if (walrus__trailer_decode(buf, s->salt, &t) != WALRUS__FMT_OK) {
+    snprintf(why, whylen, "no valid trailer at offset %llu",
+             (unsigned long long)(size - WALRUS__TRAILER_BYTES));
+    return WALRUS_OK;
+  }
+  if (t.first_index != s->first ||
+      (uint64_t)t.index_offset + walrus__rec_size((uint64_t)t.count * 4) +
+              WALRUS__TRAILER_BYTES != size) {
+    snprintf(why, whylen, "trailer at offset %llu disagrees with the file",
+             (unsigned long long)(size - WALRUS__TRAILER_BYTES));
+    return WALRUS_OK;
+  }
+  s->count = t.count;
+  s->index_offset = t.index_offset;
+  s->end = t.index_offset;
+  *sealed = 1;
+  return WALRUS_OK;
+}
+
+static int tail_damage(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                       const scan_t *sc, int *cut) {
+  char why[200];
+  int torn = 1, rc;
+  *cut = 0;
+  if (!sc->stopped) return WALRUS_OK;
+  rc = classify(w, s, size, sc, &torn, why, sizeof why);
+  if (rc != WALRUS_OK) return rc;
+  if (!torn && w->cfg.recovery != WALRUS_RECOVER_SALVAGE)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: damage at offset %llu (%s), but %s", w->dir,
+                        s->name, (unsigned long long)sc->stop, sc->why, why);
+  if (w->cfg.recovery == WALRUS_RECOVER_STRICT)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: torn tail at offset %llu (%s); strict "
+                        "recovery changes nothing",
+                        w->dir, s->name, (unsigned long long)sc->stop,
+                        sc->why);
+  *cut = 1;
+  return WALRUS_OK;
+}
+
+static int cut_tail(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                    const scan_t *sc) {
+  int rc;
+  if (w->cfg.read_only) return WALRUS_OK;
+  if (w->cfg.recovery == WALRUS_RECOVER_SALVAGE) {
+    rc = save_side(w, s, sc->good_end, size);
+    if (rc != WALRUS_OK) return rc;
+  }
+  rc = walrus__os_truncate(w, s->file, s->name, sc->good_end);
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);
+  if (rc == WALRUS_OK)
+    walrus__log(w, WALRUS_LOG_WARN,
+                "%s: cut torn tail at offset %llu (%llu bytes: %s); last "
+                "index is now %llu",
+                s->name, (unsigned long long)sc->good_end,
+                (unsigned long long)(size - sc->good_end), sc->why,
+                (unsigned long long)(s->first + s->count - 1));
+  return rc;
+}
+
+/* Scan the segment s fully, in SALVAGE mode: returns *ok = 1 if it is a
+ * sound sealed segment or a sound tail; otherwise it has been cut (the rest
+ * copied aside) and becomes the tail. */
+static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                           int last, int *ok) {
+  scan_t sc;
+  char why[160];
+  int sealed = 0, rc;
+  *ok = 0;
+  rc = read_trailer(w, s, size, &sealed, why, sizeof why);
+  if (rc != WALRUS_OK) return rc;
+  uint64_t want = s->count;
+  uint32_t index_offset = s->index_offset;
+  rc = scan_records(w, s, size, &sc);
+  if (rc != WALRUS_OK) return rc;
+  if (sealed && sc.at_index && sc.stop == index_offset && s->count == want) {
+    s->sealed = 1;
+    s->index_offset = index_offset;
+    s->end = index_offset;
+    /* Verify the index record too; on failure fall through to a cut. */
+    walrus__free(w, s->offs);
+    s->offs = NULL;
+    s->offs_cap = 0;
+    walrus__os_close(w, s->file);
+    s->file = NULL;
+    rc = walrus__seg_acquire(w, s);
+    if (rc == WALRUS_OK) {
+      walrus__seg_release(w, s);
+      *ok = 1;
+      return WALRUS_OK;
+    }
+    if (rc != WALRUS_ECHECKSUM && rc != WALRUS_ECORRUPT) return rc;
+    s->sealed = 0;
+    rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
+    if (rc != WALRUS_OK) return rc;
+    rc = scan_records(w, s, size, &sc);
+    if (rc != WALRUS_OK) return rc;
+    sc.good_end = sc.stop < sc.good_end ? sc.stop : sc.good_end;
+  }
+  if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
+  s->end = sc.good_end;
+  if (!sc.stopped && last) {
+    *ok = 1;
+    return WALRUS_OK;
+  }
+  rc = sc.good_end < size ? save_side(w, s, sc.good_end, size) : WALRUS_OK;
+  if (rc == WALRUS_OK && sc.good_end < size)
+    rc = walrus__os_truncate(w, s->file, s->name, sc.good_end);
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);
+  return rc;
+}
+
+int walrus__recover(walrus_t *w) {
+  listing_t l = {0};
+  int found = 0, rc, writable = !w->cfg.read_only, removed = 0;
+  int salvage = w->cfg.recovery == WALRUS_RECOVER_SALVAGE;
+  char why[160];
+  l.w = w;
+
+  rc = w->vfs->list(w->vfs->ctx, w->dir, list_cb, &l);
+  if (l.oom) {
+    rc = walrus__fail(w, WALRUS_ENOMEM, 0, "listing %s", w->dir);
+    goto out;
+  }
+  if (rc != 0) {
+    rc = walrus__fail(w, WALRUS_EIO, -rc, "list %s", w->dir);
+    goto out;
+  }
+  if (l.n > 1) qsort(l.firsts, l.n, sizeof *l.firsts, cmp_u64);
+
+  rc = walrus__meta_read(w, &w->meta, &found);
+  if (rc != WALRUS_OK) goto out;
+  if (!found) {
+    if (l.n > 0) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s holds segments but no META", w->dir);
+      goto out;
+    }
+    if (!writable) {
+      rc = walrus__fail(w, WALRUS_EIO, ENOENT, "%s holds no walrus log",
+                        w->dir);
+      goto out;
+    }
+    walrus__meta_t m = {0};
+    do {
+      if (walrus__random(&m.log_id, sizeof m.log_id) != 0) {
+        rc = walrus__fail(w, WALRUS_EIO, errno, "getrandom");
+        goto out;
+      }
+    } while (m.log_id == 0);
+    m.first_index = 1;
+    rc = walrus__meta_write(w, &m);
+    if (rc != WALRUS_OK) goto out;
+    w->first_index = w->next_index = 1;
+    walrus__log(w, WALRUS_LOG_INFO, "created a new log in %s", w->dir);
+    goto out;
+  }
+
+  /* Step 1: leftovers of interrupted creations. */
+  if (writable) {
+    for (size_t i = 0; i < l.ntmp; i++) {
+      rc = walrus__os_unlink(w, l.tmps[i]);
+      if (rc != WALRUS_OK) goto out;
+      walrus__log(w, WALRUS_LOG_INFO, "removed leftover %s", l.tmps[i]);
+      removed = 1;
+    }
+  }
+
+  /* Steps 2 and 3: the segment table. */
+  for (size_t i = 0; i < l.n; i++) {
+    walrus__seg_t *s = NULL;
+    int stale, last = i + 1 == l.n, sealed = 0;
+    uint64_t size;
+    rc = open_segment(w, l.firsts[i], writable && last, &s, &stale);
+    if (rc != WALRUS_OK) {
+      if (salvage && rc == WALRUS_ECORRUPT) {
+        rc = move_aside(w, l.firsts, i, l.n);
+        break;
+      }
+      goto out;
+    }
+    if (stale) {
+      if (writable) {
+        rc = walrus__os_unlink(w, s->name);
+        walrus__log(w, WALRUS_LOG_INFO,
+                    "removed %s, left over from an interrupted reset",
+                    s->name);
+        removed = 1;
+      }
+      walrus__seg_free(w, s);
+      if (rc != WALRUS_OK) goto out;
+      continue;
+    }
+    if (w->nsegs > 0) {
+      walrus__seg_t *prev = w->segs[w->nsegs - 1];
+      if (prev->first + prev->count != s->first) {
+        walrus__seg_free(w, s);
+        if (salvage) {
+          rc = move_aside(w, l.firsts, i, l.n);
+          break;
+        }
+        rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                          "%s: entries %llu..%llu are missing (no segment "
+                          "between %s and %020llu.seg)",
+                          w->dir, (unsigned long long)(prev->first + prev->count),
+                          (unsigned long long)(l.firsts[i] - 1), prev->name,
+                          (unsigned long long)l.firsts[i]);
+        goto out;
+      }
+    }
+    rc = walrus__os_size(w, s->file, s->name, &size);
+    if (rc != WALRUS_OK) {
+      walrus__seg_free(w, s);
+      goto out;
+    }
+    rc = walrus__segs_push(w, s);
+    if (rc != WALRUS_OK) {
+      walrus__seg_free(w, s);
+      goto out;
+    }
+    if (salvage) {
+      int ok;
+      if (!last) {
+        /* Salvage may have to cut a sealed segment: reopen writable. */
+        walrus__os_close(w, s->file);
+        s->file = NULL;
+        rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
+        if (rc != WALRUS_OK) goto out;
+      }
+      rc = salvage_segment(w, s, size, last, &ok);
+      if (rc != WALRUS_OK) goto out;
+      if (!ok) {
+        rc = move_aside(w, l.firsts, i + 1, l.n);
+        break;
+      }
+      continue;
+    }
+    rc = read_trailer(w, s, size, &sealed, why, sizeof why);
+    if (rc != WALRUS_OK) goto out;
+    if (sealed) {
+      s->sealed = 1;
+      /* Only the trailer was read; the file reopens on first use. */
+      walrus__os_close(w, s->file);
+      s->file = NULL;
+      if (last && writable) {
+        /* A sealed last segment: check its index now, since the next
+         * append starts a new segment after it. */
+        rc = walrus__seg_acquire(w, s);
+        if (rc != WALRUS_OK) goto out;
+        walrus__seg_release(w, s);
+      }
+      continue;
+    }
+    if (!last) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s is not the last segment but is not sealed: %s",
+                        w->dir, s->name, why);
+      goto out;
+    }
+    /* Step 4: the tail. */
+    scan_t sc;
+    int cut;
+    rc = scan_records(w, s, size, &sc);
+    if (rc != WALRUS_OK) goto out;
+    rc = tail_damage(w, s, size, &sc, &cut);
+    if (rc != WALRUS_OK) goto out;
+    s->end = sc.good_end;
+    if (cut) {
+      rc = cut_tail(w, s, size, &sc);
+      if (rc != WALRUS_OK) goto out;
+    }
+    if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
+  }
+
+  /* META's first index against the segments. */
+  w->first_index = w->meta.first_index;
+  if (w->nsegs > 0) {
+    walrus__seg_t *head = w->segs[0], *tail = w->segs[w->nsegs - 1];
+    if (head->first > w->meta.first_index) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s: entries %llu..%llu are missing (first segment "
+                        "is %s)",
+                        w->dir, (unsigned long long)w->meta.first_index,
+                        (unsigned long long)(head->first - 1), head->name);
+      goto out;
+    }
+    w->next_index = tail->first + tail->count;
+    if (w->meta.first_index > w->next_index &&
+        !(w->meta.flags & WALRUS__META_TRUNC_PENDING)) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s: META's first index %llu is beyond the last "
+                        "entry %llu",
+                        w->dir, (unsigned long long)w->meta.first_index,
+                        (unsigned long long)(w->next_index - 1));
+      goto out;
+    }
+    if (w->meta.first_index > w->next_index)
+      w->first_index = w->next_index;
+  } else {
+    w->next_index = w->meta.first_index;
+  }
+
+  if (writable) {
+    /* Segments wholly below the first index are left over from an
+     * interrupted truncate_front: finish it. */
+    size_t drop = 0;
+    while (drop + 1 < w->nsegs &&
+           w->segs[drop]->first + w->segs[drop]->count <= w->first_index)
+      drop++;
+    for (size_t i = 0; i < drop; i++) {
+      rc = walrus__os_unlink(w, w->segs[i]->name);
+      if (rc != WALRUS_OK) goto out;
+      walrus__log(w, WALRUS_LOG_INFO,
+                  "removed %s, left over from an interrupted truncate_front",
+                  w->segs[i]->name);
+      walrus__seg_uncache(w, w->segs[i]);
+      walrus__seg_free(w, w->segs[i]);
+      removed = 1;
+    }
+    memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
+    w->nsegs -= drop;
+    if (removed) {
+      rc = walrus__os_sync_dir(w);
+      if (rc != WALRUS_OK) goto out;
+    }
+    if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
+      rc = walrus__finish_truncate_back(w, w->meta.trunc_last);
+      if (rc != WALRUS_OK) goto out;
+    }
+    /* Make what recovery found durable before anything is added to it,
+     * so the next sync group starts on a synced prefix. */
+    if (w->nsegs > 0 && !w->segs[w->nsegs - 1]->sealed) {
+      walrus__seg_t *t = w->segs[w->nsegs - 1];
+      rc = walrus__os_sync(w, t->file, t->name);
+      if (rc != WALRUS_OK) goto out;
+      w->write_off = t->end;
+    }
+  } else if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
+    /* Show the log as the unfinished truncation will leave it. */
+    uint64_t k = w->meta.trunc_last;
+    if (k + 1 < w->next_index) w->next_index = k + 1;
+    if (w->first_index > w->next_index) w->first_index = w->next_index;
+  }
+  walrus__log(w, WALRUS_LOG_INFO,
+              "opened %s%s: %zu segments, entries %llu..%llu", w->dir,
+              writable ? "" : " read-only", w->nsegs,
+              (unsigned long long)w->first_index,
+              (unsigned long long)(w->next_index - 1));
+  rc = WALRUS_OK;
+out:
+  listing_free(&l);
+  return rc;
+}

@@ -1,0 +1,362 @@
+/*
+ * segment.c: segment files and the in-memory segment table.
+ *
+ * Creating a segment: the header goes to <name>.seg.tmp, is fdatasync()ed,
+ * the file is renamed to <name>.seg and the directory fsync()ed.  So a
+ * .seg file always starts with a whole header, and the tail of the log is
+ * never ambiguous about which file it is in.
+ *
+ * Sealing a segment (before the next one is created): the index record
+ * (every record's offset) and the trailer are appended and fdatasync()ed.
+ * From then on open reads only the 32-byte trailer of the segment, and a
+ * lookup loads the index record on first use, verifies its CRC and keeps it
+ * in the cache of cached_segments sealed segments (LRU, pinned while read).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first) {
+  walrus__seg_t *s = walrus__malloc(w, sizeof *s);
+  if (s == NULL) return NULL;
+  memset(s, 0, sizeof *s);
+  s->first = first;
+  s->end = WALRUS__SEG_HEADER_BYTES;
+  walrus__seg_name(s->name, first);
+  return s;
+}
+
+void walrus__seg_free(walrus_t *w, walrus__seg_t *s) {
+  if (s == NULL) return;
+  walrus__os_close(w, s->file);
+  walrus__free(w, s->offs);
+  walrus__free(w, s);
+}
+
+/* Make room in s->offs for n more offsets than s->count.  Caller holds the
+ * lock exclusively (offs may move) or s is not yet visible to readers. */
+int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n) {
+  uint64_t need = s->count + n;
+  if (need <= s->offs_cap) return WALRUS_OK;
+  uint64_t cap = s->offs_cap ? s->offs_cap : 256;
+  while (cap < need) cap *= 2;
+  if (cap > SIZE_MAX / sizeof(uint32_t))
+    return walrus__fail(w, WALRUS_ENOMEM, 0, "offsets of %s", s->name);
+  uint32_t *p = walrus__realloc(w, s->offs, (size_t)cap * sizeof(uint32_t));
+  if (p == NULL)
+    return walrus__fail(w, WALRUS_ENOMEM, 0, "offsets of %s", s->name);
+  s->offs = p;
+  s->offs_cap = (size_t)cap;
+  return WALRUS_OK;
+}
+
+/* Append s to the segment table.  Caller holds the lock exclusively. */
+int walrus__segs_push(walrus_t *w, walrus__seg_t *s) {
+  if (w->nsegs == w->segs_cap) {
+    size_t cap = w->segs_cap ? w->segs_cap * 2 : 16;
+    walrus__seg_t **p = walrus__realloc(w, w->segs, cap * sizeof *p);
+    if (p == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "segment table");
+    w->segs = p;
+    w->segs_cap = cap;
+  }
+  w->segs[w->nsegs++] = s;
+  return WALRUS_OK;
+}
+
+/* The position in segs of the segment holding index; nsegs if none.
+ * Binary search: O(log segments).  Caller holds the lock. */
+size_t walrus__seg_find(walrus_t *w, uint64_t index) {
+  size_t lo = 0, hi = w->nsegs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (w->segs[mid]->first <= index)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == 0) return w->nsegs;
+  walrus__seg_t *s = w->segs[lo - 1];
+  return index < s->first + s->count ? lo - 1 : w->nsegs;
+}
+
+/* Create a new, empty tail segment whose first record will be first, and
+ * make it the last entry of the table.  Caller holds wlock; the previous
+ * tail, if any, is sealed. */
+int walrus__seg_create(walrus_t *w, uint64_t first) {
+  unsigned char hdr[WALRUS__SEG_HEADER_BYTES];
+  char tmp[WALRUS__SEG_NAME_LEN + 5];
+  walrus__seg_header_t h;
+  walrus_vfs_file_t *f = NULL;
+  walrus__seg_t *s = walrus__seg_new(w, first);
+  int rc;
+  if (s == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "new segment");
+  rc = walrus__seg_reserve(w, s, 1);
+  if (rc != WALRUS_OK) goto fail;
+  if (walrus__random(&s->salt, sizeof s->salt) != 0) {
+    rc = walrus__fail(w, WALRUS_EIO, errno, "getrandom");
+    goto fail;
+  }
+  h.log_id = w->meta.log_id;
+  h.first_index = first;
+  h.salt = s->salt;
+  h.created_ns = walrus__now_ns();
+  walrus__seg_header_encode(hdr, &h);
+  memcpy(tmp, s->name, WALRUS__SEG_NAME_LEN);
+  memcpy(tmp + WALRUS__SEG_NAME_LEN, ".tmp", 5);
+  rc = walrus__os_unlink(w, tmp);
+  if (rc == WALRUS_OK)
+    rc = walrus__os_open(w, tmp, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE, &f);
+  if (rc == WALRUS_OK) rc = walrus__os_write(w, f, tmp, hdr, sizeof hdr, 0);
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, f, tmp);
+  if (rc == WALRUS_OK) rc = walrus__os_rename(w, tmp, s->name);
+  if (rc == WALRUS_OK) rc = walrus__os_sync_dir(w);
+  if (rc != WALRUS_OK) {
+    walrus__os_close(w, f);
+    walrus__os_unlink(w, tmp);
+    walrus__poison(w, rc);
+    goto fail;
+  }
+  s->file = f;
+  walrus__lock_excl(w);
+  rc = walrus__segs_push(w, s);
+  walrus__unlock(w);
+  if (rc != WALRUS_OK) {
+    /* The file exists but the table could not grow: the handle's view
+     * and the directory disagree, so stop writing. */
+    walrus__poison(w, rc);
+    goto fail;
+  }
+  w->write_off = WALRUS__SEG_HEADER_BYTES;
+  walrus__log(w, WALRUS_LOG_INFO, "created segment %s", s->name);
+  return WALRUS_OK;
+fail:
+  walrus__seg_free(w, s);
+  return rc;
+}
+
+/* Seal the tail: append its index record and trailer, fdatasync.  The
+ * sealed segment keeps its file and offsets and joins the cache.  Caller
+ * holds wlock; the tail holds at least one record. */
+int walrus__seg_seal(walrus_t *w) {
+  walrus__seg_t *s = w->segs[w->nsegs - 1];
+  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+  unsigned char trl[WALRUS__TRAILER_BYTES];
+  walrus__rec_t r = {0};
+  walrus__trailer_t t;
+  uint64_t off = w->write_off, pos;
+  size_t chunk = w->cfg.buffer_bytes / 4, i = 0;
+  uint32_t crc;
+  int rc;
+  if (s->count == 0 || s->sealed) return WALRUS_OK;
+  r.body_len = (uint32_t)(s->count * 4);
+  r.index = s->first;
+  r.term = s->count;
+  r.timestamp_ns = walrus__now_ns();
+  r.flags = WALRUS__REC_INDEX;
+  r.epoch = w->epoch;
+  walrus__rec_header_encode(hdr, &r);
+  crc = walrus__rec_crc_start(s->salt, hdr);
+  pos = off + WALRUS__REC_HEADER_BYTES;
+  /* The body goes out in buffer-sized pieces, checksummed as it goes. */
+  while (i < s->count) {
+    size_t n = (size_t)(s->count - i) < chunk ? (size_t)(s->count - i) : chunk;
+    for (size_t j = 0; j < n; j++) walrus__put32(w->buf + 4 * j, s->offs[i + j]);
+    crc = walrus__crc32c(crc, w->buf, 4 * n);
+    rc = walrus__os_write(w, s->file, s->name, w->buf, 4 * n, pos);
+    if (rc != WALRUS_OK) goto fail;
+    pos += 4 * n;
+    i += n;
+  }
+  walrus__put32(hdr, crc);
+  rc = walrus__os_write(w, s->file, s->name, hdr, sizeof hdr, off);
+  if (rc != WALRUS_OK) goto fail;
+  t.first_index = s->first;
+  t.count = (uint32_t)s->count;
+  t.index_offset = (uint32_t)off;
+  pos = off + walrus__rec_size(r.body_len);
+  {
+    /* Zero the padding between the index record and the trailer. */
+    unsigned char pad[8] = {0};
+    uint64_t body_end = off + WALRUS__REC_HEADER_BYTES + r.body_len;
+    if (pos > body_end) {
+      rc = walrus__os_write(w, s->file, s->name, pad, (size_t)(pos - body_end),
+                            body_end);
+      if (rc != WALRUS_OK) goto fail;
+    }
+  }
+  walrus__trailer_encode(trl, s->salt, &t);
+  rc = walrus__os_write(w, s->file, s->name, trl, sizeof trl, pos);
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);
+  if (rc != WALRUS_OK) goto fail;
+  w->epoch++;
+  w->group_open = 0;
+  w->dirty = 0;
+  walrus__lock_excl(w);
+  s->sealed = 1;
+  s->index_offset = (uint32_t)off;
+  pthread_mutex_lock(&w->cache_mu);
+  s->used = ++w->cache_tick;
+  w->cached++;
+  pthread_mutex_unlock(&w->cache_mu);
+  walrus__unlock(w);
+  walrus__log(w, WALRUS_LOG_INFO, "sealed segment %s: %llu entries from %llu",
+              s->name, (unsigned long long)s->count,
+              (unsigned long long)s->first);
+  return WALRUS_OK;
+fail:
+  /* Leave the file as it was: records only, so it stays a valid tail. */
+  w->vfs->truncate(w->vfs->ctx, s->file, off);
+  return walrus__poison(w, rc);
+}
+
+/* Close the least recently used unpinned sealed segments until at most
+ * cached_segments are open.  Caller holds cache_mu. */
+static void evict(walrus_t *w) {
+  while (w->cached > w->cfg.cached_segments) {
+    walrus__seg_t *victim = NULL;
+    for (size_t i = 0; i < w->nsegs; i++) {
+      walrus__seg_t *s = w->segs[i];
+      if (!s->sealed || s->file == NULL || s->pins > 0) continue;
+      if (victim == NULL || s->used < victim->used) victim = s;
+    }
+    if (victim == NULL) return; /* all pinned: over the bound for now */
+    walrus__os_close(w, victim->file);
+    walrus__free(w, victim->offs);
+    victim->file = NULL;
+    victim->offs = NULL;
+    victim->offs_cap = 0;
+    w->cached--;
+  }
+}
+
+/* Load a sealed segment's index record: open the file, read and verify the
+ * index, check every offset.  Caller holds cache_mu and the lock. */
+static int load_sealed(walrus_t *w, walrus__seg_t *s) {
+  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+  walrus_vfs_file_t *f;
+  walrus__rec_t r;
+  uint32_t *offs = NULL;
+  int rc = walrus__os_open(w, s->name, WALRUS_VFS_READ, &f);
+  if (rc == WALRUS_EIO && w->last_errno == ENOENT)
+    return walrus__fail(w, WALRUS_ENOSEGMENT, ENOENT, "%s/%s has vanished",
+                        w->dir, s->name);
+  if (rc != WALRUS_OK) return rc;
+  rc = walrus__os_read_full(w, f, s->name, hdr, sizeof hdr, s->index_offset);
+  if (rc != WALRUS_OK) goto fail;
+  if (walrus__rec_header_decode(hdr, &r) != WALRUS__FMT_OK ||
+      r.flags != WALRUS__REC_INDEX || r.index != s->first ||
+      r.term != s->count || r.body_len != s->count * 4) {
+    rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                      "%s/%s: bad index record at offset %u", w->dir, s->name,
+                      s->index_offset);
+    goto fail;
+  }
+  offs = walrus__malloc(w, r.body_len);
+  if (offs == NULL) {
+    rc = walrus__fail(w, WALRUS_ENOMEM, 0, "index of %s", s->name);
+    goto fail;
+  }
+  rc = walrus__os_read_full(w, f, s->name, offs, r.body_len,
+                            s->index_offset + WALRUS__REC_HEADER_BYTES);
+  if (rc != WALRUS_OK) goto fail;
+  if (walrus__rec_crc(s->salt, hdr, offs, r.body_len) != r.crc) {
+    rc = walrus__fail(w, WALRUS_ECHECKSUM, 0,
+                      "%s/%s: index record at offset %u fails its checksum",
+                      w->dir, s->name, s->index_offset);
+    goto fail;
+  }
+  /* Decode in place and check that offsets rise by at least a header and
+   * stay inside the records area. */
+  for (uint64_t i = 0; i < s->count; i++) {
+    uint32_t o = walrus__get32((const unsigned char *)&offs[i]);
+    uint64_t lo = i == 0 ? WALRUS__SEG_HEADER_BYTES
+                         : (uint64_t)offs[i - 1] + WALRUS__REC_HEADER_BYTES;
+    if (o < lo || (uint64_t)o + WALRUS__REC_HEADER_BYTES > s->index_offset ||
+        (i == 0 && o != WALRUS__SEG_HEADER_BYTES) || (o & 7u) != 0) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: index entry %llu (offset %u) is out of order",
+                        w->dir, s->name, (unsigned long long)i, o);
+      goto fail;
+    }
+    offs[i] = o;
+  }
+  s->file = f;
+  s->offs = offs;
+  s->offs_cap = (size_t)s->count;
+  w->cached++;
+  return WALRUS_OK;
+fail:
+  walrus__free(w, offs);
+  walrus__os_close(w, f);
+  return rc;
+}
+
+/* Pin s so that its file and offsets stay while the caller reads.  Loads a
+ * sealed segment that is not cached.  Caller holds the lock (shared is
+ * enough) and must call walrus__seg_release(). */
+int walrus__seg_acquire(walrus_t *w, walrus__seg_t *s) {
+  int rc = WALRUS_OK;
+  pthread_mutex_lock(&w->cache_mu);
+  if (s->file == NULL) rc = load_sealed(w, s);
+  if (rc == WALRUS_OK) {
+    /* Pin before evicting, so the segment just loaded is not the victim. */
+    s->pins++;
+    s->used = ++w->cache_tick;
+    evict(w);
+  }
+  pthread_mutex_unlock(&w->cache_mu);
+  return rc;
+}
+
+void walrus__seg_release(walrus_t *w, walrus__seg_t *s) {
+  pthread_mutex_lock(&w->cache_mu);
+  s->pins--;
+  if (s->pins == 0 && w->cached > w->cfg.cached_segments) evict(w);
+  pthread_mutex_unlock(&w->cache_mu);
+}
+
+/* Drop s from the cache count before it is freed.  Caller holds the lock
+ * exclusively. */
+void walrus__seg_uncache(walrus_t *w, walrus__seg_t *s) {
+  pthread_mutex_lock(&w->cache_mu);
+  if (s->sealed && s->file != NULL) w->cached--;
+  pthread_mutex_unlock(&w->cache_mu);
+}
+
+/* Make bytes [off, off + need) of f available and point *out at them,
+ * reading ahead up to the window's capacity but never past limit.  Returns
+ * WALRUS_OK with *out NULL if the file (or limit) ends first. */
+int walrus__window_read(walrus_t *w, walrus__window_t *win,
+                        walrus_vfs_file_t *f, const char *name, uint64_t off,
+                        size_t need, uint64_t limit,
+                        const unsigned char **out) {
+  if (off >= win->off && off + need <= win->off + win->len) {
+    *out = win->buf + (off - win->off);
+    return WALRUS_OK;
+  }
+  *out = NULL;
+  if (off > limit || need > limit - off) return WALRUS_OK;
+  size_t want = need > 65536 ? need : 65536;
+  if (want > limit - off) want = (size_t)(limit - off);
+  if (want > win->cap) {
+    unsigned char *p = walrus__realloc(w, win->buf, want);
+    if (p == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "read buffer");
+    win->buf = p;
+    win->cap = want;
+  }
+  size_t got;
+  win->len = 0;
+  int rc = walrus__os_read(w, f, name, win->buf, want, off, &got);
+  if (rc != WALRUS_OK) return rc;
+  win->off = off;
+  win->len = got;
+  if (got >= need) *out = win->buf;
+  return WALRUS_OK;
+}
+
+void walrus__window_free(walrus_t *w, walrus__window_t *win) {
+  walrus__free(w, win->buf);
+  win->buf = NULL;
+  win->cap = win->len = 0;
+}

@@ -1,0 +1,286 @@
+/*
+ * truncate.c: removing entries: walrus_truncate_back (a suffix),
+ * walrus_truncate_front (a prefix), walrus_reset (everything), and
+ * retention by max_segments.
+ *
+ * Each is crash-safe: after a crash at any point, reopening shows either
+ * the old log or the new one.
+ *
+ *  - truncate_back inside the tail segment is one ftruncate, then
+ *    fdatasync: the file has the old size or the new one.  Across segments
+ *    the intent is recorded first (META: "entries after K are void"), then
+ *    later segments are unlinked newest first, the segment holding K is cut
+ *    after K (losing its trailer: it becomes the tail), and META is cleared.
+ *    Open finishes an unfinished one.
+ *  - truncate_front records the new first index in META first, then
+ *    unlinks whole segments below it.  Open removes any that remain.
+ *  - reset gives the log a new identity in META (remembering the old one),
+ *    then unlinks every segment.  Open removes segments of the old identity.
+ *
+ * Segments leave the table under the lock held exclusively, which no reader
+ * holds a pin across, so their files are closed and unlinked safely after.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* Remove segs[from..from+n) from the table.  Their structures are copied
+ * to gone[] for the caller to unlink and free.  Caller holds wlock. */
+static void detach(walrus_t *w, size_t from, size_t n, walrus__seg_t **gone) {
+  walrus__lock_excl(w);
+  for (size_t i = 0; i < n; i++) {
+    gone[i] = w->segs[from + i];
+    walrus__seg_uncache(w, gone[i]);
+  }
+  memmove(w->segs + from, w->segs + from + n,
+          (w->nsegs - from - n) * sizeof *w->segs);
+  w->nsegs -= n;
+  w->layout_gen++;
+  walrus__unlock(w);
+}
+
+/* Unlink and free detached segments, then sync the directory. */
+static int discard(walrus_t *w, walrus__seg_t **gone, size_t n) {
+  int rc = WALRUS_OK;
+  for (size_t i = 0; i < n; i++) {
+    walrus__os_close(w, gone[i]->file);
+    gone[i]->file = NULL;
+    if (rc == WALRUS_OK) rc = walrus__os_unlink(w, gone[i]->name);
+    if (rc == WALRUS_OK)
+      walrus__log(w, WALRUS_LOG_INFO, "removed segment %s", gone[i]->name);
+    walrus__seg_free(w, gone[i]);
+  }
+  if (rc == WALRUS_OK && n > 0) rc = walrus__os_sync_dir(w);
+  return rc;
+}
+
+/* Detach and discard segments [from, from + n), with one allocation for
+ * the list; the table is changed even if the unlinks fail. */
+static int drop_segments(walrus_t *w, size_t from, size_t n) {
+  if (n == 0) return WALRUS_OK;
+  walrus__seg_t **gone = walrus__malloc(w, n * sizeof *gone);
+  if (gone == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "segment list");
+  detach(w, from, n, gone);
+  int rc = discard(w, gone, n);
+  walrus__free(w, gone);
+  return rc;
+}
+
+/* Make entry last_kept the last one: the second half of truncate_back, also
+ * run by open when META says one was interrupted.  Caller holds wlock (or
+ * is open, alone with the handle).  META already records the intent. */
+int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
+  size_t keep = w->nsegs;
+  int rc;
+  while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
+  rc = drop_segments(w, keep, w->nsegs - keep);
+  if (rc != WALRUS_OK) return rc;
+  if (w->nsegs > 0) {
+    walrus__seg_t *s = w->segs[w->nsegs - 1];
+    if (s->first + s->count - 1 > last_kept) {
+      /* Cut the segment after last_kept; a sealed one loses its index and
+       * trailer with the cut and becomes the tail. */
+      uint64_t newcount = last_kept + 1 - s->first;
+      walrus_vfs_file_t *f = s->file;
+      if (s->sealed) {
+        rc = walrus__seg_acquire(w, s);
+        if (rc != WALRUS_OK) return rc;
+        walrus__seg_release(w, s);
+        rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &f);
+        if (rc != WALRUS_OK) return rc;
+      }
+      uint64_t cut = s->offs[newcount];
+      walrus__lock_excl(w);
+      rc = walrus__os_truncate(w, f, s->name, cut);
+      if (rc == WALRUS_OK) {
+        if (s->sealed) {
+          pthread_mutex_lock(&w->cache_mu);
+          w->cached--;
+          pthread_mutex_unlock(&w->cache_mu);
+          walrus__os_close(w, s->file);
+          s->file = f;
+          s->sealed = 0;
+          s->index_offset = 0;
+        }
+        s->count = newcount;
+        s->end = cut;
+        w->layout_gen++;
+      }
+      walrus__unlock(w);
+      if (rc != WALRUS_OK) {
+        if (f != s->file) walrus__os_close(w, f);
+        return rc;
+      }
+      rc = walrus__os_sync(w, s->file, s->name);
+      if (rc != WALRUS_OK) return rc;
+    }
+    w->write_off = s->end;
+  }
+  walrus__lock_excl(w);
+  w->next_index = last_kept + 1;
+  if (w->first_index > w->next_index) w->first_index = w->next_index;
+  w->layout_gen++;
+  walrus__unlock(w);
+  w->epoch++;
+  w->group_open = 0;
+  w->dirty = 0;
+  if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
+    walrus__meta_t m = w->meta;
+    m.flags &= ~WALRUS__META_TRUNC_PENDING;
+    m.trunc_last = 0;
+    rc = walrus__meta_write(w, &m);
+    if (rc != WALRUS_OK) return rc;
+  }
+  walrus__log(w, WALRUS_LOG_INFO, "truncate_back: the log now ends at %llu",
+              (unsigned long long)last_kept);
+  return WALRUS_OK;
+}
+
+int walrus_truncate_back(walrus_t *w, uint64_t last_kept) {
+  int rc;
+  if (w == NULL) return WALRUS_EINVAL;
+  pthread_mutex_lock(&w->wlock);
+  rc = walrus__writable(w);
+  if (rc != WALRUS_OK) goto out;
+  if (last_kept + 1 < w->first_index || last_kept >= w->next_index) {
+    rc = walrus__fail(w, WALRUS_EINDEX, 0,
+                      "truncate_back(%llu): last kept must be in %llu..%llu",
+                      (unsigned long long)last_kept,
+                      (unsigned long long)(w->first_index - 1),
+                      (unsigned long long)(w->next_index - 1));
+    goto out;
+  }
+  if (last_kept + 1 == w->next_index) goto out; /* nothing to remove */
+  walrus__seg_t *t = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
+  if (t != NULL && !t->sealed && last_kept + 1 >= t->first) {
+    /* Inside the tail: one ftruncate is atomic on its own. */
+    rc = walrus__finish_truncate_back(w, last_kept);
+  } else {
+    walrus__meta_t m = w->meta;
+    m.flags |= WALRUS__META_TRUNC_PENDING;
+    m.trunc_last = last_kept;
+    rc = walrus__meta_write(w, &m);
+    if (rc == WALRUS_OK) rc = walrus__finish_truncate_back(w, last_kept);
+  }
+  if (rc != WALRUS_OK) walrus__poison(w, rc);
+out:
+  pthread_mutex_unlock(&w->wlock);
+  return rc;
+}
+
+/* Move the first index to first_kept and remove whole segments below it,
+ * never the last segment.  Caller holds wlock. */
+static int move_front(walrus_t *w, uint64_t first_kept) {
+  walrus__meta_t m = w->meta;
+  int rc;
+  m.first_index = first_kept;
+  rc = walrus__meta_write(w, &m);
+  if (rc != WALRUS_OK) return rc;
+  walrus__lock_excl(w);
+  w->first_index = first_kept;
+  w->layout_gen++;
+  walrus__unlock(w);
+  size_t drop = 0;
+  while (drop + 1 < w->nsegs &&
+         w->segs[drop]->first + w->segs[drop]->count <= first_kept)
+    drop++;
+  walrus__log(w, WALRUS_LOG_INFO,
+              "truncate_front: first index is now %llu; removing %zu "
+              "segments",
+              (unsigned long long)first_kept, drop);
+  return drop_segments(w, 0, drop);
+}
+
+int walrus_truncate_front(walrus_t *w, uint64_t first_kept) {
+  int rc;
+  if (w == NULL) return WALRUS_EINVAL;
+  pthread_mutex_lock(&w->wlock);
+  rc = walrus__writable(w);
+  if (rc != WALRUS_OK) goto out;
+  if (first_kept < w->first_index || first_kept > w->next_index) {
+    rc = walrus__fail(w, WALRUS_EINDEX, 0,
+                      "truncate_front(%llu): first kept must be in "
+                      "%llu..%llu",
+                      (unsigned long long)first_kept,
+                      (unsigned long long)w->first_index,
+                      (unsigned long long)w->next_index);
+    goto out;
+  }
+  if (first_kept == w->first_index) goto out;
+  rc = move_front(w, first_kept);
+  if (rc != WALRUS_OK) walrus__poison(w, rc);
+out:
+  pthread_mutex_unlock(&w->wlock);
+  return rc;
+}
+
+int walrus_reset(walrus_t *w, uint64_t next_index) {
+  walrus__meta_t m;
+  int rc;
+  if (w == NULL) return WALRUS_EINVAL;
+  if (next_index == 0)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "reset: next index must be >= 1");
+  pthread_mutex_lock(&w->wlock);
+  rc = walrus__writable(w);
+  if (rc != WALRUS_OK) goto out;
+  walrus__lock_shared(w);
+  int busy = w->iters != NULL;
+  walrus__unlock(w);
+  if (busy) {
+    rc = walrus__fail(w, WALRUS_EBUSY, 0, "reset: iterators are open");
+    goto out;
+  }
+  m.flags = 0;
+  m.trunc_last = 0;
+  m.prev_log_id = w->meta.log_id;
+  m.first_index = next_index;
+  do {
+    if (walrus__random(&m.log_id, sizeof m.log_id) != 0) {
+      rc = walrus__fail(w, WALRUS_EIO, 0, "getrandom");
+      goto out;
+    }
+  } while (m.log_id == 0 || m.log_id == w->meta.log_id);
+  rc = walrus__meta_write(w, &m);
+  if (rc == WALRUS_OK) {
+    rc = drop_segments(w, 0, w->nsegs);
+    walrus__lock_excl(w);
+    w->first_index = w->next_index = next_index;
+    w->layout_gen++;
+    walrus__unlock(w);
+    w->write_off = 0;
+    w->epoch++;
+    w->group_open = 0;
+    w->dirty = 0;
+    walrus__log(w, WALRUS_LOG_INFO, "reset: the log is empty; next index %llu",
+                (unsigned long long)next_index);
+  }
+  if (rc != WALRUS_OK) walrus__poison(w, rc);
+out:
+  pthread_mutex_unlock(&w->wlock);
+  return rc;
+}
+
+/* Retention: keep at most max_segments segments by moving the first index
+ * to the start of the oldest one kept, but never past an open iterator.
+ * Caller holds wlock, right after a rotation. */
+int walrus__retain(walrus_t *w) {
+  if (w->cfg.max_segments == 0 || w->nsegs <= w->cfg.max_segments)
+    return WALRUS_OK;
+  uint64_t limit = w->next_index;
+  walrus__lock_shared(w);
+  for (walrus_iter_t *it = w->iters; it != NULL; it = it->next_it)
+    if (it->next < limit) limit = it->next;
+  walrus__unlock(w);
+  size_t drop = w->nsegs - w->cfg.max_segments;
+  while (drop > 0 && w->segs[drop]->first > limit) drop--;
+  if (drop == 0) {
+    walrus__log(w, WALRUS_LOG_DEBUG,
+                "retention waits for an iterator at %llu",
+                (unsigned long long)limit);
+    return WALRUS_OK;
+  }
+  uint64_t first = w->segs[drop]->first;
+  if (first <= w->first_index) return WALRUS_OK;
+  int rc = move_front(w, first);
+  return rc == WALRUS_OK ? rc : walrus__poison(w, rc);
+}

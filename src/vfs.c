@@ -1,0 +1,157 @@
+/*
+ * vfs.c: the wrappers through which the core calls the file system seam.
+ * Each maps the back end's negative errno to the walrus code for its kind
+ * of call (WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, ...), records
+ * a message naming the file, and returns that code.  Poisoning is left to
+ * the caller, which knows whether the log's state is still certain.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* Join the log directory and name into a new string. */
+int walrus__path(walrus_t *w, const char *name, char **out) {
+  size_t dl = strlen(w->dir), nl = strlen(name);
+  char *p = walrus__malloc(w, dl + nl + 2);
+  if (p == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "path of %s", name);
+  memcpy(p, w->dir, dl);
+  p[dl] = '/';
+  memcpy(p + dl + 1, name, nl + 1);
+  *out = p;
+  return WALRUS_OK;
+}
+
+int walrus__os_open(walrus_t *w, const char *name, int flags,
+                    walrus_vfs_file_t **out) {
+  char *path;
+  int rc = walrus__path(w, name, &path);
+  if (rc != WALRUS_OK) return rc;
+  rc = w->vfs->open(w->vfs->ctx, path, flags, out);
+  walrus__free(w, path);
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -ENOMEM) return walrus__fail(w, WALRUS_ENOMEM, 0, "open %s", name);
+  if (rc == -ENOSPC || rc == -EDQUOT)
+    return walrus__fail(w, WALRUS_ENOSPC, -rc, "create %s", name);
+  return walrus__fail(w, WALRUS_EIO, -rc, "open %s in %s", name, w->dir);
+}
+
+void walrus__os_close(walrus_t *w, walrus_vfs_file_t *f) {
+  if (f != NULL) w->vfs->close(w->vfs->ctx, f);
+}
+
+int walrus__os_read(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                    void *buf, size_t n, uint64_t off, size_t *got) {
+  int64_t r = w->vfs->pread(w->vfs->ctx, f, buf, n, off);
+  if (r < 0)
+    return walrus__fail(w, WALRUS_EIO_READ, (int)-r, "read %s at offset %llu",
+                        name, (unsigned long long)off);
+  *got = (size_t)r;
+  return WALRUS_OK;
+}
+
+/* Read exactly n bytes; a short read means the file is shorter than its
+ * own structure says, which is corruption. */
+int walrus__os_read_full(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                         void *buf, size_t n, uint64_t off) {
+  size_t got = 0;
+  int rc = walrus__os_read(w, f, name, buf, n, off, &got);
+  if (rc != WALRUS_OK) return rc;
+  if (got != n)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: file ends at offset %llu, expected %zu bytes "
+                        "at offset %llu",
+                        w->dir, name, (unsigned long long)(off + got), n,
+                        (unsigned long long)off);
+  return WALRUS_OK;
+}
+
+int walrus__os_write(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                     const void *buf, size_t n, uint64_t off) {
+  int rc = w->vfs->pwrite(w->vfs->ctx, f, buf, n, off);
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG)
+    return walrus__fail(w, WALRUS_ENOSPC, -rc, "write %s at offset %llu",
+                        name, (unsigned long long)off);
+  return walrus__fail(w, WALRUS_EIO_WRITE, -rc, "write %s at offset %llu",
+                      name, (unsigned long long)off);
+}
+
+int walrus__os_sync(walrus_t *w, walrus_vfs_file_t *f, const char *name) {
+  int rc = w->vfs->sync(w->vfs->ctx, f);
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fdatasync %s", name);
+}
+
+int walrus__os_truncate(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                        uint64_t size) {
+  int rc = w->vfs->truncate(w->vfs->ctx, f, size);
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_WRITE, -rc, "truncate %s to %llu", name,
+                      (unsigned long long)size);
+}
+
+int walrus__os_size(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                    uint64_t *size) {
+  int rc = w->vfs->size(w->vfs->ctx, f, size);
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_READ, -rc, "size of %s", name);
+}
+
+int walrus__os_rename(walrus_t *w, const char *from, const char *to) {
+  char *pf, *pt;
+  int rc = walrus__path(w, from, &pf);
+  if (rc != WALRUS_OK) return rc;
+  rc = walrus__path(w, to, &pt);
+  if (rc != WALRUS_OK) {
+    walrus__free(w, pf);
+    return rc;
+  }
+  rc = w->vfs->rename(w->vfs->ctx, pf, pt);
+  walrus__free(w, pf);
+  walrus__free(w, pt);
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -ENOSPC || rc == -EDQUOT)
+    return walrus__fail(w, WALRUS_ENOSPC, -rc, "rename %s to %s", from, to);
+  return walrus__fail(w, WALRUS_EIO, -rc, "rename %s to %s", from, to);
+}
+
+int walrus__os_unlink(walrus_t *w, const char *name) {
+  char *p;
+  int rc = walrus__path(w, name, &p);
+  if (rc != WALRUS_OK) return rc;
+  rc = w->vfs->unlink(w->vfs->ctx, p);
+  walrus__free(w, p);
+  if (rc == 0 || rc == -ENOENT) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO, -rc, "unlink %s", name);
+}
+
+int walrus__os_sync_dir(walrus_t *w) {
+  int rc = w->vfs->sync_dir(w->vfs->ctx, w->dir);
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync directory %s", w->dir);
+}
+
+/* Fill buf from the kernel's random source.  Salts and log ids only need
+ * to differ between logs and segments, but getrandom costs nothing. */
+int walrus__random(void *buf, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = getrandom((char *)buf + done, n - done, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+int64_t walrus__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}

@@ -1,0 +1,257 @@
+/*
+ * walrus.c: the handle's life: walrus_open() (options, directory, lock
+ * file, recovery, the sync thread) and walrus_close(), the index
+ * accessors, the lock helpers and the version.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+unsigned walrus_version(void) { return WALRUS_VERSION_NUMBER; }
+
+const char *walrus_version_string(void) {
+  return STR(WALRUS_VERSION_MAJOR) "." STR(WALRUS_VERSION_MINOR) "." STR(
+      WALRUS_VERSION_PATCH);
+}
+
+void walrus__lock_shared(walrus_t *w) {
+  if (pthread_rwlock_rdlock(&w->lock) != 0) abort();
+}
+
+void walrus__lock_excl(walrus_t *w) {
+  if (pthread_rwlock_wrlock(&w->lock) != 0) abort();
+}
+
+void walrus__unlock(walrus_t *w) {
+  if (pthread_rwlock_unlock(&w->lock) != 0) abort();
+}
+
+static void copy_msg(char *buf, size_t len, const char *msg) {
+  if (buf != NULL && len > 0) snprintf(buf, len, "%s", msg);
+}
+
+/* Free everything the handle owns.  Locks must be unheld. */
+static void destroy(walrus_t *w) {
+  for (size_t i = 0; i < w->nsegs; i++) walrus__seg_free(w, w->segs[i]);
+  walrus__free(w, w->segs);
+  walrus__os_close(w, w->lock_file);
+  walrus__free(w, w->buf);
+  walrus__free(w, w->dir);
+  pthread_cond_destroy(&w->syncer_cv);
+  pthread_mutex_destroy(&w->err_mu);
+  pthread_mutex_destroy(&w->cache_mu);
+  pthread_rwlock_destroy(&w->lock);
+  pthread_mutex_destroy(&w->wlock);
+  w->alloc.free_fn(w->alloc.ud, w);
+}
+
+/* Create the log directory if asked to, and fsync its parent so that the
+ * new directory itself survives a crash. */
+static int make_dir(walrus_t *w) {
+  int rc = w->vfs->mkdir(w->vfs->ctx, w->dir);
+  if (rc == -EEXIST) return WALRUS_OK;
+  if (rc != 0) return walrus__fail(w, WALRUS_EIO, -rc, "mkdir %s", w->dir);
+  size_t n = strlen(w->dir);
+  while (n > 1 && w->dir[n - 1] == '/') n--;
+  while (n > 0 && w->dir[n - 1] != '/') n--;
+  char *parent = walrus__malloc(w, n + 2);
+  if (parent == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "path");
+  if (n == 0) {
+    memcpy(parent, ".", 2);
+  } else {
+    memcpy(parent, w->dir, n);
+    parent[n] = '\0';
+  }
+  rc = w->vfs->sync_dir(w->vfs->ctx, parent);
+  walrus__free(w, parent);
+  if (rc != 0)
+    return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync parent of %s",
+                        w->dir);
+  return WALRUS_OK;
+}
+
+/* Take the LOCK file: one writer per directory. */
+static int take_lock(walrus_t *w) {
+  char *path;
+  int rc = walrus__path(w, "LOCK", &path);
+  if (rc != WALRUS_OK) return rc;
+  rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->lock_file);
+  if (rc == -ENOENT)
+    rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+                      &w->lock_file);
+  if (rc == -EEXIST)
+    rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->lock_file);
+  walrus__free(w, path);
+  if (rc != 0) {
+    w->lock_file = NULL;
+    if (rc == -ENOENT && !w->cfg.create_if_missing)
+      return walrus__fail(w, WALRUS_EIO, ENOENT,
+                          "%s does not exist (create_if_missing is 0)",
+                          w->dir);
+    return walrus__fail(w, WALRUS_EIO, -rc, "open %s/LOCK", w->dir);
+  }
+  rc = w->vfs->lock(w->vfs->ctx, w->lock_file);
+  if (rc == -EWOULDBLOCK || rc == -EAGAIN)
+    return walrus__fail(w, WALRUS_ELOCKED, 0,
+                        "%s is open for writing elsewhere", w->dir);
+  if (rc != 0) return walrus__fail(w, WALRUS_EIO, -rc, "lock %s/LOCK", w->dir);
+  return WALRUS_OK;
+}
+
+int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
+                   walrus_t **out, char *errbuf, size_t errlen) {
+  walrus_config_t defaults;
+  walrus_allocator_t alloc;
+  char msg[256];
+  int rc;
+
+  copy_msg(errbuf, errlen, "");
+  if (dir == NULL || out == NULL || dir[0] == '\0') {
+    copy_msg(errbuf, errlen, "dir and out must not be NULL or empty");
+    return WALRUS_EINVAL;
+  }
+  if (cfg == NULL) {
+    walrus_config_default(&defaults);
+    cfg = &defaults;
+  }
+  rc = walrus__config_check(cfg, msg, sizeof msg);
+  if (rc == WALRUS_OK && cfg->read_only &&
+      cfg->recovery == WALRUS_RECOVER_SALVAGE) {
+    snprintf(msg, sizeof msg,
+             "recovery: salvage moves files and cannot be read_only");
+    rc = WALRUS_EINVAL;
+  }
+  if (rc != WALRUS_OK) {
+    copy_msg(errbuf, errlen, msg);
+    if (cfg->logger != NULL) cfg->logger(cfg->logger_ud, WALRUS_LOG_ERROR, msg);
+    return rc;
+  }
+  if (cfg->allocator != NULL)
+    alloc = *cfg->allocator;
+  else
+    walrus__default_allocator(&alloc);
+
+  walrus_t *w = alloc.malloc_fn(alloc.ud, sizeof *w);
+  if (w == NULL) {
+    copy_msg(errbuf, errlen, "out of memory");
+    return WALRUS_ENOMEM;
+  }
+  memset(w, 0, sizeof *w);
+  w->cfg = *cfg;
+  w->alloc = alloc;
+  w->vfs = cfg->vfs != NULL ? cfg->vfs : walrus_vfs_posix();
+
+  pthread_rwlockattr_t ra;
+  pthread_condattr_t ca;
+  pthread_rwlockattr_init(&ra);
+  /* Writers publish in short critical sections; prefer them so a stream
+   * of readers cannot starve an append. */
+  pthread_rwlockattr_setkind_np(&ra,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  if (pthread_mutex_init(&w->wlock, NULL) != 0 ||
+      pthread_rwlock_init(&w->lock, &ra) != 0 ||
+      pthread_mutex_init(&w->cache_mu, NULL) != 0 ||
+      pthread_mutex_init(&w->err_mu, NULL) != 0 ||
+      pthread_cond_init(&w->syncer_cv, &ca) != 0) {
+    pthread_rwlockattr_destroy(&ra);
+    pthread_condattr_destroy(&ca);
+    alloc.free_fn(alloc.ud, w);
+    copy_msg(errbuf, errlen, "cannot initialize locks");
+    return WALRUS_ENOMEM;
+  }
+  pthread_rwlockattr_destroy(&ra);
+  pthread_condattr_destroy(&ca);
+
+  size_t dl = strlen(dir);
+  w->dir = walrus__malloc(w, dl + 1);
+  w->buf = walrus__malloc(w, cfg->buffer_bytes);
+  if (w->dir == NULL || w->buf == NULL) {
+    rc = walrus__fail(w, WALRUS_ENOMEM, 0, "handle buffers");
+    goto fail;
+  }
+  memcpy(w->dir, dir, dl + 1);
+
+  if (!cfg->read_only) {
+    if (cfg->create_if_missing) {
+      rc = make_dir(w);
+      if (rc != WALRUS_OK) goto fail;
+    }
+    rc = take_lock(w);
+    if (rc != WALRUS_OK) goto fail;
+  }
+  rc = walrus__recover(w);
+  if (rc != WALRUS_OK) goto fail;
+  if (cfg->sync == WALRUS_SYNC_INTERVAL && !cfg->read_only) {
+    if (pthread_create(&w->syncer, NULL, walrus__syncer_main, w) != 0) {
+      rc = walrus__fail(w, WALRUS_ENOMEM, errno, "start the sync thread");
+      goto fail;
+    }
+    w->syncer_running = 1;
+  }
+  *out = w;
+  return WALRUS_OK;
+fail:
+  copy_msg(errbuf, errlen, w->errmsg);
+  destroy(w);
+  return rc;
+}
+
+int walrus_open(const char *dir, const walrus_config_t *cfg, walrus_t **out) {
+  return walrus_open_ex(dir, cfg, out, NULL, 0);
+}
+
+int walrus_close(walrus_t *w) {
+  int rc = WALRUS_OK;
+  if (w == NULL) return WALRUS_OK;
+  pthread_mutex_lock(&w->wlock);
+  walrus__lock_shared(w);
+  int busy = w->iters != NULL;
+  walrus__unlock(w);
+  if (busy) {
+    pthread_mutex_unlock(&w->wlock);
+    return walrus__fail(w, WALRUS_EBUSY, 0, "close: iterators are open");
+  }
+  w->syncer_stop = 1;
+  pthread_cond_signal(&w->syncer_cv);
+  if (!w->cfg.read_only && !w->poisoned) rc = walrus__sync_locked(w);
+  pthread_mutex_unlock(&w->wlock);
+  if (w->syncer_running) pthread_join(w->syncer, NULL);
+  walrus__log(w, WALRUS_LOG_INFO, "closed %s", w->dir);
+  destroy(w);
+  return rc;
+}
+
+uint64_t walrus_first_index(walrus_t *w) {
+  uint64_t v;
+  if (w == NULL) return 0;
+  walrus__lock_shared(w);
+  v = w->first_index < w->next_index ? w->first_index : 0;
+  walrus__unlock(w);
+  return v;
+}
+
+uint64_t walrus_last_index(walrus_t *w) {
+  uint64_t v;
+  if (w == NULL) return 0;
+  walrus__lock_shared(w);
+  v = w->first_index < w->next_index ? w->next_index - 1 : 0;
+  walrus__unlock(w);
+  return v;
+}
+
+uint64_t walrus_next_index(walrus_t *w) {
+  uint64_t v;
+  if (w == NULL) return 0;
+  walrus__lock_shared(w);
+  v = w->next_index;
+  walrus__unlock(w);
+  return v;
+}

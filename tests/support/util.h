@@ -1,0 +1,122 @@
+/*
+ * util.h: small helpers shared by every walrus test program.
+ *
+ * Every helper that can fail asserts (Criterion cr_assert) instead of
+ * returning an error, so a test reads as a list of steps.  They are meant
+ * for Criterion test bodies and fixtures; nothing here is thread-safe
+ * except tu_payload, tu_len and tu_path (which uses thread-local buffers).
+ *
+ * Directories and files
+ *   char *tu_tmpdir(void)
+ *       Make a fresh empty directory "$TMPDIR/walrus-test-XXXXXX" (or /tmp
+ *       when TMPDIR is unset) and return its malloc()ed path.
+ *   void tu_tmpdir_remove(char *dir)
+ *       tu_rmrf(dir), then free(dir).  NULL is fine.  Use it in every test
+ *       (or fixture fini) that called tu_tmpdir().
+ *   void tu_rmrf(const char *path)
+ *       Remove a file or a directory tree; a missing path is fine.
+ *   void tu_copy_dir(const char *from, const char *to)
+ *       Copy a directory tree (regular files and subdirectories) to to,
+ *       which is created if missing.
+ *   const char *tu_path(const char *dir, const char *name)
+ *       "dir/name" in a thread-local ring of 16 buffers: valid until 16
+ *       more tu_path() calls in the same thread.  Copy it to keep it.
+ *   int tu_exists(const char *path)
+ *       1 if path exists (any kind), else 0.
+ *   unsigned char *tu_read_file(const char *path, size_t *len)
+ *       Whole file, malloc()ed and followed by one extra NUL byte (not
+ *       counted in *len).  Asserts that the file exists.  free() it.
+ *   void tu_write_file(const char *path, const void *buf, size_t len)
+ *       Create or replace path with exactly these bytes.
+ *   void tu_append_file(const char *path, const void *buf, size_t len)
+ *       Append bytes to an existing file.
+ *   int64_t tu_file_size(const char *path)
+ *       Size in bytes, or -1 if the file does not exist.
+ *   void tu_truncate(const char *path, uint64_t size)
+ *       Set the file's size (cut or extend with zeros).
+ *   void tu_flip_bit(const char *path, uint64_t off, unsigned bit)
+ *       XOR bit (0..7) of the byte at off; asserts off < size.
+ *
+ * Segment files
+ *   size_t tu_segments(const char *dir, char ***names)
+ *       The names (not paths) of dir's files that end in ".seg" exactly
+ *       (so not ".seg.tmp" or ".seg.salvage"), sorted, which for walrus's
+ *       20-digit names is index order.  *names is a malloc()ed array with
+ *       a NULL after the last; free it with tu_strv_free().  names may be
+ *       NULL to only count.  Returns the count.
+ *   void tu_strv_free(char **v)
+ *       Free a NULL-terminated array of strings and the array.  NULL ok.
+ *
+ * Deterministic payloads
+ *   void tu_payload(uint64_t index, uint64_t seed, unsigned char *buf,
+ *                   size_t len)
+ *       Fill buf with len bytes that depend only on (index, seed, len).
+ *       Different indexes or seeds give different bytes.
+ *   size_t tu_len(uint64_t index, uint64_t seed, size_t max)
+ *       A length in [0, max] that depends only on (index, seed, max).
+ *       About 1 in 16 lengths is 0 and about 1 in 16 is max.
+ *
+ * Working with a log
+ *   walrus_t *tu_open(const char *dir, const walrus_config_t *cfg)
+ *       walrus_open_ex() that asserts WALRUS_OK, printing the message.
+ *   void tu_entry_set(walrus_entry_t *e, uint64_t index, uint64_t seed,
+ *                     size_t max, unsigned char *buf)
+ *       Fill e as the test entry for index: term = index, type =
+ *       index % 7, timestamp_ns = 1000 + index, tx_id NULL, data = buf
+ *       (of at least max bytes) holding tu_len(index, seed, max) bytes of
+ *       tu_payload(index, seed).
+ *   void tu_append_n(walrus_t *w, uint64_t n, uint64_t seed, size_t max)
+ *       Append n test entries one by one (see tu_entry_set), asserting each
+ *       gets the index walrus_next_index() promised.
+ *   void tu_check_entry(const walrus_entry_t *e, uint64_t index,
+ *                       uint64_t seed, size_t max)
+ *       Assert that e is the test entry tu_entry_set() makes for index:
+ *       index, term, type, timestamp, tx_id NULL, length and bytes.
+ *   void tu_check_range(walrus_t *w, uint64_t first, uint64_t last,
+ *                       uint64_t seed, size_t max)
+ *       walrus_get() every index in [first, last] and tu_check_entry() it.
+ *   void tu_check_bytes(const walrus_entry_t *e, uint64_t index,
+ *                       uint64_t seed, size_t len)
+ *       Assert only that e holds len bytes equal to tu_payload(index,
+ *       seed); for entries not made by tu_entry_set().
+ */
+#ifndef WALRUS_TEST_UTIL_H
+#define WALRUS_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "walrus.h"
+
+char *tu_tmpdir(void);
+void tu_tmpdir_remove(char *dir);
+void tu_rmrf(const char *path);
+void tu_copy_dir(const char *from, const char *to);
+const char *tu_path(const char *dir, const char *name);
+int tu_exists(const char *path);
+unsigned char *tu_read_file(const char *path, size_t *len);
+void tu_write_file(const char *path, const void *buf, size_t len);
+void tu_append_file(const char *path, const void *buf, size_t len);
+int64_t tu_file_size(const char *path);
+void tu_truncate(const char *path, uint64_t size);
+void tu_flip_bit(const char *path, uint64_t off, unsigned bit);
+
+size_t tu_segments(const char *dir, char ***names);
+void tu_strv_free(char **v);
+
+void tu_payload(uint64_t index, uint64_t seed, unsigned char *buf,
+                size_t len);
+size_t tu_len(uint64_t index, uint64_t seed, size_t max);
+
+walrus_t *tu_open(const char *dir, const walrus_config_t *cfg);
+void tu_entry_set(walrus_entry_t *e, uint64_t index, uint64_t seed,
+                  size_t max, unsigned char *buf);
+void tu_append_n(walrus_t *w, uint64_t n, uint64_t seed, size_t max);
+void tu_check_entry(const walrus_entry_t *e, uint64_t index, uint64_t seed,
+                    size_t max);
+void tu_check_range(walrus_t *w, uint64_t first, uint64_t last,
+                    uint64_t seed, size_t max);
+void tu_check_bytes(const walrus_entry_t *e, uint64_t index, uint64_t seed,
+                    size_t len);
+
+#endif /* WALRUS_TEST_UTIL_H */

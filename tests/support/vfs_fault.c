@@ -1,0 +1,359 @@
+/*
+ * vfs_fault.c: the counting, failing and crashing test VFS of vfs_fault.h.
+ *
+ * Each method of the table goes through on_call(), which counts the call,
+ * records it in the history and decides, under the mutex, whether the armed
+ * fault fires.  A failed call is not performed (except close, which is
+ * always performed because walrus treats the file as gone either way); a
+ * crash sends SIGKILL to the process before the call is performed.
+ *
+ * Files are wrapped so that the history can name them.
+ */
+#define _GNU_SOURCE
+#include "vfs_fault.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VF_HISTORY_MAX 1024
+#define VF_NAME_MAX 40
+
+/* An open file: the POSIX back end's file plus the file's base name. */
+typedef struct vf_file_s {
+  walrus_vfs_file_t *inner; /* the wrapped back end's file */
+  char name[VF_NAME_MAX];   /* base name, for the history */
+} vf_file_t;
+
+/* One call in the history. */
+typedef struct vf_call_s {
+  vf_method_t m;          /* which method */
+  char name[VF_NAME_MAX]; /* base name of the file or path */
+} vf_call_t;
+
+/* The armed fault. */
+enum vf_mode { VF_MODE_NONE, VF_MODE_FAIL, VF_MODE_CRASH };
+
+struct vf_s {
+  walrus_vfs_t vfs;            /* the table handed to walrus; ctx = this */
+  const walrus_vfs_t *posix;   /* the wrapped back end */
+  pthread_mutex_t mu;          /* guards everything below */
+  uint64_t counts[VF__COUNT];  /* calls per method; [VF_ANY] is the total */
+  enum vf_mode mode;           /* armed fault kind */
+  vf_method_t arm_m;           /* the kind of call that is counted */
+  uint64_t arm_nth;            /* fire at this call (1-based) */
+  uint64_t arm_seen;           /* calls of kind arm_m since arming */
+  int arm_err;                 /* negative errno for VF_MODE_FAIL */
+  int arm_persistent;          /* keep failing after the nth call */
+  uint64_t fired;              /* calls failed by the armed fault */
+  size_t hist_n;               /* calls recorded in hist */
+  uint64_t hist_total;         /* calls since the history was cleared */
+  vf_call_t hist[VF_HISTORY_MAX]; /* the first calls since clearing */
+};
+
+static const char *const method_names[VF__COUNT] = {
+    "any",      "open",   "close",  "pread",    "pwrite",
+    "sync",     "truncate", "allocate", "size",   "lock",
+    "rename",   "unlink", "sync_dir", "list",   "mkdir"};
+
+const char *vf_method_name(vf_method_t m) {
+  if ((int)m < 0 || m >= VF__COUNT) return "?";
+  return method_names[m];
+}
+
+/* Copy the last component of path (at most VF_NAME_MAX - 1 bytes). */
+static void base_name(char *out, const char *path) {
+  const char *b = path == NULL ? "" : strrchr(path, '/');
+  b = b == NULL ? path : b + 1;
+  snprintf(out, VF_NAME_MAX, "%s", b);
+}
+
+/*
+ * Count a call of method m on name; returns 0 to perform it, or the
+ * negative errno to return instead.  Never returns when a crash fires.
+ */
+static int on_call(vf_t *vf, vf_method_t m, const char *name) {
+  int rc = 0;
+  pthread_mutex_lock(&vf->mu);
+  vf->counts[VF_ANY]++;
+  vf->counts[m]++;
+  vf->hist_total++;
+  if (vf->hist_n < VF_HISTORY_MAX) {
+    vf->hist[vf->hist_n].m = m;
+    snprintf(vf->hist[vf->hist_n].name, VF_NAME_MAX, "%s", name);
+    vf->hist_n++;
+  }
+  if (vf->mode != VF_MODE_NONE && (vf->arm_m == VF_ANY || vf->arm_m == m)) {
+    vf->arm_seen++;
+    if (vf->arm_seen == vf->arm_nth ||
+        (vf->arm_persistent && vf->arm_seen > vf->arm_nth)) {
+      if (vf->mode == VF_MODE_CRASH) {
+        /* SIGKILL cannot be caught or blocked; wait for it to land in case
+         * delivery to this thread is not immediate. */
+        kill(getpid(), SIGKILL);
+        for (;;) pause();
+      }
+      vf->fired++;
+      rc = vf->arm_err;
+    }
+  }
+  pthread_mutex_unlock(&vf->mu);
+  return rc;
+}
+
+static int vf_open(void *ctx, const char *path, int flags,
+                   walrus_vfs_file_t **out) {
+  vf_t *vf = ctx;
+  char name[VF_NAME_MAX];
+  base_name(name, path);
+  int rc = on_call(vf, VF_OPEN, name);
+  if (rc != 0) return rc;
+  vf_file_t *f = malloc(sizeof *f);
+  if (f == NULL) return -ENOMEM;
+  memcpy(f->name, name, sizeof f->name);
+  rc = vf->posix->open(vf->posix->ctx, path, flags, &f->inner);
+  if (rc != 0) {
+    free(f);
+    return rc;
+  }
+  *out = (walrus_vfs_file_t *)f;
+  return 0;
+}
+
+static int vf_close(void *ctx, walrus_vfs_file_t *file) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_CLOSE, f->name);
+  int rc2 = vf->posix->close(vf->posix->ctx, f->inner);
+  free(f);
+  return rc != 0 ? rc : rc2;
+}
+
+static int64_t vf_pread(void *ctx, walrus_vfs_file_t *file, void *buf,
+                        size_t n, uint64_t off) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_PREAD, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->pread(vf->posix->ctx, f->inner, buf, n, off);
+}
+
+static int vf_pwrite(void *ctx, walrus_vfs_file_t *file, const void *buf,
+                     size_t n, uint64_t off) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_PWRITE, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->pwrite(vf->posix->ctx, f->inner, buf, n, off);
+}
+
+static int vf_sync(void *ctx, walrus_vfs_file_t *file) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_SYNC, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->sync(vf->posix->ctx, f->inner);
+}
+
+static int vf_truncate(void *ctx, walrus_vfs_file_t *file, uint64_t size) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_TRUNCATE, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->truncate(vf->posix->ctx, f->inner, size);
+}
+
+static int vf_allocate(void *ctx, walrus_vfs_file_t *file, uint64_t off,
+                       uint64_t len) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_ALLOCATE, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->allocate(vf->posix->ctx, f->inner, off, len);
+}
+
+static int vf_size(void *ctx, walrus_vfs_file_t *file, uint64_t *size) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_SIZE, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->size(vf->posix->ctx, f->inner, size);
+}
+
+static int vf_lock(void *ctx, walrus_vfs_file_t *file) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_LOCK, f->name);
+  if (rc != 0) return rc;
+  return vf->posix->lock(vf->posix->ctx, f->inner);
+}
+
+static int vf_rename(void *ctx, const char *from, const char *to) {
+  vf_t *vf = ctx;
+  char name[VF_NAME_MAX];
+  base_name(name, to);
+  int rc = on_call(vf, VF_RENAME, name);
+  if (rc != 0) return rc;
+  return vf->posix->rename(vf->posix->ctx, from, to);
+}
+
+static int vf_unlink(void *ctx, const char *path) {
+  vf_t *vf = ctx;
+  char name[VF_NAME_MAX];
+  base_name(name, path);
+  int rc = on_call(vf, VF_UNLINK, name);
+  if (rc != 0) return rc;
+  return vf->posix->unlink(vf->posix->ctx, path);
+}
+
+static int vf_sync_dir(void *ctx, const char *path) {
+  vf_t *vf = ctx;
+  char name[VF_NAME_MAX];
+  base_name(name, path);
+  int rc = on_call(vf, VF_SYNC_DIR, name);
+  if (rc != 0) return rc;
+  return vf->posix->sync_dir(vf->posix->ctx, path);
+}
+
+static int vf_list(void *ctx, const char *path, walrus_vfs_list_fn fn,
+                   void *arg) {
+  vf_t *vf = ctx;
+  char name[VF_NAME_MAX];
+  base_name(name, path);
+  int rc = on_call(vf, VF_LIST, name);
+  if (rc != 0) return rc;
+  return vf->posix->list(vf->posix->ctx, path, fn, arg);
+}
+
+static int vf_mkdir(void *ctx, const char *path) {
+  vf_t *vf = ctx;
+  char name[VF_NAME_MAX];
+  base_name(name, path);
+  int rc = on_call(vf, VF_MKDIR, name);
+  if (rc != 0) return rc;
+  return vf->posix->mkdir(vf->posix->ctx, path);
+}
+
+vf_t *vf_new(void) {
+  vf_t *vf = calloc(1, sizeof *vf);
+  if (vf == NULL) return NULL;
+  if (pthread_mutex_init(&vf->mu, NULL) != 0) {
+    free(vf);
+    return NULL;
+  }
+  vf->posix = walrus_vfs_posix();
+  vf->vfs.version = WALRUS_VFS_VERSION;
+  vf->vfs.ctx = vf;
+  vf->vfs.open = vf_open;
+  vf->vfs.close = vf_close;
+  vf->vfs.pread = vf_pread;
+  vf->vfs.pwrite = vf_pwrite;
+  vf->vfs.sync = vf_sync;
+  vf->vfs.truncate = vf_truncate;
+  vf->vfs.allocate = vf_allocate;
+  vf->vfs.size = vf_size;
+  vf->vfs.lock = vf_lock;
+  vf->vfs.rename = vf_rename;
+  vf->vfs.unlink = vf_unlink;
+  vf->vfs.sync_dir = vf_sync_dir;
+  vf->vfs.list = vf_list;
+  vf->vfs.mkdir = vf_mkdir;
+  vf->mode = VF_MODE_NONE;
+  return vf;
+}
+
+void vf_free(vf_t *vf) {
+  if (vf == NULL) return;
+  pthread_mutex_destroy(&vf->mu);
+  free(vf);
+}
+
+const walrus_vfs_t *vf_vfs(vf_t *vf) { return &vf->vfs; }
+
+uint64_t vf_count(vf_t *vf, vf_method_t m) {
+  if ((int)m < 0 || m >= VF__COUNT) return 0;
+  pthread_mutex_lock(&vf->mu);
+  uint64_t n = vf->counts[m];
+  pthread_mutex_unlock(&vf->mu);
+  return n;
+}
+
+void vf_reset_counts(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  memset(vf->counts, 0, sizeof vf->counts);
+  pthread_mutex_unlock(&vf->mu);
+}
+
+/* Arm a fault of the given mode; clears the history. */
+static void arm(vf_t *vf, enum vf_mode mode, vf_method_t m, uint64_t nth,
+                int err, int persistent) {
+  pthread_mutex_lock(&vf->mu);
+  vf->mode = mode;
+  vf->arm_m = m;
+  vf->arm_nth = nth;
+  vf->arm_seen = 0;
+  vf->arm_err = err;
+  vf->arm_persistent = persistent;
+  vf->fired = 0;
+  vf->hist_n = 0;
+  vf->hist_total = 0;
+  pthread_mutex_unlock(&vf->mu);
+}
+
+void vf_arm_fail(vf_t *vf, vf_method_t m, uint64_t nth, int err,
+                 int persistent) {
+  arm(vf, VF_MODE_FAIL, m, nth, err < 0 ? err : -EIO, persistent);
+}
+
+void vf_arm_crash(vf_t *vf, vf_method_t m, uint64_t nth) {
+  arm(vf, VF_MODE_CRASH, m, nth, 0, 0);
+}
+
+void vf_disarm(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  vf->mode = VF_MODE_NONE;
+  pthread_mutex_unlock(&vf->mu);
+}
+
+uint64_t vf_fired(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  uint64_t n = vf->fired;
+  pthread_mutex_unlock(&vf->mu);
+  return n;
+}
+
+uint64_t vf_armed_calls(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  uint64_t n = vf->arm_seen;
+  pthread_mutex_unlock(&vf->mu);
+  return n;
+}
+
+char *vf_history(vf_t *vf, char *buf, size_t len) {
+  if (len == 0) return buf;
+  buf[0] = '\0';
+  size_t used = 0;
+  pthread_mutex_lock(&vf->mu);
+  for (size_t i = 0; i < vf->hist_n && used + 1 < len; i++) {
+    int n = snprintf(buf + used, len - used, "%s%zu:%s(%s)", i ? " " : "",
+                     i + 1, vf_method_name(vf->hist[i].m), vf->hist[i].name);
+    if (n < 0) break;
+    used += (size_t)n;
+  }
+  if (used + 1 < len && vf->hist_total > vf->hist_n)
+    snprintf(buf + used, len - used, " ... (%llu calls)",
+             (unsigned long long)vf->hist_total);
+  pthread_mutex_unlock(&vf->mu);
+  return buf;
+}
+
+void vf_history_clear(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  vf->hist_n = 0;
+  vf->hist_total = 0;
+  pthread_mutex_unlock(&vf->mu);
+}
