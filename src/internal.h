@@ -136,7 +136,10 @@ int walrus__poison(walrus_t *w, int code);
 int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len);
 
 /* ---- vfs.c: wrappers that map errno to walrus codes and name the file ---- */
-int walrus__path(walrus_t *w, const char *name, char **out);
+/* Longest path walrus builds: the directory plus a file name it uses. */
+#define WALRUS__PATH_MAX 4096
+#define WALRUS__NAME_MAX 64
+int walrus__path(walrus_t *w, const char *name, char out[WALRUS__PATH_MAX]);
 int walrus__os_open(walrus_t *w, const char *name, int flags,
                     walrus_vfs_file_t **out);
 void walrus__os_close(walrus_t *w, walrus_vfs_file_t *f);

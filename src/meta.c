@@ -16,12 +16,11 @@
 int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found) {
   unsigned char buf[WALRUS__META_BYTES];
   walrus_vfs_file_t *f;
-  char *path;
+  char path[WALRUS__PATH_MAX];
   uint64_t size;
-  int rc = walrus__path(w, "META", &path);
+  int rc = walrus__path(w, "META", path);
   if (rc != WALRUS_OK) return rc;
   rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &f);
-  walrus__free(w, path);
   if (rc == -ENOENT) {
     *found = 0;
     return WALRUS_OK;

@@ -277,13 +277,12 @@ static int save_side(walrus_t *w, walrus__seg_t *s, uint64_t from,
 static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
                       size_t n) {
   char name[WALRUS__SEG_NAME_LEN + 1], to[WALRUS__SEG_NAME_LEN + 48];
-  char *dir;
+  char dir[WALRUS__PATH_MAX];
   int rc;
   if (from >= n) return WALRUS_OK;
-  rc = walrus__path(w, "salvage", &dir);
+  rc = walrus__path(w, "salvage", dir);
   if (rc != WALRUS_OK) return rc;
   int e = w->vfs->mkdir(w->vfs->ctx, dir);
-  walrus__free(w, dir);
   if (e != 0 && e != -EEXIST)
     return walrus__fail(w, WALRUS_EIO, -e, "mkdir %s/salvage", w->dir);
   for (size_t i = from; i < n; i++) {

@@ -51,8 +51,9 @@ int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n) {
   return WALRUS_OK;
 }
 
-/* Append s to the segment table.  Caller holds the lock exclusively. */
-int walrus__segs_push(walrus_t *w, walrus__seg_t *s) {
+/* Make room in the segment table for one more.  Caller holds the lock
+ * exclusively. */
+static int segs_reserve(walrus_t *w) {
   if (w->nsegs == w->segs_cap) {
     size_t cap = w->segs_cap ? w->segs_cap * 2 : 16;
     walrus__seg_t **p = walrus__realloc(w, w->segs, cap * sizeof *p);
@@ -60,8 +61,14 @@ int walrus__segs_push(walrus_t *w, walrus__seg_t *s) {
     w->segs = p;
     w->segs_cap = cap;
   }
-  w->segs[w->nsegs++] = s;
   return WALRUS_OK;
+}
+
+/* Append s to the segment table.  Caller holds the lock exclusively. */
+int walrus__segs_push(walrus_t *w, walrus__seg_t *s) {
+  int rc = segs_reserve(w);
+  if (rc == WALRUS_OK) w->segs[w->nsegs++] = s;
+  return rc;
 }
 
 /* The position in segs of the segment holding index; nsegs if none.
@@ -93,6 +100,12 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
   if (s == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "new segment");
   rc = walrus__seg_reserve(w, s, 1);
   if (rc != WALRUS_OK) goto fail;
+  /* Every allocation happens before the first file operation, so running
+   * out of memory leaves nothing behind and the handle usable. */
+  walrus__lock_excl(w);
+  rc = segs_reserve(w);
+  walrus__unlock(w);
+  if (rc != WALRUS_OK) goto fail;
   if (walrus__random(&s->salt, sizeof s->salt) != 0) {
     rc = walrus__fail(w, WALRUS_EIO, errno, "getrandom");
     goto fail;
@@ -119,14 +132,8 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
   }
   s->file = f;
   walrus__lock_excl(w);
-  rc = walrus__segs_push(w, s);
+  w->segs[w->nsegs++] = s; /* room was reserved above */
   walrus__unlock(w);
-  if (rc != WALRUS_OK) {
-    /* The file exists but the table could not grow: the handle's view
-     * and the directory disagree, so stop writing. */
-    walrus__poison(w, rc);
-    goto fail;
-  }
   w->write_off = WALRUS__SEG_HEADER_BYTES;
   walrus__log(w, WALRUS_LOG_INFO, "created segment %s", s->name);
   return WALRUS_OK;

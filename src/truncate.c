@@ -24,45 +24,33 @@
 
 #include "internal.h"
 
-/* Remove segs[from..from+n) from the table.  Their structures are copied
- * to gone[] for the caller to unlink and free.  Caller holds wlock. */
-static void detach(walrus_t *w, size_t from, size_t n, walrus__seg_t **gone) {
-  walrus__lock_excl(w);
-  for (size_t i = 0; i < n; i++) {
-    gone[i] = w->segs[from + i];
-    walrus__seg_uncache(w, gone[i]);
-  }
-  memmove(w->segs + from, w->segs + from + n,
-          (w->nsegs - from - n) * sizeof *w->segs);
-  w->nsegs -= n;
-  w->layout_gen++;
-  walrus__unlock(w);
-}
-
-/* Unlink and free detached segments, then sync the directory. */
-static int discard(walrus_t *w, walrus__seg_t **gone, size_t n) {
+/* Remove segments [from, from + n) from the table, close and unlink
+ * their files, then sync the directory.  Newest first when cutting the
+ * back and oldest first when cutting the front, so that a crash part way
+ * leaves the remaining segments contiguous.  Each leaves the table under
+ * the lock held exclusively: no reader holds a pin across that.  Nothing
+ * is allocated, so this cannot fail half way for want of memory. */
+static int drop_segments(walrus_t *w, size_t from, size_t n,
+                         int newest_first) {
   int rc = WALRUS_OK;
-  for (size_t i = 0; i < n; i++) {
-    walrus__os_close(w, gone[i]->file);
-    gone[i]->file = NULL;
-    if (rc == WALRUS_OK) rc = walrus__os_unlink(w, gone[i]->name);
+  for (size_t k = 0; k < n; k++) {
+    size_t i = newest_first ? from + n - 1 - k : from;
+    walrus__lock_excl(w);
+    walrus__seg_t *s = w->segs[i];
+    walrus__seg_uncache(w, s);
+    memmove(w->segs + i, w->segs + i + 1,
+            (w->nsegs - i - 1) * sizeof *w->segs);
+    w->nsegs--;
+    w->layout_gen++;
+    walrus__unlock(w);
+    walrus__os_close(w, s->file);
+    s->file = NULL;
+    if (rc == WALRUS_OK) rc = walrus__os_unlink(w, s->name);
     if (rc == WALRUS_OK)
-      walrus__log(w, WALRUS_LOG_INFO, "removed segment %s", gone[i]->name);
-    walrus__seg_free(w, gone[i]);
+      walrus__log(w, WALRUS_LOG_INFO, "removed segment %s", s->name);
+    walrus__seg_free(w, s);
   }
   if (rc == WALRUS_OK && n > 0) rc = walrus__os_sync_dir(w);
-  return rc;
-}
-
-/* Detach and discard segments [from, from + n), with one allocation for
- * the list; the table is changed even if the unlinks fail. */
-static int drop_segments(walrus_t *w, size_t from, size_t n) {
-  if (n == 0) return WALRUS_OK;
-  walrus__seg_t **gone = walrus__malloc(w, n * sizeof *gone);
-  if (gone == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "segment list");
-  detach(w, from, n, gone);
-  int rc = discard(w, gone, n);
-  walrus__free(w, gone);
   return rc;
 }
 
@@ -73,7 +61,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
   size_t keep = w->nsegs;
   int rc;
   while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
-  rc = drop_segments(w, keep, w->nsegs - keep);
+  rc = drop_segments(w, keep, w->nsegs - keep, 1);
   if (rc != WALRUS_OK) return rc;
   if (w->nsegs > 0) {
     walrus__seg_t *s = w->segs[w->nsegs - 1];
@@ -188,7 +176,7 @@ static int move_front(walrus_t *w, uint64_t first_kept) {
               "truncate_front: first index is now %llu; removing %zu "
               "segments",
               (unsigned long long)first_kept, drop);
-  return drop_segments(w, 0, drop);
+  return drop_segments(w, 0, drop, 0);
 }
 
 int walrus_truncate_front(walrus_t *w, uint64_t first_kept) {
@@ -242,7 +230,7 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   } while (m.log_id == 0 || m.log_id == w->meta.log_id);
   rc = walrus__meta_write(w, &m);
   if (rc == WALRUS_OK) {
-    rc = drop_segments(w, 0, w->nsegs);
+    rc = drop_segments(w, 0, w->nsegs, 1);
     walrus__lock_excl(w);
     w->first_index = w->next_index = next_index;
     w->layout_gen++;

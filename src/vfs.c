@@ -13,25 +13,23 @@
 
 #include "internal.h"
 
-/* Join the log directory and name into a new string. */
-int walrus__path(walrus_t *w, const char *name, char **out) {
-  size_t dl = strlen(w->dir), nl = strlen(name);
-  char *p = walrus__malloc(w, dl + nl + 2);
-  if (p == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "path of %s", name);
-  memcpy(p, w->dir, dl);
-  p[dl] = '/';
-  memcpy(p + dl + 1, name, nl + 1);
-  *out = p;
+/* Join the log directory and name into out.  No allocation: the write
+ * path must not be able to fail for want of memory once it has begun.
+ * walrus_open() refuses directories too long for any name walrus uses. */
+int walrus__path(walrus_t *w, const char *name, char out[WALRUS__PATH_MAX]) {
+  int n = snprintf(out, WALRUS__PATH_MAX, "%s/%s", w->dir, name);
+  if (n < 0 || n >= WALRUS__PATH_MAX)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "path %s/%s is too long", w->dir,
+                        name);
   return WALRUS_OK;
 }
 
 int walrus__os_open(walrus_t *w, const char *name, int flags,
                     walrus_vfs_file_t **out) {
-  char *path;
-  int rc = walrus__path(w, name, &path);
+  char path[WALRUS__PATH_MAX];
+  int rc = walrus__path(w, name, path);
   if (rc != WALRUS_OK) return rc;
   rc = w->vfs->open(w->vfs->ctx, path, flags, out);
-  walrus__free(w, path);
   if (rc == 0) return WALRUS_OK;
   if (rc == -ENOMEM) return walrus__fail(w, WALRUS_ENOMEM, 0, "open %s", name);
   if (rc == -ENOSPC || rc == -EDQUOT)
@@ -102,17 +100,11 @@ int walrus__os_size(walrus_t *w, walrus_vfs_file_t *f, const char *name,
 }
 
 int walrus__os_rename(walrus_t *w, const char *from, const char *to) {
-  char *pf, *pt;
-  int rc = walrus__path(w, from, &pf);
+  char pf[WALRUS__PATH_MAX], pt[WALRUS__PATH_MAX];
+  int rc = walrus__path(w, from, pf);
+  if (rc == WALRUS_OK) rc = walrus__path(w, to, pt);
   if (rc != WALRUS_OK) return rc;
-  rc = walrus__path(w, to, &pt);
-  if (rc != WALRUS_OK) {
-    walrus__free(w, pf);
-    return rc;
-  }
   rc = w->vfs->rename(w->vfs->ctx, pf, pt);
-  walrus__free(w, pf);
-  walrus__free(w, pt);
   if (rc == 0) return WALRUS_OK;
   if (rc == -ENOSPC || rc == -EDQUOT)
     return walrus__fail(w, WALRUS_ENOSPC, -rc, "rename %s to %s", from, to);
@@ -120,11 +112,10 @@ int walrus__os_rename(walrus_t *w, const char *from, const char *to) {
 }
 
 int walrus__os_unlink(walrus_t *w, const char *name) {
-  char *p;
-  int rc = walrus__path(w, name, &p);
+  char p[WALRUS__PATH_MAX];
+  int rc = walrus__path(w, name, p);
   if (rc != WALRUS_OK) return rc;
   rc = w->vfs->unlink(w->vfs->ctx, p);
-  walrus__free(w, p);
   if (rc == 0 || rc == -ENOENT) return WALRUS_OK;
   return walrus__fail(w, WALRUS_EIO, -rc, "unlink %s", name);
 }

@@ -78,8 +78,8 @@ static int make_dir(walrus_t *w) {
 
 /* Take the LOCK file: one writer per directory. */
 static int take_lock(walrus_t *w) {
-  char *path;
-  int rc = walrus__path(w, "LOCK", &path);
+  char path[WALRUS__PATH_MAX];
+  int rc = walrus__path(w, "LOCK", path);
   if (rc != WALRUS_OK) return rc;
   rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->lock_file);
   if (rc == -ENOENT)
@@ -87,7 +87,6 @@ static int take_lock(walrus_t *w) {
                       &w->lock_file);
   if (rc == -EEXIST)
     rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->lock_file);
-  walrus__free(w, path);
   if (rc != 0) {
     w->lock_file = NULL;
     if (rc == -ENOENT && !w->cfg.create_if_missing)
@@ -114,6 +113,10 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   copy_msg(errbuf, errlen, "");
   if (dir == NULL || out == NULL || dir[0] == '\0') {
     copy_msg(errbuf, errlen, "dir and out must not be NULL or empty");
+    return WALRUS_EINVAL;
+  }
+  if (strlen(dir) + 1 + WALRUS__NAME_MAX >= WALRUS__PATH_MAX) {
+    copy_msg(errbuf, errlen, "dir: the path is too long");
     return WALRUS_EINVAL;
   }
   if (cfg == NULL) {

@@ -7,7 +7,9 @@
  * always performed because walrus treats the file as gone either way); a
  * crash sends SIGKILL to the process before the call is performed.
  *
- * Files are wrapped so that the history can name them.
+ * Files are wrapped so that the history can name them; a rename renames
+ * the open files that had the old name, so a segment created as .seg.tmp
+ * shows as .seg once renamed.
  */
 #define _GNU_SOURCE
 #include "vfs_fault.h"
@@ -26,7 +28,9 @@
 /* An open file: the POSIX back end's file plus the file's base name. */
 typedef struct vf_file_s {
   walrus_vfs_file_t *inner; /* the wrapped back end's file */
-  char name[VF_NAME_MAX];   /* base name, for the history */
+  char name[VF_NAME_MAX];   /* base name, for the history; follows renames */
+  struct vf_file_s *prev;   /* open files list (guarded by vf_s.mu) */
+  struct vf_file_s *next;   /* open files list */
 } vf_file_t;
 
 /* One call in the history. */
@@ -50,6 +54,7 @@ struct vf_s {
   int arm_err;                 /* negative errno for VF_MODE_FAIL */
   int arm_persistent;          /* keep failing after the nth call */
   uint64_t fired;              /* calls failed by the armed fault */
+  vf_file_t *files;            /* open files */
   size_t hist_n;               /* calls recorded in hist */
   uint64_t hist_total;         /* calls since the history was cleared */
   vf_call_t hist[VF_HISTORY_MAX]; /* the first calls since clearing */
@@ -120,6 +125,12 @@ static int vf_open(void *ctx, const char *path, int flags,
     free(f);
     return rc;
   }
+  pthread_mutex_lock(&vf->mu);
+  f->prev = NULL;
+  f->next = vf->files;
+  if (vf->files != NULL) vf->files->prev = f;
+  vf->files = f;
+  pthread_mutex_unlock(&vf->mu);
   *out = (walrus_vfs_file_t *)f;
   return 0;
 }
@@ -129,6 +140,13 @@ static int vf_close(void *ctx, walrus_vfs_file_t *file) {
   vf_file_t *f = (vf_file_t *)file;
   int rc = on_call(vf, VF_CLOSE, f->name);
   int rc2 = vf->posix->close(vf->posix->ctx, f->inner);
+  pthread_mutex_lock(&vf->mu);
+  if (f->prev != NULL)
+    f->prev->next = f->next;
+  else
+    vf->files = f->next;
+  if (f->next != NULL) f->next->prev = f->prev;
+  pthread_mutex_unlock(&vf->mu);
   free(f);
   return rc != 0 ? rc : rc2;
 }
@@ -198,7 +216,17 @@ static int vf_rename(void *ctx, const char *from, const char *to) {
   base_name(name, to);
   int rc = on_call(vf, VF_RENAME, name);
   if (rc != 0) return rc;
-  return vf->posix->rename(vf->posix->ctx, from, to);
+  rc = vf->posix->rename(vf->posix->ctx, from, to);
+  if (rc == 0) {
+    /* Open files now go by their new name in the history. */
+    char old[VF_NAME_MAX];
+    base_name(old, from);
+    pthread_mutex_lock(&vf->mu);
+    for (vf_file_t *f = vf->files; f != NULL; f = f->next)
+      if (strcmp(f->name, old) == 0) memcpy(f->name, name, sizeof f->name);
+    pthread_mutex_unlock(&vf->mu);
+  }
+  return rc;
 }
 
 static int vf_unlink(void *ctx, const char *path) {
