@@ -63,6 +63,8 @@
  * for iteration only, WALRUS_DONE (positive).  The values are frozen: new
  * codes are only ever added at the end.  walrus_errmsg() tells which field,
  * file or offset a failure concerns, and walrus_last_errno() the OS errno.
+ * WALRUS_ECLOSED mirrors the seed's ErrWALClosed; since walrus_close()
+ * frees the handle, no call of this version returns it.
  */
 #ifndef WALRUS_H
 #define WALRUS_H
@@ -152,6 +154,18 @@ typedef struct walrus_entry {
   size_t len;            /**< Payload length; 0 is allowed. */
 } walrus_entry_t;
 
+/** A transaction id: "tx_" and 32 lowercase hex digits, NUL-terminated. */
+typedef struct walrus_txid {
+  char s[40]; /**< The id as text. */
+} walrus_txid_t;
+
+/** Where a transaction stands. */
+typedef enum walrus_tx_state {
+  WALRUS_TX_PENDING = 0,   /**< Begun; entries may be added. */
+  WALRUS_TX_COMMITTED = 1, /**< Written to the log, atomically. */
+  WALRUS_TX_ABORTED = 2    /**< Rolled back, expired, or failed. */
+} walrus_tx_state_t;
+
 /** When a write is made durable.  Each policy's loss window is stated. */
 typedef enum walrus_sync {
   /** A write returns after fdatasync(): nothing acknowledged is lost, even
@@ -201,8 +215,9 @@ typedef enum walrus_log_level {
 } walrus_log_level_t;
 
 /**
- * A logger callback.  It is called with no walrus lock held that a call
- * into the same handle would need, but must not call into the handle.
+ * A logger callback.  It may run on any thread that calls into the handle
+ * (or on the SYNC_INTERVAL thread) while walrus holds internal locks, so it
+ * must return promptly and must not call back into the same handle.
  */
 typedef void (*walrus_logger_fn)(void *ud, walrus_log_level_t level,
                                  const char *msg);
@@ -246,12 +261,17 @@ typedef struct walrus_config {
                                     yet, must be 0. */
   walrus_format_t format;      /**< Must be WALRUS_FORMAT_BINARY for now. */
   walrus_compression_t compression; /**< Must be NONE for now. */
-  uint32_t tx_timeout_ms;      /**< Transactions: not available yet; must
-                                    stay at its default, 30000. */
-  uint32_t tx_max_entries;     /**< Transactions: not available yet; must
-                                    stay at its default, 10000. */
-  uint32_t tx_cleanup_interval_ms; /**< Transactions: not available yet;
-                                    must stay 0. */
+  uint32_t tx_timeout_ms;      /**< Timeout of a transaction begun with
+                                    timeout 0; 0 means never.  Default
+                                    30000. */
+  uint32_t tx_max_entries;     /**< Most entries one transaction may hold,
+                                    1..10000000.  Default 10000. */
+  uint32_t tx_cleanup_interval_ms; /**< Run a background thread that aborts
+                                    expired transactions this often,
+                                    0..3600000; 0: no thread.  Default 0. */
+  uint64_t tx_max_pending_bytes; /**< Most payload bytes all pending
+                                    transactions may hold together,
+                                    4 KiB..1 TiB.  Default 256 MiB. */
   uint32_t max_entry_bytes;    /**< Largest payload plus tx id accepted,
                                     1..1 GiB.  Default 16 MiB. */
   walrus_recovery_t recovery;  /**< What open does with damage.  TAIL. */
@@ -339,7 +359,7 @@ WALRUS_API int walrus_close(walrus_t *w);
  * @param[out] index if not NULL, receives the entry's index.
  * @return WALRUS_OK; WALRUS_EINVAL (NULL w or e, data NULL with len > 0,
  *   tx_id empty or longer than 255 bytes); WALRUS_ETOOLARGE (len plus tx id
- *   above max_entry_bytes); WALRUS_ECLOSED; WALRUS_EREADONLY;
+ *   above max_entry_bytes); WALRUS_EREADONLY;
  *   WALRUS_EPOISONED; WALRUS_EIO_WRITE, WALRUS_ENOSPC, WALRUS_EIO_FSYNC,
  *   WALRUS_EIO (the handle is poisoned afterwards); WALRUS_ENOMEM.
  */
@@ -364,8 +384,7 @@ WALRUS_API int walrus_write_batch(walrus_t *w, const walrus_entry_t *e,
  * @brief Read entry index into out, verifying its checksum.
  *
  * out->data and out->tx_id belong to the caller until walrus_entry_free().
- * @return WALRUS_OK; WALRUS_EINVAL (NULL w or out); WALRUS_ECLOSED;
- *   WALRUS_EINDEX (index 0, below the first or above the last);
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w or out); WALRUS_EINDEX (index 0, below the first or above the last);
  *   WALRUS_ECHECKSUM (the record fails its CRC: file and offset in
  *   walrus_errmsg); WALRUS_ECORRUPT (the record or the segment's index is
  *   malformed); WALRUS_ENOSEGMENT (a segment file has vanished);
@@ -394,7 +413,7 @@ WALRUS_API uint64_t walrus_next_index(walrus_t *w);
 
 /**
  * @brief Make everything written so far durable (fdatasync).
- * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ECLOSED; WALRUS_EPOISONED;
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_EPOISONED;
  *   WALRUS_EIO_FSYNC (the handle is poisoned afterwards).  On a read-only
  *   handle it does nothing and returns WALRUS_OK.
  */
@@ -406,7 +425,7 @@ WALRUS_API int walrus_sync(walrus_t *w);
  * Crash-safe: after a crash at any point the log holds either all entries
  * it held before or exactly those up to last_kept.  The next append gets
  * last_kept + 1.  last_kept == first - 1 empties the log.
- * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ECLOSED; WALRUS_EREADONLY;
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_EREADONLY;
  *   WALRUS_EPOISONED; WALRUS_EINDEX (last_kept below first - 1 or above
  *   last); WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO
  *   (the handle is poisoned afterwards); WALRUS_ENOMEM.
@@ -430,8 +449,7 @@ WALRUS_API int walrus_truncate_front(walrus_t *w, uint64_t first_kept);
  *
  * Crash-safe: a crash leaves either the old log or the empty one.  Used
  * by Raft after installing a snapshot.
- * @return WALRUS_OK; WALRUS_EINVAL (next_index 0, NULL w); WALRUS_ECLOSED;
- *   WALRUS_EREADONLY; WALRUS_EPOISONED; WALRUS_EBUSY (iterators are open);
+ * @return WALRUS_OK; WALRUS_EINVAL (next_index 0, NULL w); WALRUS_EREADONLY; WALRUS_EPOISONED; WALRUS_EBUSY (iterators are open);
  *   WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO (the
  *   handle is poisoned afterwards); WALRUS_ENOMEM.
  */
@@ -444,8 +462,7 @@ WALRUS_API int walrus_reset(walrus_t *w, uint64_t next_index);
  * exist when each walrus_iter_next() is called, so entries appended later
  * are seen too.  While it is open, retention (max_segments) removes nothing
  * at or after its position.
- * @return WALRUS_OK; WALRUS_EINVAL (NULL w or it); WALRUS_ECLOSED;
- *   WALRUS_EINDEX (start below the first index or above last + 1);
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w or it); WALRUS_EINDEX (start below the first index or above last + 1);
  *   WALRUS_ENOMEM.
  */
 WALRUS_API int walrus_iter_open(walrus_t *w, uint64_t start,
@@ -457,8 +474,7 @@ WALRUS_API int walrus_iter_open(walrus_t *w, uint64_t start,
  * out's data and tx_id are borrowed: valid until the next call on it or
  * walrus_iter_close().
  * @return WALRUS_OK; WALRUS_DONE (no entry after the last; a later call
- *   may return entries appended since); WALRUS_EINVAL; WALRUS_ECLOSED;
- *   WALRUS_EINDEX (walrus_truncate_front() or walrus_reset() removed the
+ *   may return entries appended since); WALRUS_EINVAL; WALRUS_EINDEX (walrus_truncate_front() or walrus_reset() removed the
  *   iterator's next entry); WALRUS_ECHECKSUM; WALRUS_ECORRUPT;
  *   WALRUS_ENOSEGMENT; WALRUS_EIO_READ; WALRUS_ENOMEM.
  */
@@ -466,6 +482,87 @@ WALRUS_API int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out);
 
 /** @brief Close an iterator.  NULL is fine. */
 WALRUS_API void walrus_iter_close(walrus_iter_t *it);
+
+/**
+ * @brief Begin a transaction (the seed's BeginTransaction).
+ *
+ * Its id comes from the kernel's random source.  Until committed, the
+ * transaction lives in memory only; nothing of it reaches the disk, and
+ * close, rollback or expiry discards it.
+ * @param[in]  timeout_ms after this long it expires; 0 means the config's
+ *   tx_timeout_ms.
+ * @param[out] id the new id.
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w or id); WALRUS_EREADONLY;
+ *   WALRUS_EIO (the random source failed); WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_tx_begin(walrus_t *w, uint32_t timeout_ms,
+                               walrus_txid_t *id);
+
+/**
+ * @brief Add a copy of e to a pending transaction (AddToTransaction).
+ *
+ * e's buffers are free again when the call returns.  The stored entry
+ * carries the transaction's id (e->tx_id must be NULL or that id).
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL argument, a malformed id, data
+ *   NULL with len > 0, e->tx_id naming another transaction);
+ *   WALRUS_ETOOLARGE (len plus the id over max_entry_bytes);
+ *   WALRUS_ETXNOTFOUND (unknown id); WALRUS_ETXNOTPENDING (committed,
+ *   aborted, or being committed); WALRUS_ETXEXPIRED (past its timeout:
+ *   it is aborted now); WALRUS_ETXTOOLARGE (tx_max_entries reached, or
+ *   tx_max_pending_bytes would be exceeded); WALRUS_ENOMEM.
+ */
+WALRUS_API int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
+                             const walrus_entry_t *e);
+
+/**
+ * @brief Write a pending transaction to the log, atomically
+ * (CommitTransaction).
+ *
+ * Its entries get contiguous indexes in the order they were added; after
+ * any crash the log holds all of them or none.  Durable on return under
+ * SYNC_ALWAYS.  Commit order is index order.  A transaction with no
+ * entries commits with *count 0.
+ * @param[out] first_index if not NULL, the index of the first entry.
+ * @param[out] count if not NULL, the number of entries written.
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ETXNOTFOUND;
+ *   WALRUS_ETXNOTPENDING; WALRUS_ETXEXPIRED; WALRUS_ENOMEM and
+ *   WALRUS_ETOOLARGE (nothing written; the transaction stays pending and
+ *   the commit may be retried); any error of walrus_write_batch() from
+ *   I/O or a poisoned handle (the transaction is aborted, and none of it
+ *   is in the log after reopening).
+ */
+WALRUS_API int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
+                                uint64_t *first_index, size_t *count);
+
+/**
+ * @brief Discard a pending transaction (RollbackTransaction).
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ETXNOTFOUND;
+ *   WALRUS_ETXNOTPENDING; WALRUS_ETXEXPIRED.
+ */
+WALRUS_API int walrus_tx_rollback(walrus_t *w, const walrus_txid_t *id);
+
+/**
+ * @brief Where a transaction stands (GetTransactionState).
+ *
+ * A pending transaction past its timeout is aborted first.  Finished
+ * transactions are remembered (the last 4096), older ones are not found.
+ * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ETXNOTFOUND.
+ */
+WALRUS_API int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
+                               walrus_tx_state_t *state);
+
+/**
+ * @brief Abort every expired pending transaction
+ * (CleanupExpiredTransactions).
+ * @return how many were aborted (>= 0), or WALRUS_EINVAL for NULL w.
+ */
+WALRUS_API int walrus_tx_cleanup_expired(walrus_t *w);
+
+/**
+ * @brief The number of pending transactions (GetActiveTransactionCount).
+ * @return the count (>= 0), or WALRUS_EINVAL for NULL w.
+ */
+WALRUS_API int walrus_tx_active_count(walrus_t *w);
 
 /**
  * @brief The last error message of this handle: which field, file, offset

@@ -27,6 +27,7 @@ void walrus_config_default(walrus_config_t *cfg) {
   cfg->tx_timeout_ms = 30000;
   cfg->tx_max_entries = 10000;
   cfg->tx_cleanup_interval_ms = 0;
+  cfg->tx_max_pending_bytes = 256 * MIB;
   cfg->max_entry_bytes = (uint32_t)(16 * MIB);
   cfg->recovery = WALRUS_RECOVER_TAIL;
   cfg->read_only = 0;
@@ -109,16 +110,17 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
   }
   if (cfg->zero_copy != 0)
     BAD(WALRUS_ENOTSUP, "zero_copy: mapped reads are not available yet");
-  if (cfg->tx_timeout_ms != 30000)
-    BAD(WALRUS_ENOTSUP,
-        "tx_timeout_ms: transactions are not available yet; leave 30000");
-  if (cfg->tx_max_entries != 10000)
-    BAD(WALRUS_ENOTSUP,
-        "tx_max_entries: transactions are not available yet; leave 10000");
-  if (cfg->tx_cleanup_interval_ms != 0)
-    BAD(WALRUS_ENOTSUP,
-        "tx_cleanup_interval_ms: transactions are not available yet; "
-        "leave 0");
+  if (cfg->tx_max_entries < 1 || cfg->tx_max_entries > 10000000)
+    BAD(WALRUS_EINVAL, "tx_max_entries: %u is outside 1..10000000",
+        cfg->tx_max_entries);
+  if (cfg->tx_cleanup_interval_ms > 3600000)
+    BAD(WALRUS_EINVAL, "tx_cleanup_interval_ms: %u is outside 0..3600000",
+        cfg->tx_cleanup_interval_ms);
+  if (cfg->tx_max_pending_bytes < 4 * KIB ||
+      cfg->tx_max_pending_bytes > 1024 * GIB)
+    BAD(WALRUS_EINVAL, "tx_max_pending_bytes: %llu is outside 4096..%llu",
+        (unsigned long long)cfg->tx_max_pending_bytes,
+        (unsigned long long)(1024 * GIB));
   if (cfg->vfs != NULL) {
     const walrus_vfs_t *v = cfg->vfs;
     if (v->version < 1) BAD(WALRUS_EINVAL, "vfs: version %d < 1", v->version);

@@ -382,8 +382,18 @@ HW_TARGET static uint32_t hw_run(uint32_t crc, const unsigned char *p,
     crc = hw_rounds(crc, &p, &len, WALRUS__CRC32C_LONG, &shift_long);
     crc = hw_rounds(crc, &p, &len, WALRUS__CRC32C_SHORT, &shift_short);
   }
+  /*
+   * One chain handles the rest.  Two steps per iteration halve the loop
+   * overhead, which matters when the CPU overlaps independent short calls.
+   */
   uint64_t crc64 = crc;
-  while (len >= 8) {
+  while (len >= 16) {
+    crc64 = hw_u64(crc64, load_le64(p));
+    crc64 = hw_u64(crc64, load_le64(p + 8));
+    p += 16;
+    len -= 16;
+  }
+  if (len >= 8) {
     crc64 = hw_u64(crc64, load_le64(p));
     p += 8;
     len -= 8;

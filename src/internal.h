@@ -75,6 +75,39 @@ struct walrus_iter_s {
   struct walrus_iter_s *next_it;  /* list of the handle's iterators */
 };
 
+/* Transactions (tx.c). */
+#define WALRUS__TX_BUCKETS 256
+#define WALRUS__TX_DONE_RING 4096
+
+/* One entry of a pending transaction; its bytes are in the arena. */
+typedef struct walrus__tx_rec_s {
+  uint64_t term;        /* caller's term */
+  int64_t timestamp_ns; /* caller's time, or 0 */
+  uint16_t type;        /* caller's type */
+  size_t off;           /* payload offset in the arena */
+  size_t len;           /* payload length */
+} walrus__tx_rec_t;
+
+typedef struct walrus__tx_s {
+  unsigned char raw[16];       /* the id's random bytes */
+  walrus_txid_t id;            /* "tx_" + 32 hex digits */
+  int committing;              /* commit is writing it; not pending */
+  int64_t start_ns;            /* CLOCK_MONOTONIC at begin */
+  int64_t timeout_ns;          /* 0: never expires */
+  walrus__tx_rec_t *recs;      /* entries, in order */
+  size_t n, rcap;              /* entries and capacity */
+  unsigned char *arena;        /* every payload, back to back */
+  size_t used, acap;           /* arena bytes used and allocated */
+  struct walrus__tx_s *next;   /* hash chain */
+} walrus__tx_t;
+
+/* How a transaction ended, remembered for walrus_tx_state(). */
+typedef struct walrus__tx_done_s {
+  unsigned char raw[16]; /* the id */
+  unsigned char state;   /* WALRUS_TX_COMMITTED or WALRUS_TX_ABORTED */
+  unsigned char used;    /* slot holds an id */
+} walrus__tx_done_t;
+
 struct walrus_s {
   char *dir;                     /* log directory */
   walrus_config_t cfg;           /* options, as validated */
@@ -110,6 +143,17 @@ struct walrus_s {
   int syncer_running;            /* syncer was started */
   int syncer_stop;               /* asks the syncer to exit (wlock) */
   pthread_cond_t syncer_cv;      /* wakes the syncer early (wlock) */
+
+  pthread_mutex_t tx_mu;         /* guards everything tx_* below */
+  walrus__tx_t *tx_buckets[WALRUS__TX_BUCKETS]; /* pending, by id */
+  size_t tx_pending;             /* pending transactions */
+  uint64_t tx_bytes;             /* arena bytes of pending ones */
+  walrus__tx_done_t tx_done[WALRUS__TX_DONE_RING]; /* recent endings */
+  size_t tx_done_pos;            /* next slot of tx_done */
+  pthread_t tx_cleaner;          /* background expiry thread */
+  int tx_cleaner_running;        /* tx_cleaner was started */
+  int tx_cleaner_stop;           /* asks it to exit (tx_mu) */
+  pthread_cond_t tx_cleaner_cv;  /* wakes it early (tx_mu) */
 
   char errmsg[512];              /* last failure's message (err_mu) */
   int last_errno;                /* last failure's OS errno (err_mu) */
@@ -189,6 +233,10 @@ int walrus__sync_locked(walrus_t *w);
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);
+
+/* ---- tx.c ---- */
+void *walrus__tx_cleaner_main(void *arg);
+void walrus__tx_destroy(walrus_t *w);
 
 /* ---- read.c ---- */
 int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,

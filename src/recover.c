@@ -687,8 +687,10 @@ int walrus__recover(walrus_t *w) {
       walrus__seg_free(w, w->segs[i]);
       removed = 1;
     }
-    memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
-    w->nsegs -= drop;
+    if (drop > 0) {
+      memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
+      w->nsegs -= drop;
+    }
     if (removed) {
       rc = walrus__os_sync_dir(w);
       if (rc != WALRUS_OK) goto out;

@@ -6,8 +6,9 @@
  * .seg file always starts with a whole header, and the tail of the log is
  * never ambiguous about which file it is in.
  *
- * Sealing a segment (before the next one is created): the index record
- * (every record's offset) and the trailer are appended and fdatasync()ed.
+ * Sealing a segment (before the next one is created): the records are
+ * synced, then the index record (every record's offset) is appended and
+ * synced, then the 32-byte trailer is appended and synced.
  * From then on open reads only the 32-byte trailer of the segment, and a
  * lookup loads the index record on first use, verifies its CRC and keeps it
  * in the cache of cached_segments sealed segments (LRU, pinned while read).
@@ -156,6 +157,13 @@ int walrus__seg_seal(walrus_t *w) {
   uint32_t crc;
   int rc;
   if (s->count == 0 || s->sealed) return WALRUS_OK;
+  /* Three steps, each made durable before the next, so that whatever a
+   * power loss keeps is unambiguous: the records (under SYNC_NONE and
+   * INTERVAL they may not be yet), then the index record, then the
+   * trailer.  A trailer on disk thus proves its index is; an index record
+   * proves every record before it is. */
+  rc = walrus__sync_locked(w);
+  if (rc != WALRUS_OK) return rc;
   r.body_len = (uint32_t)(s->count * 4);
   r.index = s->first;
   r.term = s->count;
@@ -192,6 +200,8 @@ int walrus__seg_seal(walrus_t *w) {
       if (rc != WALRUS_OK) goto fail;
     }
   }
+  rc = walrus__os_sync(w, s->file, s->name);
+  if (rc != WALRUS_OK) goto fail;
   walrus__trailer_encode(trl, s->salt, &t);
   rc = walrus__os_write(w, s->file, s->name, trl, sizeof trl, pos);
   if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);

@@ -43,12 +43,31 @@ static void destroy(walrus_t *w) {
   walrus__os_close(w, w->lock_file);
   walrus__free(w, w->buf);
   walrus__free(w, w->dir);
+  walrus__tx_destroy(w);
+  pthread_cond_destroy(&w->tx_cleaner_cv);
+  pthread_mutex_destroy(&w->tx_mu);
   pthread_cond_destroy(&w->syncer_cv);
   pthread_mutex_destroy(&w->err_mu);
   pthread_mutex_destroy(&w->cache_mu);
   pthread_rwlock_destroy(&w->lock);
   pthread_mutex_destroy(&w->wlock);
   w->alloc.free_fn(w->alloc.ud, w);
+}
+
+/* Stop the background threads, if they run. */
+static void stop_threads(walrus_t *w) {
+  pthread_mutex_lock(&w->wlock);
+  w->syncer_stop = 1;
+  pthread_cond_signal(&w->syncer_cv);
+  pthread_mutex_unlock(&w->wlock);
+  if (w->syncer_running) pthread_join(w->syncer, NULL);
+  w->syncer_running = 0;
+  pthread_mutex_lock(&w->tx_mu);
+  w->tx_cleaner_stop = 1;
+  pthread_cond_signal(&w->tx_cleaner_cv);
+  pthread_mutex_unlock(&w->tx_mu);
+  if (w->tx_cleaner_running) pthread_join(w->tx_cleaner, NULL);
+  w->tx_cleaner_running = 0;
 }
 
 /* Create the log directory if asked to, and fsync its parent so that the
@@ -163,6 +182,8 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
       pthread_rwlock_init(&w->lock, &ra) != 0 ||
       pthread_mutex_init(&w->cache_mu, NULL) != 0 ||
       pthread_mutex_init(&w->err_mu, NULL) != 0 ||
+      pthread_mutex_init(&w->tx_mu, NULL) != 0 ||
+      pthread_cond_init(&w->tx_cleaner_cv, &ca) != 0 ||
       pthread_cond_init(&w->syncer_cv, &ca) != 0) {
     pthread_rwlockattr_destroy(&ra);
     pthread_condattr_destroy(&ca);
@@ -199,10 +220,19 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
     }
     w->syncer_running = 1;
   }
+  if (cfg->tx_cleanup_interval_ms > 0 && !cfg->read_only) {
+    if (pthread_create(&w->tx_cleaner, NULL, walrus__tx_cleaner_main, w) !=
+        0) {
+      rc = walrus__fail(w, WALRUS_ENOMEM, errno, "start the tx cleaner");
+      goto fail;
+    }
+    w->tx_cleaner_running = 1;
+  }
   *out = w;
   return WALRUS_OK;
 fail:
   copy_msg(errbuf, errlen, w->errmsg);
+  stop_threads(w);
   destroy(w);
   return rc;
 }
@@ -222,11 +252,13 @@ int walrus_close(walrus_t *w) {
     pthread_mutex_unlock(&w->wlock);
     return walrus__fail(w, WALRUS_EBUSY, 0, "close: iterators are open");
   }
-  w->syncer_stop = 1;
-  pthread_cond_signal(&w->syncer_cv);
+  pthread_mutex_unlock(&w->wlock);
+  stop_threads(w);
+  /* Pending transactions are aborted: none of them was ever written. */
+  walrus__tx_destroy(w);
+  pthread_mutex_lock(&w->wlock);
   if (!w->cfg.read_only && !w->poisoned) rc = walrus__sync_locked(w);
   pthread_mutex_unlock(&w->wlock);
-  if (w->syncer_running) pthread_join(w->syncer, NULL);
   walrus__log(w, WALRUS_LOG_INFO, "closed %s", w->dir);
   destroy(w);
   return rc;

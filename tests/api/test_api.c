@@ -249,9 +249,10 @@ MUT(alloc_null_realloc, g_alloc_copy.malloc_fn = dummy_malloc;
 MUT(zero_copy_on, c->zero_copy = 1)
 MUT(format_json, c->format = WALRUS_FORMAT_JSON)
 MUT(compression_zstd, c->compression = WALRUS_COMPRESSION_ZSTD)
-MUT(tx_timeout, c->tx_timeout_ms = 1000)
-MUT(tx_max, c->tx_max_entries = 5)
-MUT(tx_cleanup, c->tx_cleanup_interval_ms = 10)
+MUT(tx_max_zero, c->tx_max_entries = 0)
+MUT(tx_max_big, c->tx_max_entries = 10000001)
+MUT(tx_cleanup_big, c->tx_cleanup_interval_ms = 3600001)
+MUT(tx_pending_small, c->tx_max_pending_bytes = 4095)
 
 static const bad_case_t bad_cases[] = {
     {"segment_bytes", seg_zero, WALRUS_EINVAL},
@@ -278,9 +279,10 @@ static const bad_case_t bad_cases[] = {
     {"zero_copy", zero_copy_on, WALRUS_ENOTSUP},
     {"format", format_json, WALRUS_ENOTSUP},
     {"compression", compression_zstd, WALRUS_ENOTSUP},
-    {"tx_timeout_ms", tx_timeout, WALRUS_ENOTSUP},
-    {"tx_max_entries", tx_max, WALRUS_ENOTSUP},
-    {"tx_cleanup_interval_ms", tx_cleanup, WALRUS_ENOTSUP},
+    {"tx_max_entries", tx_max_zero, WALRUS_EINVAL},
+    {"tx_max_entries", tx_max_big, WALRUS_EINVAL},
+    {"tx_cleanup_interval_ms", tx_cleanup_big, WALRUS_EINVAL},
+    {"tx_max_pending_bytes", tx_pending_small, WALRUS_EINVAL},
 };
 #define NBAD (sizeof bad_cases / sizeof bad_cases[0])
 

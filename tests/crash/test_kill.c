@@ -27,8 +27,10 @@
  * either because every returned write has reached the kernel.
  *
  * 200 kills each by default; WALRUS_SOAK=1 makes it 10,000.  The seed comes
- * from the clock and is printed; WALRUS_SEED=<n> replays one.  Nothing here
- * depends on timing to pass: the timing only picks where the crash lands.
+ * from the clock and is printed; WALRUS_SEED=<n> replays its choices (sizes,
+ * batches, delays, ack counts), though not the exact instant each kill lands.
+ * Nothing here depends on timing to pass: timing only picks where the crash
+ * lands.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -53,7 +55,7 @@
 #define SEG_BYTES (64u * 1024u)
 #define MAX_PAYLOAD 3000
 #define MAX_BATCH 20
-#define KEEP 4096 /* entries kept when the parent trims the log */
+#define KEEP 4096     /* entries kept when the parent trims the log */
 #define TS_ROUND 1000 /* timestamp = round * TS_ROUND + position + 1 */
 
 /* Messages from the child; written whole (smaller than PIPE_BUF). */
@@ -67,9 +69,9 @@ typedef struct msg_s {
 
 /* What the parent remembers of one verified entry. */
 typedef struct seen_s {
-  uint64_t term;   /* unit's first index */
-  int64_t ts;      /* round and position */
-  uint16_t type;   /* unit size */
+  uint64_t term; /* unit's first index */
+  int64_t ts;    /* round and position */
+  uint16_t type; /* unit size */
 } seen_t;
 
 static uint64_t splitmix(uint64_t *s) {
@@ -101,7 +103,7 @@ static unsigned pick_kills(void) {
   return KILLS_DEFAULT;
 }
 
-/* ---- the child ------------------------------------------------------------ */
+/* ---- the child ----------------------------------------------------------- */
 
 static void child_send(int fd, uint32_t kind, int32_t code, uint64_t first,
                        uint64_t n) {
@@ -160,50 +162,50 @@ static void child_main(const char *dir, int fd, walrus_sync_t sync,
   }
 }
 
-/* ---- the parent ----------------------------------------------------------- */
+/* ---- the parent ---------------------------------------------------------- */
 
 /* State carried from round to round. */
 typedef struct state_s {
-  const char *dir;       /* the log */
-  walrus_sync_t sync;    /* the child's policy */
-  uint64_t pseed;        /* payload seed */
-  uint64_t seed;         /* master seed */
-  uint64_t first;        /* expected first index once non-empty */
-  uint64_t last;         /* last index verified after the previous round */
-  seen_t *seen;          /* seen[i - seen_base]: verified entries */
-  uint64_t seen_base;    /* index of seen[0] */
-  uint64_t seen_cap;     /* capacity of seen */
-  uint64_t kills;        /* children killed */
-  uint64_t verified;     /* entries checked in all reopens */
-  uint64_t acked;        /* entries acknowledged in all rounds */
+  const char *dir;           /* the log */
+  walrus_sync_t sync;        /* the child's policy */
+  uint64_t pseed;            /* payload seed */
+  uint64_t seed;             /* master seed */
+  uint64_t first;            /* expected first index once non-empty */
+  uint64_t last;             /* last index verified after the previous round */
+  seen_t *seen;              /* seen[i - seen_base]: verified entries */
+  uint64_t seen_base;        /* index of seen[0] */
+  uint64_t seen_cap;         /* capacity of seen */
+  uint64_t kills;            /* children killed */
+  uint64_t verified;         /* entries checked in all reopens */
+  uint64_t acked;            /* entries acknowledged in all rounds */
   uint64_t inflight_kept;    /* rounds where the unfinished unit survived */
   uint64_t inflight_dropped; /* rounds where it did not */
-  uint64_t trims;        /* truncate_front calls */
+  uint64_t trims;            /* truncate_front calls */
 } state_t;
 
 /* What one round's child reported. */
 typedef struct round_s {
-  uint64_t round;      /* round number */
-  int opened;          /* M_OPENED seen */
-  uint64_t open_next;  /* its next index */
-  int have_begin;      /* a unit was begun and not acknowledged */
+  uint64_t round;                /* round number */
+  int opened;                    /* M_OPENED seen */
+  uint64_t open_next;            /* its next index */
+  int have_begin;                /* a unit was begun and not acknowledged */
   uint64_t begin_first, begin_n; /* that unit */
-  uint64_t ack_end;    /* end of the last acknowledged unit, or 0 */
-  uint64_t acks;       /* acknowledgements this round */
-  uint64_t *units;     /* acked units: first, n pairs */
-  size_t nunits, cap;  /* units used and allocated (pairs) */
-  int error;           /* M_ERROR seen */
-  int32_t err_code;    /* its code */
-  uint64_t err_a, err_b; /* its details */
-  char problem[256];   /* first protocol problem, "" if none */
+  uint64_t ack_end;              /* end of the last acknowledged unit, or 0 */
+  uint64_t acks;                 /* acknowledgements this round */
+  uint64_t *units;               /* acked units: first, n pairs */
+  size_t nunits, cap;            /* units used and allocated (pairs) */
+  int error;                     /* M_ERROR seen */
+  int32_t err_code;              /* its code */
+  uint64_t err_a, err_b;         /* its details */
+  char problem[256];             /* first protocol problem, "" if none */
 } round_t;
 
 /* Record the first protocol problem of a round; the parent asserts only
  * after the child is dead, so that a failure never leaves it running. */
-#define PROBLEM(rd, ...)                                           \
-  do {                                                             \
-    if ((rd)->problem[0] == '\0')                                  \
-      snprintf((rd)->problem, sizeof (rd)->problem, __VA_ARGS__);  \
+#define PROBLEM(rd, ...)                                         \
+  do {                                                           \
+    if ((rd)->problem[0] == '\0')                                \
+      snprintf((rd)->problem, sizeof(rd)->problem, __VA_ARGS__); \
   } while (0)
 
 static void on_msg(state_t *st, round_t *rd, const msg_t *m) {
@@ -212,8 +214,10 @@ static void on_msg(state_t *st, round_t *rd, const msg_t *m) {
       rd->opened = 1;
       rd->open_next = m->first;
       if (m->first != st->last + 1)
-        PROBLEM(rd, "the child's open says next index %" PRIu64
-                ", the log ended at %" PRIu64, m->first, st->last);
+        PROBLEM(rd,
+                "the child's open says next index %" PRIu64
+                ", the log ended at %" PRIu64,
+                m->first, st->last);
       break;
     case M_BEGIN: {
       uint64_t want = rd->ack_end ? rd->ack_end + 1 : st->last + 1;
@@ -227,8 +231,7 @@ static void on_msg(state_t *st, round_t *rd, const msg_t *m) {
       break;
     }
     case M_ACK:
-      if (!rd->have_begin || rd->begin_first != m->first ||
-          rd->begin_n != m->n)
+      if (!rd->have_begin || rd->begin_first != m->first || rd->begin_n != m->n)
         PROBLEM(rd, "ACK of %" PRIu64 "+%" PRIu64 " without its BEGIN",
                 m->first, m->n);
       rd->have_begin = 0;
@@ -325,8 +328,9 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
     cr_assert_eq(walrus_close(w), WALRUS_OK);
     return;
   }
-  cr_assert_eq(first, st->first, "round %" PRIu64 ": first index %" PRIu64
-               ", want %" PRIu64, rd->round, first, st->first);
+  cr_assert_eq(first, st->first,
+               "round %" PRIu64 ": first index %" PRIu64 ", want %" PRIu64,
+               rd->round, first, st->first);
 
   /* Scan everything with an iterator. */
   walrus_iter_t *it;
@@ -337,17 +341,17 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
   walrus_entry_t e;
   int rc;
   while ((rc = walrus_iter_next(it, &e)) == WALRUS_OK) {
-    cr_assert_eq(e.index, i, "iterator gave index %" PRIu64 ", want %" PRIu64
-                 " (gap)", e.index, i);
+    cr_assert_eq(e.index, i,
+                 "iterator gave index %" PRIu64 ", want %" PRIu64 " (gap)",
+                 e.index, i);
     cr_assert_leq(i, last);
     /* Payload. */
     size_t len = tu_len(i, st->pseed, MAX_PAYLOAD);
-    cr_assert_eq(e.len, len, "entry %" PRIu64 ": %zu bytes, want %zu", i,
-                 e.len, len);
+    cr_assert_eq(e.len, len, "entry %" PRIu64 ": %zu bytes, want %zu", i, e.len,
+                 len);
     tu_payload(i, st->pseed, want, len);
     cr_assert(len == 0 || memcmp(e.data, want, len) == 0,
-              "entry %" PRIu64 ": wrong bytes (seed %" PRIu64 ")", i,
-              st->seed);
+              "entry %" PRIu64 ": wrong bytes (seed %" PRIu64 ")", i, st->seed);
     /* Unit markers. */
     uint64_t n = e.type;
     int64_t pos = e.timestamp_ns % TS_ROUND - 1;
@@ -356,11 +360,13 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
                   pos == (int64_t)(i - e.term) && pos < (int64_t)n &&
                   rnd >= 0 && (uint64_t)rnd <= rd->round,
               "entry %" PRIu64 ": bad markers term %" PRIu64 " type %" PRIu64
-              " ts %" PRId64, i, e.term, n, e.timestamp_ns);
+              " ts %" PRId64,
+              i, e.term, n, e.timestamp_ns);
     if (pos == 0) {
       cr_assert(unit_n == 0 || i == unit_term + unit_n,
                 "entry %" PRIu64 " starts a unit inside unit %" PRIu64
-                " of %" PRIu64, i, unit_term, unit_n);
+                " of %" PRIu64,
+                i, unit_term, unit_n);
       unit_term = e.term;
       unit_n = n;
       unit_round = rnd;
@@ -375,23 +381,22 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
      * round's. */
     if (i <= st->last && i >= st->seen_base) {
       const seen_t *s = &st->seen[i - st->seen_base];
-      cr_assert(s->term == e.term && s->type == e.type && s->ts == e.timestamp_ns,
+      cr_assert(s->term == e.term && s->type == e.type &&
+                    s->ts == e.timestamp_ns,
                 "entry %" PRIu64 " changed since it was verified", i);
     } else if (i > st->last) {
       cr_assert_eq((uint64_t)rnd, rd->round,
-                   "entry %" PRIu64 " is new but from round %" PRId64, i,
-                   rnd);
+                   "entry %" PRIu64 " is new but from round %" PRId64, i, rnd);
       seen_reserve(st, i);
-      st->seen[i - st->seen_base] =
-          (seen_t){e.term, e.timestamp_ns, e.type};
+      st->seen[i - st->seen_base] = (seen_t){e.term, e.timestamp_ns, e.type};
     }
     i++;
   }
-  cr_assert_eq(rc, WALRUS_DONE, "iteration stopped at %" PRIu64 ": %s: %s",
-               i, walrus_errname(rc), walrus_errmsg(w));
+  cr_assert_eq(rc, WALRUS_DONE, "iteration stopped at %" PRIu64 ": %s: %s", i,
+               walrus_errname(rc), walrus_errmsg(w));
   walrus_iter_close(it);
-  cr_assert_eq(i, last + 1, "iteration ended at %" PRIu64 ", last is %"
-               PRIu64, i - 1, last);
+  cr_assert_eq(i, last + 1, "iteration ended at %" PRIu64 ", last is %" PRIu64,
+               i - 1, last);
   cr_assert(unit_n == 0 || unit_term + unit_n - 1 == last,
             "the log ends inside unit %" PRIu64 " of %" PRIu64, unit_term,
             unit_n);
@@ -404,13 +409,13 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
     for (uint64_t k = 0; k < un; k += un - 1 ? un - 1 : 1) {
       memset(&e, 0, sizeof e);
       rc = walrus_get(w, uf + k, &e);
-      cr_assert_eq(rc, WALRUS_OK, "acknowledged entry %" PRIu64 ": %s",
-                   uf + k, walrus_errname(rc));
+      cr_assert_eq(rc, WALRUS_OK, "acknowledged entry %" PRIu64 ": %s", uf + k,
+                   walrus_errname(rc));
       cr_assert(e.term == uf && e.type == un &&
-                    e.timestamp_ns ==
-                        (int64_t)(rd->round * TS_ROUND + k + 1),
+                    e.timestamp_ns == (int64_t)(rd->round * TS_ROUND + k + 1),
                 "acknowledged entry %" PRIu64 " is not what round %" PRIu64
-                " wrote", uf + k, rd->round);
+                " wrote",
+                uf + k, rd->round);
       tu_check_bytes(&e, uf + k, st->pseed,
                      tu_len(uf + k, st->pseed, MAX_PAYLOAD));
       walrus_entry_free(&e);
@@ -497,15 +502,15 @@ static void one_round(state_t *st, uint64_t round, uint64_t *rng,
   while (!eof && pump(st, &rd, p[0], buf, &have)) {
   }
   close(p[0]);
-  cr_assert(rd.problem[0] == '\0', "round %" PRIu64 " (seed %" PRIu64
-            "): %s", round, st->seed, rd.problem);
+  cr_assert(rd.problem[0] == '\0', "round %" PRIu64 " (seed %" PRIu64 "): %s",
+            round, st->seed, rd.problem);
   cr_assert(!rd.error,
             "round %" PRIu64 " (seed %" PRIu64 "): the child failed: %s "
             "(%" PRIu64 ", %" PRIu64 ")",
             round, st->seed, walrus_errname(rd.err_code), rd.err_a, rd.err_b);
   cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-            "round %" PRIu64 ": the child was not killed (status 0x%x)",
-            round, status);
+            "round %" PRIu64 ": the child was not killed (status 0x%x)", round,
+            status);
   st->kills++;
   verify(st, &rd, want);
   free(rd.units);
@@ -537,9 +542,10 @@ static void run_kills(walrus_sync_t sync, const char *name) {
     one_round(&st, round, &rng, want);
   cr_assert_eq(st.kills, (uint64_t)kills);
   cr_assert_gt(st.acked, 0u, "no write was ever acknowledged");
-  cr_log_info("%s: %" PRIu64 " kills, %" PRIu64 " entries acknowledged, %"
-              PRIu64 " entry checks after reopen; unfinished unit kept %"
-              PRIu64 " times, dropped %" PRIu64 " times; %" PRIu64
+  cr_log_info("%s: %" PRIu64 " kills, %" PRIu64
+              " entries acknowledged, %" PRIu64
+              " entry checks after reopen; unfinished unit kept %" PRIu64
+              " times, dropped %" PRIu64 " times; %" PRIu64
               " trims; log ends at %" PRIu64,
               name, st.kills, st.acked, st.verified, st.inflight_kept,
               st.inflight_dropped, st.trims, st.last);
@@ -555,6 +561,10 @@ static void run_kills(walrus_sync_t sync, const char *name) {
   tu_tmpdir_remove(root);
 }
 
-Test(kill, sync_always) { run_kills(WALRUS_SYNC_ALWAYS, "sync always"); }
+Test(kill, sync_always) {
+  run_kills(WALRUS_SYNC_ALWAYS, "sync always");
+}
 
-Test(kill, sync_none) { run_kills(WALRUS_SYNC_NONE, "sync none"); }
+Test(kill, sync_none) {
+  run_kills(WALRUS_SYNC_NONE, "sync none");
+}

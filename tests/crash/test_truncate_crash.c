@@ -36,10 +36,10 @@
 #include "vfs_fault.h"
 #include "walrus.h"
 
-#define SEED 0xC4A5Du    /* entries the setup writes and the checks append */
-#define SEED_OP 0x0B16u  /* entries the rotation operations write */
-#define MAX 200          /* largest payload of the setup's entries */
-#define MAX_POINTS 5000  /* a sweep longer than this is a bug */
+#define SEED 0xC4A5Du   /* entries the setup writes and the checks append */
+#define SEED_OP 0x0B16u /* entries the rotation operations write */
+#define MAX 200         /* largest payload of the setup's entries */
+#define MAX_POINTS 5000 /* a sweep longer than this is a bug */
 
 /* A logical state of the log. */
 typedef struct lstate_s {
@@ -50,18 +50,18 @@ typedef struct lstate_s {
 
 typedef struct scen_s scen_t;
 struct scen_s {
-  const char *name;                          /* for messages */
-  uint64_t seg_bytes;                        /* segment_bytes */
+  const char *name;                           /* for messages */
+  uint64_t seg_bytes;                         /* segment_bytes */
   void (*setup)(scen_t *sc, const char *dir); /* builds the old state */
-  int (*op)(const scen_t *sc, walrus_t *w);  /* the operation */
-  uint64_t arg;                              /* the operation's argument */
-  uint64_t base_last;  /* entries above it were written by the op */
-  size_t big_len;      /* payload length of each op-written entry */
-  size_t base_segs;    /* segment files after setup */
-  long segs_delta;     /* segment files the completed op adds (or, < 0,
-                          removes); LONG_MIN: not checked */
-  lstate_t old_st;     /* before */
-  lstate_t new_st;     /* after */
+  int (*op)(const scen_t *sc, walrus_t *w);   /* the operation */
+  uint64_t arg;                               /* the operation's argument */
+  uint64_t base_last; /* entries above it were written by the op */
+  size_t big_len;     /* payload length of each op-written entry */
+  size_t base_segs;   /* segment files after setup */
+  long segs_delta;    /* segment files the completed op adds (or, < 0,
+                         removes); LONG_MIN: not checked */
+  lstate_t old_st;    /* before */
+  lstate_t new_st;    /* after */
 };
 
 /* ---- building logs ------------------------------------------------------- */
@@ -237,8 +237,8 @@ static void check_state(walrus_t *w, const scen_t *sc, const lstate_t *st) {
   memset(&e, 0, sizeof e);
   if (st->first > 1)
     cr_assert_eq(walrus_get(w, st->first - 1, &e), WALRUS_EINDEX,
-                 "%s: entry %" PRIu64 " below the first is readable",
-                 sc->name, st->first - 1);
+                 "%s: entry %" PRIu64 " below the first is readable", sc->name,
+                 st->first - 1);
   cr_assert_eq(walrus_get(w, st->last + 1, &e), WALRUS_EINDEX);
 }
 
@@ -256,15 +256,14 @@ static const char *state_name(const scen_t *sc, walrus_t *w) {
 static int verify_after(const scen_t *sc, const char *dir, uint64_t point) {
   walrus_t *w = open_log(dir, sc->seg_bytes, 1);
   const char *ro = state_name(sc, w);
-  cr_assert_not_null(ro,
-                     "%s, crash at call %" PRIu64 ": read-only open shows "
-                     "first %" PRIu64 " last %" PRIu64 " next %" PRIu64
-                     "; old is %" PRIu64 "/%" PRIu64 "/%" PRIu64
-                     ", new is %" PRIu64 "/%" PRIu64 "/%" PRIu64,
-                     sc->name, point, walrus_first_index(w),
-                     walrus_last_index(w), walrus_next_index(w),
-                     sc->old_st.first, sc->old_st.last, sc->old_st.next,
-                     sc->new_st.first, sc->new_st.last, sc->new_st.next);
+  cr_assert_not_null(
+      ro,
+      "%s, crash at call %" PRIu64 ": read-only open shows "
+      "first %" PRIu64 " last %" PRIu64 " next %" PRIu64 "; old is %" PRIu64
+      "/%" PRIu64 "/%" PRIu64 ", new is %" PRIu64 "/%" PRIu64 "/%" PRIu64,
+      sc->name, point, walrus_first_index(w), walrus_last_index(w),
+      walrus_next_index(w), sc->old_st.first, sc->old_st.last, sc->old_st.next,
+      sc->new_st.first, sc->new_st.last, sc->new_st.next);
   int is_new = strcmp(ro, "new") == 0;
   const lstate_t *st = is_new ? &sc->new_st : &sc->old_st;
   check_state(w, sc, st);
@@ -297,12 +296,12 @@ static int verify_after(const scen_t *sc, const char *dir, uint64_t point) {
   return is_new;
 }
 
-/* ---- the sweep ------------------------------------------------------------ */
+/* ---- the sweep ----------------------------------------------------------- */
 
 /* What the child reports when the operation returns. */
 typedef struct report_s {
-  int32_t rc;        /* the operation's result */
-  uint64_t calls;    /* VFS calls it made */
+  int32_t rc;         /* the operation's result */
+  uint64_t calls;     /* VFS calls it made */
   char history[3800]; /* which calls */
 } report_t;
 
@@ -400,9 +399,9 @@ static void sweep(scen_t *sc) {
                walrus_errname(rep.rc));
   cr_assert_eq(rep.calls, n - 1,
                "%s: the operation made %" PRIu64 " calls, but a crash at "
-               "call %" PRIu64 " did not fire", sc->name, rep.calls, n);
-  cr_assert_gt(rep.calls, 0u, "%s: the operation made no VFS call",
-               sc->name);
+               "call %" PRIu64 " did not fire",
+               sc->name, rep.calls, n);
+  cr_assert_gt(rep.calls, 0u, "%s: the operation made no VFS call", sc->name);
   if (sc->segs_delta != LONG_MIN) {
     long got_segs = (long)tu_segments(work, NULL);
     cr_assert_eq(got_segs, (long)sc->base_segs + sc->segs_delta,
@@ -416,7 +415,8 @@ static void sweep(scen_t *sc) {
               "new); segments %zu -> %zu; calls: %s",
               sc->name, n - 1, olds, news, sc->base_segs, segs_after,
               rep.history);
-  fprintf(stderr, "test_truncate_crash %s: %" PRIu64
+  fprintf(stderr,
+          "test_truncate_crash %s: %" PRIu64
           " crash points (old %u, new %u)\n  calls: %s\n",
           sc->name, n - 1, olds, news, rep.history);
   cr_assert_gt(olds, 0u, "%s: no crash point left the old state", sc->name);

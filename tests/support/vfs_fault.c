@@ -43,27 +43,27 @@ typedef struct vf_call_s {
 enum vf_mode { VF_MODE_NONE, VF_MODE_FAIL, VF_MODE_CRASH };
 
 struct vf_s {
-  walrus_vfs_t vfs;            /* the table handed to walrus; ctx = this */
-  const walrus_vfs_t *posix;   /* the wrapped back end */
-  pthread_mutex_t mu;          /* guards everything below */
-  uint64_t counts[VF__COUNT];  /* calls per method; [VF_ANY] is the total */
-  enum vf_mode mode;           /* armed fault kind */
-  vf_method_t arm_m;           /* the kind of call that is counted */
-  uint64_t arm_nth;            /* fire at this call (1-based) */
-  uint64_t arm_seen;           /* calls of kind arm_m since arming */
-  int arm_err;                 /* negative errno for VF_MODE_FAIL */
-  int arm_persistent;          /* keep failing after the nth call */
-  uint64_t fired;              /* calls failed by the armed fault */
-  vf_file_t *files;            /* open files */
-  size_t hist_n;               /* calls recorded in hist */
-  uint64_t hist_total;         /* calls since the history was cleared */
+  walrus_vfs_t vfs;               /* the table handed to walrus; ctx = this */
+  const walrus_vfs_t *posix;      /* the wrapped back end */
+  pthread_mutex_t mu;             /* guards everything below */
+  uint64_t counts[VF__COUNT];     /* calls per method; [VF_ANY] is the total */
+  enum vf_mode mode;              /* armed fault kind */
+  vf_method_t arm_m;              /* the kind of call that is counted */
+  uint64_t arm_nth;               /* fire at this call (1-based) */
+  uint64_t arm_seen;              /* calls of kind arm_m since arming */
+  int arm_err;                    /* negative errno for VF_MODE_FAIL */
+  int arm_persistent;             /* keep failing after the nth call */
+  uint64_t fired;                 /* calls failed by the armed fault */
+  vf_file_t *files;               /* open files */
+  size_t hist_n;                  /* calls recorded in hist */
+  uint64_t hist_total;            /* calls since the history was cleared */
   vf_call_t hist[VF_HISTORY_MAX]; /* the first calls since clearing */
 };
 
 static const char *const method_names[VF__COUNT] = {
-    "any",      "open",   "close",  "pread",    "pwrite",
-    "sync",     "truncate", "allocate", "size",   "lock",
-    "rename",   "unlink", "sync_dir", "list",   "mkdir"};
+    "any",    "open",     "close",    "pread", "pwrite",
+    "sync",   "truncate", "allocate", "size",  "lock",
+    "rename", "unlink",   "sync_dir", "list",  "mkdir"};
 
 const char *vf_method_name(vf_method_t m) {
   if ((int)m < 0 || m >= VF__COUNT) return "?";
@@ -151,8 +151,8 @@ static int vf_close(void *ctx, walrus_vfs_file_t *file) {
   return rc != 0 ? rc : rc2;
 }
 
-static int64_t vf_pread(void *ctx, walrus_vfs_file_t *file, void *buf,
-                        size_t n, uint64_t off) {
+static int64_t vf_pread(void *ctx, walrus_vfs_file_t *file, void *buf, size_t n,
+                        uint64_t off) {
   vf_t *vf = ctx;
   vf_file_t *f = (vf_file_t *)file;
   int rc = on_call(vf, VF_PREAD, f->name);
@@ -300,7 +300,9 @@ void vf_free(vf_t *vf) {
   free(vf);
 }
 
-const walrus_vfs_t *vf_vfs(vf_t *vf) { return &vf->vfs; }
+const walrus_vfs_t *vf_vfs(vf_t *vf) {
+  return &vf->vfs;
+}
 
 uint64_t vf_count(vf_t *vf, vf_method_t m) {
   if ((int)m < 0 || m >= VF__COUNT) return 0;

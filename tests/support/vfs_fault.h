@@ -17,6 +17,9 @@
  *
  * The fault VFS also keeps a short history of the calls made since the last
  * arm (or vf_history_clear), so a test can say which call a crash point was.
+ * Calls on an open file are named by the file's base name, which follows
+ * renames made through the VFS (a segment created as .seg.tmp shows as .seg
+ * once renamed).
  *
  * Thread-safe: walrus may call the table from several threads.  Nothing here
  * uses Criterion, so it is safe in forked children.
@@ -32,22 +35,22 @@
 
 /** The methods of walrus_vfs_t, and VF_ANY for "every method". */
 typedef enum vf_method {
-  VF_ANY = 0,   /**< Every method (for counters and arming). */
-  VF_OPEN,      /**< walrus_vfs_t.open */
-  VF_CLOSE,     /**< walrus_vfs_t.close */
-  VF_PREAD,     /**< walrus_vfs_t.pread */
-  VF_PWRITE,    /**< walrus_vfs_t.pwrite */
-  VF_SYNC,      /**< walrus_vfs_t.sync */
-  VF_TRUNCATE,  /**< walrus_vfs_t.truncate */
-  VF_ALLOCATE,  /**< walrus_vfs_t.allocate */
-  VF_SIZE,      /**< walrus_vfs_t.size */
-  VF_LOCK,      /**< walrus_vfs_t.lock */
-  VF_RENAME,    /**< walrus_vfs_t.rename */
-  VF_UNLINK,    /**< walrus_vfs_t.unlink */
-  VF_SYNC_DIR,  /**< walrus_vfs_t.sync_dir */
-  VF_LIST,      /**< walrus_vfs_t.list */
-  VF_MKDIR,     /**< walrus_vfs_t.mkdir */
-  VF__COUNT     /**< Number of entries above. */
+  VF_ANY = 0,  /**< Every method (for counters and arming). */
+  VF_OPEN,     /**< walrus_vfs_t.open */
+  VF_CLOSE,    /**< walrus_vfs_t.close */
+  VF_PREAD,    /**< walrus_vfs_t.pread */
+  VF_PWRITE,   /**< walrus_vfs_t.pwrite */
+  VF_SYNC,     /**< walrus_vfs_t.sync */
+  VF_TRUNCATE, /**< walrus_vfs_t.truncate */
+  VF_ALLOCATE, /**< walrus_vfs_t.allocate */
+  VF_SIZE,     /**< walrus_vfs_t.size */
+  VF_LOCK,     /**< walrus_vfs_t.lock */
+  VF_RENAME,   /**< walrus_vfs_t.rename */
+  VF_UNLINK,   /**< walrus_vfs_t.unlink */
+  VF_SYNC_DIR, /**< walrus_vfs_t.sync_dir */
+  VF_LIST,     /**< walrus_vfs_t.list */
+  VF_MKDIR,    /**< walrus_vfs_t.mkdir */
+  VF__COUNT    /**< Number of entries above. */
 } vf_method_t;
 
 /** A fault VFS.  Opaque. */
