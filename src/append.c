@@ -57,6 +57,35 @@ int walrus__sync_locked(walrus_t *w) {
   return WALRUS_OK;
 }
 
+/* Sync, then leave a sync mark after the entries just made durable, so
+ * that recovery can tell them from a torn group even when nothing follows
+ * them (format.h).  With durable, the mark is synced too (close); else the
+ * next sync covers it.  Caller holds wlock. */
+int walrus__sync_mark_locked(walrus_t *w, int durable) {
+  int rc = walrus__sync_locked(w);
+  if (rc != WALRUS_OK || !w->need_mark || w->nsegs == 0) return rc;
+  walrus__seg_t *t = w->segs[w->nsegs - 1];
+  if (t->sealed || t->count == 0) return WALRUS_OK;
+  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+  walrus__rec_t r = {0};
+  r.index = w->next_index - 1;
+  r.timestamp_ns = walrus__now_ns();
+  r.flags = WALRUS__REC_MARK | WALRUS__REC_GROUP;
+  r.epoch = w->epoch;
+  walrus__rec_header_encode(hdr, &r);
+  walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
+  rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, w->write_off);
+  if (rc != WALRUS_OK) {
+    w->vfs->truncate(w->vfs->ctx, t->file, w->write_off);
+    return walrus__poison(w, rc);
+  }
+  w->write_off += WALRUS__REC_HEADER_BYTES;
+  w->need_mark = 0;
+  w->group_open = 1;
+  w->dirty = 1;
+  return durable ? walrus__sync_locked(w) : WALRUS_OK;
+}
+
 /* Checks every writing call makes first.  Caller holds wlock. */
 static int writable(walrus_t *w) {
   if (w->cfg.read_only)
@@ -203,6 +232,7 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
   rc = flush(&o);
   if (rc != WALRUS_OK) goto undo;
   w->dirty = 1;
+  w->need_mark = 1;
   if (w->cfg.sync == WALRUS_SYNC_ALWAYS) {
     rc = walrus__sync_locked(w);
     if (rc != WALRUS_OK) goto undo;
@@ -248,7 +278,7 @@ int walrus_sync(walrus_t *w) {
                       "an earlier %s poisoned the handle; reopen the log",
                       walrus_errname(w->poison_code));
   else
-    rc = walrus__sync_locked(w);
+    rc = walrus__sync_mark_locked(w, 0);
   pthread_mutex_unlock(&w->wlock);
   return rc;
 }
@@ -267,7 +297,8 @@ void *walrus__syncer_main(void *arg) {
     ts.tv_nsec = (long)(ns % 1000000000u);
     int e = pthread_cond_timedwait(&w->syncer_cv, &w->wlock, &ts);
     if (w->syncer_stop) break;
-    if (e == ETIMEDOUT && !w->poisoned) walrus__sync_locked(w);
+    if (e == ETIMEDOUT && !w->poisoned && w->dirty)
+      walrus__sync_mark_locked(w, 0);
   }
   pthread_mutex_unlock(&w->wlock);
   return NULL;

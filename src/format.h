@@ -60,7 +60,8 @@
  *   32  2  type (the caller's)
  *   34  1  flags: 0x01 FIRST (opens a unit), 0x02 LAST (closes a unit),
  *          0x04 INDEX (the segment's index record), 0x08 GROUP (the first
- *          record written after a sync); other bits are 0
+ *          record written after a sync), 0x10 MARK (a sync mark, below);
+ *          other bits are 0
  *   35  1  txid_len (0: no transaction id)
  *   36  4  epoch: the sync group; it grows by one after every fdatasync
  *          of the log, so records with a lower epoch were durable before
@@ -74,6 +75,14 @@
  *   group, and none of them is a GROUP record (so the group started at or
  *   before the damage), the damage is a torn tail; otherwise a synced
  *   record was damaged: corruption.
+ *
+ *   The last group before a clean close, or before a walrus_sync with
+ *   nothing written after it, has no later record to prove it synced.  So
+ *   walrus_sync, the SYNC_INTERVAL thread and close append a sync mark
+ *   after a sync that made entries durable: a record with flags MARK|GROUP,
+ *   an empty body, the next epoch, and index = the last entry's index.  It
+ *   belongs to no unit and is not an entry; readers skip it.  Close syncs
+ *   its mark; the others leave it to the next sync.
  *
  *   A unit is what one call wrote: one append is a record with FIRST|LAST;
  *   a batch of n is FIRST, n-2 records with neither, LAST (n == 1 is
@@ -117,7 +126,8 @@
 #define WALRUS__REC_LAST 0x02u
 #define WALRUS__REC_INDEX 0x04u
 #define WALRUS__REC_GROUP 0x08u
-#define WALRUS__REC_KNOWN_FLAGS 0x0Fu
+#define WALRUS__REC_MARK 0x10u
+#define WALRUS__REC_KNOWN_FLAGS 0x1Fu
 
 /** Longest body a record may carry (1 GiB of payload + a 255-byte id). */
 #define WALRUS__BODY_MAX ((1u << 30) + 255u)

@@ -135,6 +135,8 @@ struct walrus_s {
   uint32_t epoch;                /* sync group of the next record (wlock) */
   int group_open;                /* a record of epoch was written (wlock) */
   int dirty;                     /* written since the last sync (wlock) */
+  int need_mark;                 /* entries written since the last mark,
+                                    index record or sync of a later group */
   unsigned char *buf;            /* encode buffer, cfg.buffer_bytes */
   int poisoned;                  /* a write-side I/O call failed */
   int poison_code;               /* the failure that poisoned the handle */
@@ -230,6 +232,7 @@ int walrus__recover(walrus_t *w);
 
 /* ---- append.c ---- */
 int walrus__sync_locked(walrus_t *w);
+int walrus__sync_mark_locked(walrus_t *w, int durable);
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);

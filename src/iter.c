@@ -93,14 +93,24 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
   rc = walrus__seg_acquire(w, s);
   if (rc != WALRUS_OK) goto out;
   uint64_t limit = s->sealed ? s->index_offset : s->end;
-  rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                           WALRUS__REC_HEADER_BYTES, limit, &p);
-  if (rc == WALRUS_OK && p != NULL &&
-      walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
+  for (;;) {
     rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                             WALRUS__REC_HEADER_BYTES + r.body_len, limit, &p);
-  else if (rc == WALRUS_OK)
-    p = NULL;
+                             WALRUS__REC_HEADER_BYTES, limit, &p);
+    if (rc == WALRUS_OK && p != NULL &&
+        walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
+      rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
+                               WALRUS__REC_HEADER_BYTES + r.body_len, limit,
+                               &p);
+    else if (rc == WALRUS_OK)
+      p = NULL;
+    /* Step over a sync mark (format.h): it is not an entry.  Its CRC is
+     * checked like any record's. */
+    if (rc != WALRUS_OK || p == NULL || !(r.flags & WALRUS__REC_MARK) ||
+        r.body_len != 0 ||
+        walrus__rec_crc(s->salt, p, NULL, 0) != r.crc || r.index + 1 != it->next)
+      break;
+    it->off += WALRUS__REC_HEADER_BYTES;
+  }
   if (rc == WALRUS_OK && p == NULL)
     rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                       "%s/%s: record %llu at offset %llu is malformed",
@@ -114,7 +124,8 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
                         "checksum",
                         w->dir, s->name, (unsigned long long)it->next,
                         (unsigned long long)it->off);
-    else if (r.index != it->next || (r.flags & WALRUS__REC_INDEX))
+    else if (r.index != it->next ||
+             (r.flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)))
       rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s/%s: record at offset %llu is not entry %llu",
                         w->dir, s->name, (unsigned long long)it->off,

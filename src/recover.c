@@ -138,6 +138,19 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
     if (walrus__rec_crc(s->salt, p,
                         p + WALRUS__REC_HEADER_BYTES, r.body_len) != r.crc)
       STOP("checksum mismatch");
+    if (r.flags & WALRUS__REC_MARK) {
+      /* A sync mark: not an entry, outside any unit, naming the entry
+       * before it. */
+      if (in_unit || r.index + 1 != expect || r.body_len != 0 ||
+          r.flags != (WALRUS__REC_MARK | WALRUS__REC_GROUP))
+        STOP("misplaced sync mark");
+      sc->have_prev = 1;
+      sc->prev_epoch = r.epoch;
+      sc->last_epoch = r.epoch;
+      off += rsz;
+      sc->good_end = off;
+      continue;
+    }
     if (r.index != expect)
       STOP("record has index %llu where %llu belongs",
            (unsigned long long)r.index, (unsigned long long)expect);

@@ -209,6 +209,7 @@ int walrus__seg_seal(walrus_t *w) {
   w->epoch++;
   w->group_open = 0;
   w->dirty = 0;
+  w->need_mark = 0;
   walrus__lock_excl(w);
   s->sealed = 1;
   s->index_offset = (uint32_t)off;

@@ -257,7 +257,7 @@ int walrus_close(walrus_t *w) {
   /* Pending transactions are aborted: none of them was ever written. */
   walrus__tx_destroy(w);
   pthread_mutex_lock(&w->wlock);
-  if (!w->cfg.read_only && !w->poisoned) rc = walrus__sync_locked(w);
+  if (!w->cfg.read_only && !w->poisoned) rc = walrus__sync_mark_locked(w, 1);
   pthread_mutex_unlock(&w->wlock);
   walrus__log(w, WALRUS_LOG_INFO, "closed %s", w->dir);
   destroy(w);

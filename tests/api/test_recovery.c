@@ -144,6 +144,26 @@ static void model_batch(walrus_t *w, model_t *m, const size_t *lens, size_t k) {
 }
 
 /*
+ * walrus_close() leaves a sync mark after the last entry (format.h) so that
+ * damage to a cleanly closed log's last records is reported, not cut.
+ * Check it is there, right at end, then remove it: the torn-tail tests
+ * model a crash after the last append, before any close.
+ */
+static void strip_close_mark(const char *dir, uint64_t end) {
+  const char *seg = tu_path(dir, SEG1);
+  size_t len;
+  unsigned char *b = tu_read_file(seg, &len);
+  cr_assert_eq(len, end + WALRUS__REC_HEADER_BYTES,
+               "close should leave one %u-byte sync mark at %" PRIu64
+               " (file is %zu bytes)",
+               WALRUS__REC_HEADER_BYTES, end, len);
+  cr_assert_eq(b[end + 34], WALRUS__REC_MARK | WALRUS__REC_GROUP,
+               "the record after the last entry is not a sync mark");
+  free(b);
+  tu_truncate(seg, end);
+}
+
+/*
  * Build a one-segment log in dir: singles with lengths singles[], then, if
  * nbatch > 0, one batch with lengths batch[].  Asserts that the segment's
  * size is exactly what format.h says after every write.
@@ -171,6 +191,7 @@ static void build(const char *dir, model_t *m, const size_t *singles,
                  tu_file_size(seg), m->off[m->n + 1]);
   }
   cr_assert_eq(walrus_close(w), WALRUS_OK);
+  strip_close_mark(dir, m->off[m->n + 1]);
 }
 
 /* Open dir with cfg; returns the code, the handle in *w, the message. */
@@ -394,6 +415,7 @@ Test(recovery, torn_batch_of_one_segment_two_batches) {
   model_batch(w, &m, b1, 3);
   model_batch(w, &m, b2, 3);
   cr_assert_eq(walrus_close(w), WALRUS_OK);
+  strip_close_mark(tmpl, m.off[7]);
   cr_assert_eq(tu_file_size(tu_path(tmpl, SEG1)), (int64_t)m.off[7]);
   unsigned kept = 0, cut = 0;
   /* The last record (16 bytes) needs no padding: 56 bytes. */
@@ -534,7 +556,37 @@ Test(recovery, garbage_after_last_record) {
   tu_tmpdir_remove(root);
 }
 
-/* A complete last record whose payload is damaged is a torn tail too. */
+/* After a clean close the sync mark proves the last entries were synced:
+ * damage to the last record is corruption, reported, the file unchanged. */
+Test(recovery, damaged_last_record_after_clean_close_is_reported) {
+  char *root = tu_tmpdir();
+  char *dir = strdup(tu_path(root, "log"));
+  walrus_config_t cfg;
+  config(&cfg, 1u << 20);
+  walrus_t *w = tu_open(dir, &cfg);
+  model_t m;
+  memset(&m, 0, sizeof m);
+  m.off[1] = WALRUS__SEG_HEADER_BYTES;
+  for (size_t i = 0; i < N_SINGLES; i++) model_append(w, &m, k_singles[i], SEED);
+  cr_assert_eq(walrus_close(w), WALRUS_OK);
+  const char *path = tu_path(dir, SEG1);
+  tu_flip_bit(path, m.off[m.n] + WALRUS__REC_HEADER_BYTES + 5, 2);
+  size_t before_len;
+  unsigned char *before = tu_read_file(path, &before_len);
+  char msg[512];
+  w = NULL;
+  cr_assert_eq(open_msg(dir, &cfg, &w, msg, sizeof msg), WALRUS_ECORRUPT,
+               "%s", msg);
+  cr_assert(msg_has_number(msg, m.off[m.n]), "message names no offset: %s",
+            msg);
+  assert_file_is(path, before, before_len, "after a refused open");
+  free(before);
+  free(dir);
+  tu_tmpdir_remove(root);
+}
+
+/* A complete last record whose payload is damaged, with no sync mark after
+ * it (a crash came before close), is a torn tail too. */
 Test(recovery, damaged_last_record_is_cut) {
   char *root = tu_tmpdir();
   char *dir = strdup(tu_path(root, "log"));
@@ -774,14 +826,14 @@ Test(recovery, damage_before_tail_synced_sync_none) {
   int same = now_len == len && memcmp(now, bad, len) == 0;
   free(now);
   free(bad);
+  free(dir);
+  tu_tmpdir_remove(root);
   cr_assert_eq(rc, WALRUS_ECORRUPT,
                "synced log written under SYNC_NONE, record 4 of 12 damaged: "
                "open %s, last index %" PRIu64 " (entries 4..12 were durable "
                "and acknowledged), segment %s",
                walrus_errname(rc), last, same ? "unchanged" : "cut");
   cr_assert(same, "the damaged segment was changed by the open");
-  free(dir);
-  tu_tmpdir_remove(root);
 }
 
 /* ---- sealed segments ----------------------------------------------------- */
@@ -822,6 +874,10 @@ static size_t parse_segments(const char *dir, seginfo_t *segs, size_t cap) {
       uint32_t body = walrus__get32(b + off + 4);
       uint8_t flags = b[off + 34];
       if (flags & WALRUS__REC_INDEX) break;
+      if (flags & WALRUS__REC_MARK) { /* a sync mark: not an entry */
+        off += walrus__rec_size(body);
+        continue;
+      }
       cr_assert_lt(si->count, 256u);
       cr_assert_eq(walrus__get64(b + off + 8), si->first + si->count,
                    "%s: record %" PRIu64 " has the wrong index", names[s],

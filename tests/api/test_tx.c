@@ -7,7 +7,9 @@
  * and finished ids, tx_max_entries, tx_max_pending_bytes, max_entry_bytes),
  * commit (contiguous indexes in add order, out-parameters, empty
  * transactions, durability across reopen, interleaved transactions, a
- * transaction larger than a segment, I/O failures during the commit),
+ * transaction larger than a segment, a transaction while it is being
+ * written (held inside its fdatasync by a gate in a test VFS), I/O
+ * failures during the commit and a fault sweep over a large commit),
  * rollback, state (including the ring of remembered endings), expiry with
  * short timeouts (on touch, walrus_tx_cleanup_expired, the background
  * cleaner, the config default and "never"), walrus_tx_active_count, close
@@ -37,6 +39,7 @@
 #include "util.h"
 #include "vfs_fault.h"
 #include "walrus.h"
+#include "walrus_vfs.h"
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -859,6 +862,121 @@ Test(tx_commit, larger_than_the_space_left_in_a_segment) {
   add_test_entry(w, &id, 77, 0, 100);
   OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(first, 106u);
+  OK(w, walrus_close(w));
+}
+
+/*
+ * A gate in the file system: a VFS over walrus_vfs_posix() whose sync,
+ * once armed, stops until the test opens the gate.  It holds a commit in
+ * the middle of its write so the test can look at the transaction then.
+ */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int armed, inside, open;
+  walrus_vfs_t vfs;
+} g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
+            {0}};
+
+static int gate_sync(void *ctx, walrus_vfs_file_t *f) {
+  pthread_mutex_lock(&g_gate.mu);
+  if (g_gate.armed) {
+    g_gate.inside = 1;
+    pthread_cond_broadcast(&g_gate.cv);
+    while (!g_gate.open) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+    g_gate.armed = 0;
+  }
+  pthread_mutex_unlock(&g_gate.mu);
+  return walrus_vfs_posix()->sync(ctx, f);
+}
+
+static const walrus_vfs_t *gate_vfs(void) {
+  g_gate.vfs = *walrus_vfs_posix();
+  g_gate.vfs.sync = gate_sync;
+  return &g_gate.vfs;
+}
+
+typedef struct commit_arg_s {
+  walrus_t *w;
+  walrus_txid_t id;
+  int rc;
+  uint64_t first;
+  size_t count;
+} commit_arg_t;
+
+static void *commit_main(void *p) {
+  commit_arg_t *a = p;
+  a->rc = walrus_tx_commit(a->w, &a->id, &a->first, &a->count);
+  return NULL;
+}
+
+Test(tx_commit, while_being_committed_it_is_not_pending) {
+  walrus_config_t c = cfg_default();
+  c.vfs = gate_vfs();
+  walrus_t *w = tu_open(g_dir, &c);
+  commit_arg_t a;
+  memset(&a, 0, sizeof a);
+  a.w = w;
+  OK(w, walrus_tx_begin(w, 100, &a.id)); /* expires while being written */
+  for (uint64_t p = 0; p < 3; p++) add_test_entry(w, &a.id, 8, p, 300);
+  pthread_mutex_lock(&g_gate.mu);
+  g_gate.armed = 1;
+  g_gate.inside = 0;
+  g_gate.open = 0;
+  pthread_mutex_unlock(&g_gate.mu);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, commit_main, &a), 0);
+  /* Wait (at most 10 s) until the commit is inside its fdatasync. */
+  uint64_t deadline = now_ms() + 10000;
+  pthread_mutex_lock(&g_gate.mu);
+  while (!g_gate.inside && now_ms() < deadline) {
+    pthread_mutex_unlock(&g_gate.mu);
+    sleep_ms(1);
+    pthread_mutex_lock(&g_gate.mu);
+  }
+  int inside = g_gate.inside;
+  pthread_mutex_unlock(&g_gate.mu);
+
+  int rc_add = 0, rc_commit = 0, rc_rollback = 0, cleaned = -1;
+  if (inside) {
+    walrus_entry_t e;
+    memset(&e, 0, sizeof e);
+    e.data = "x";
+    e.len = 1;
+    rc_add = walrus_tx_add(w, &a.id, &e);
+    rc_commit = walrus_tx_commit(w, &a.id, NULL, NULL);
+    rc_rollback = walrus_tx_rollback(w, &a.id);
+    sleep_ms(150); /* past its timeout, still being written */
+    cleaned = walrus_tx_cleanup_expired(w);
+  }
+  /* Open the gate before asserting, so that nothing is left hanging. */
+  pthread_mutex_lock(&g_gate.mu);
+  g_gate.open = 1;
+  pthread_cond_broadcast(&g_gate.cv);
+  pthread_mutex_unlock(&g_gate.mu);
+  pthread_join(th, NULL);
+
+  cr_assert(inside, "the commit never reached its fdatasync");
+  cr_assert_eq(rc_add, WALRUS_ETXNOTPENDING, "add during the commit: %s",
+               walrus_errname(rc_add));
+  cr_assert_eq(rc_commit, WALRUS_ETXNOTPENDING,
+               "a second commit during the commit: %s",
+               walrus_errname(rc_commit));
+  cr_assert_eq(rc_rollback, WALRUS_ETXNOTPENDING,
+               "rollback during the commit: %s", walrus_errname(rc_rollback));
+  cr_assert_eq(cleaned, 0,
+               "cleanup aborted %d transactions, one of them being written",
+               cleaned);
+  cr_assert_eq(a.rc, WALRUS_OK, "the commit: %s", walrus_errname(a.rc));
+  cr_assert_eq(a.first, 1u);
+  cr_assert_eq(a.count, 3u);
+  cr_assert_eq(state_of(w, &a.id), WALRUS_TX_COMMITTED);
+  cr_assert_eq(walrus_tx_active_count(w), 0);
+  check_test_tx(w, 1, 3, &a.id, 8, 300);
+  OK(w, walrus_close(w));
+  w = open_default();
+  cr_assert_eq(walrus_last_index(w), 3u);
+  check_test_tx(w, 1, 3, &a.id, 8, 300);
   OK(w, walrus_close(w));
 }
 
