@@ -3,7 +3,8 @@
 #   make demo    install build deps, build build/, run the crash demo
 #   make test    install test deps; build build/ (-Werror) and run every
 #                test; then build build-asan/ (ASan + UBSan, Debug) and run
-#                every test again; exits non-zero if anything failed
+#                every test again; then the thread stress programs under
+#                TSan (build-tsan/); exits non-zero if anything failed
 #   make bench   build build/ and run the benchmarks
 #   make soak    run the crash tests with WALRUS_SOAK set (more iterations)
 #   make tsan    build build-tsan/ (ThreadSanitizer), run tests/*/stress_*
@@ -46,6 +47,7 @@ TSAN_RUN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 # Logs of the ctest runs of `make test`, read for the closing summary.
 RELEASE_LOG := $(BUILD_DIR)/ctest-release.log
 ASAN_LOG := $(ASAN_DIR)/ctest-asan.log
+TSAN_LOG := $(TSAN_DIR)/ctest-tsan.log
 
 .PHONY: build configure demo test test-release test-asan bench soak tsan \
         clean format tidy help
@@ -82,11 +84,13 @@ demo:
 test:
 	$(DEPS) test
 	@status=0; \
-	rm -f $(RELEASE_LOG) $(ASAN_LOG); \
+	rm -f $(RELEASE_LOG) $(ASAN_LOG) $(TSAN_LOG); \
 	$(MAKE) --no-print-directory test-release || status=1; \
 	$(MAKE) --no-print-directory test-asan || status=1; \
+	$(MAKE) --no-print-directory tsan || status=1; \
 	passed=0; failed=0; missing=0; \
-	for run in "release:$(RELEASE_LOG)" "asan+ubsan:$(ASAN_LOG)"; do \
+	for run in "release:$(RELEASE_LOG)" "asan+ubsan:$(ASAN_LOG)" \
+	           "tsan:$(TSAN_LOG)"; do \
 	  name=$${run%%:*}; log=$${run#*:}; \
 	  line=$$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' \
 	          "$$log" 2>/dev/null | tail -n 1 || true); \
@@ -125,9 +129,9 @@ test-asan:
 	  ASAN_OPTIONS=$(ASAN_RUN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_RUN_OPTIONS) \
 	  $(CTEST_RUN) 2>&1 | tee $(abspath $(ASAN_LOG))
 
-# ThreadSanitizer, for the concurrency tests; not part of `make test`.
-# Criterion cannot start under TSan, so this runs only the standalone
-# programs, tests/*/stress_*.c.
+# ThreadSanitizer, for the concurrency tests (the third stage of `make
+# test`).  Criterion cannot start under TSan, so this runs only the
+# standalone programs, tests/*/stress_*.c.
 tsan:
 	$(DEPS) test
 	$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug \
@@ -135,7 +139,8 @@ tsan:
 	  -DWALRUS_BUILD_BENCH=OFF -DWALRUS_TEST_TIMEOUT=$(TEST_TIMEOUT)
 	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
 	cd $(TSAN_DIR) && TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) \
-	  $(CTEST) --output-on-failure -j$(JOBS) -L standalone $(CTEST_ARGS)
+	  $(CTEST) --output-on-failure -j$(JOBS) -L standalone $(CTEST_ARGS) \
+	  2>&1 | tee $(abspath $(TSAN_LOG))
 
 # ---------------------------------------------------------------------------
 # Benchmarks: built in build/ (optimized) and run from it, so their data

@@ -528,8 +528,11 @@ WALRUS_API int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
  *   WALRUS_ETXNOTPENDING; WALRUS_ETXEXPIRED; WALRUS_ENOMEM and
  *   WALRUS_ETOOLARGE (nothing written; the transaction stays pending and
  *   the commit may be retried); any error of walrus_write_batch() from
- *   I/O or a poisoned handle (the transaction is aborted, and none of it
- *   is in the log after reopening).
+ *   I/O or a poisoned handle (the transaction is aborted; walrus cuts
+ *   what the commit wrote, so none of it is in the log after reopening,
+ *   unless the file system refuses that cut too: then, if every record
+ *   reached the file, the reopened log may hold the whole transaction,
+ *   never a part of it).
  */
 WALRUS_API int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
                                 uint64_t *first_index, size_t *count);

@@ -289,12 +289,7 @@ void *walrus__syncer_main(void *arg) {
   walrus_t *w = arg;
   pthread_mutex_lock(&w->wlock);
   while (!w->syncer_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec +
-                  (uint64_t)w->cfg.sync_interval_ms * 1000000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    struct timespec ts = walrus__deadline_ms(w->cfg.sync_interval_ms);
     int e = pthread_cond_timedwait(&w->syncer_cv, &w->wlock, &ts);
     if (w->syncer_stop) break;
     if (e == ETIMEDOUT && !w->poisoned && w->dirty)

@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "crc32c.h"
 #include "format.h"
@@ -149,7 +150,7 @@ struct walrus_s {
   pthread_mutex_t tx_mu;         /* guards everything tx_* below */
   walrus__tx_t *tx_buckets[WALRUS__TX_BUCKETS]; /* pending, by id */
   size_t tx_pending;             /* pending transactions */
-  uint64_t tx_bytes;             /* arena bytes of pending ones */
+  uint64_t tx_bytes;             /* payload bytes of pending ones */
   walrus__tx_done_t tx_done[WALRUS__TX_DONE_RING]; /* recent endings */
   size_t tx_done_pos;            /* next slot of tx_done */
   pthread_t tx_cleaner;          /* background expiry thread */
@@ -205,6 +206,7 @@ int walrus__os_unlink(walrus_t *w, const char *name);
 int walrus__os_sync_dir(walrus_t *w);
 int walrus__random(void *buf, size_t n);
 int64_t walrus__now_ns(void);
+struct timespec walrus__deadline_ms(uint32_t ms);
 
 /* ---- meta.c ---- */
 int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found);

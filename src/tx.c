@@ -70,7 +70,7 @@ static void finish(walrus_t *w, walrus__tx_t *t, walrus_tx_state_t state) {
   while (*pp != t) pp = &(*pp)->next;
   *pp = t->next;
   w->tx_pending--;
-  w->tx_bytes -= t->acap;
+  w->tx_bytes -= t->used;
   walrus__tx_done_t *d = &w->tx_done[w->tx_done_pos++ % WALRUS__TX_DONE_RING];
   memcpy(d->raw, t->raw, 16);
   d->state = (unsigned char)state;
@@ -177,25 +177,24 @@ int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
                       w->cfg.tx_max_entries);
     goto out;
   }
-  /* Grow the arena (doubling, so a transaction costs its bytes about
-   * once) within the handle's limit on pending bytes. */
+  /* The limit counts payload bytes held; the arena grows by doubling, so
+   * a transaction's bytes are copied about once. */
+  if (w->tx_bytes + e->len > w->cfg.tx_max_pending_bytes) {
+    rc = walrus__fail(w, WALRUS_ETXTOOLARGE, 0,
+                      "pending transactions would hold %llu bytes, over "
+                      "tx_max_pending_bytes %llu",
+                      (unsigned long long)(w->tx_bytes + e->len),
+                      (unsigned long long)w->cfg.tx_max_pending_bytes);
+    goto out;
+  }
   if (t->used + e->len > t->acap) {
     size_t cap = t->acap ? t->acap : 256;
     while (cap < t->used + e->len) cap *= 2;
-    if (w->tx_bytes - t->acap + cap > w->cfg.tx_max_pending_bytes) {
-      rc = walrus__fail(w, WALRUS_ETXTOOLARGE, 0,
-                        "pending transactions would hold %llu bytes, over "
-                        "tx_max_pending_bytes %llu",
-                        (unsigned long long)(w->tx_bytes - t->acap + cap),
-                        (unsigned long long)w->cfg.tx_max_pending_bytes);
-      goto out;
-    }
     unsigned char *p = walrus__realloc(w, t->arena, cap);
     if (p == NULL) {
       rc = walrus__fail(w, WALRUS_ENOMEM, 0, "transaction arena");
       goto out;
     }
-    w->tx_bytes += cap - t->acap;
     t->arena = p;
     t->acap = cap;
   }
@@ -217,6 +216,7 @@ int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
   r->len = e->len;
   if (e->len > 0) memcpy(t->arena + t->used, e->data, e->len);
   t->used += e->len;
+  w->tx_bytes += e->len;
 out:
   pthread_mutex_unlock(&w->tx_mu);
   return rc;
@@ -371,12 +371,7 @@ void *walrus__tx_cleaner_main(void *arg) {
   walrus_t *w = arg;
   pthread_mutex_lock(&w->tx_mu);
   while (!w->tx_cleaner_stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec +
-                  (uint64_t)w->cfg.tx_cleanup_interval_ms * 1000000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    struct timespec ts = walrus__deadline_ms(w->cfg.tx_cleanup_interval_ms);
     pthread_cond_timedwait(&w->tx_cleaner_cv, &w->tx_mu, &ts);
     if (w->tx_cleaner_stop) break;
     int n = cleanup_locked(w);

@@ -141,6 +141,17 @@ int walrus__random(void *buf, size_t n) {
   return 0;
 }
 
+/* CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on a condition
+ * variable set to that clock. */
+struct timespec walrus__deadline_ms(uint32_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000u;
+  ts.tv_sec += (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  return ts;
+}
+
 int64_t walrus__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
