@@ -44,17 +44,118 @@ static int check_entry(walrus_t *w, const walrus_entry_t *e, size_t i,
   return WALRUS_OK;
 }
 
-/* Sync the tail if anything was written since the last sync.  Caller holds
- * wlock.  A failure poisons the handle. */
-int walrus__sync_locked(walrus_t *w) {
-  if (!w->dirty || w->nsegs == 0) return WALRUS_OK;
-  walrus__seg_t *t = w->segs[w->nsegs - 1];
-  int rc = walrus__os_sync(w, t->file, t->name);
-  if (rc != WALRUS_OK) return walrus__poison(w, rc);
+/* Make the entries written up to a capture visible to readers: the
+ * tail's published count and end, and the next index.  Never moves
+ * anything backwards.  Caller holds wlock. */
+static void publish(walrus_t *w, walrus__seg_t *t, uint64_t count,
+                    uint64_t end, uint64_t next) {
+  walrus__lock_excl(w);
+  if (t->count < count) {
+    t->count = count;
+    t->end = end;
+  }
+  if (w->next_index < next) w->next_index = next;
+  walrus__unlock(w);
+}
+
+/* What one sync covers: everything written when it was captured. */
+typedef struct capture_s {
+  walrus__seg_t *t; /* the tail */
+  uint64_t count;   /* records written to it */
+  uint64_t end;     /* where they end */
+  uint64_t next;    /* the next index to assign */
+  uint64_t seq;     /* the last unit written */
+} capture_t;
+
+/* Capture what a sync is about to cover and start a new sync group: the
+ * next record written gets the next epoch and GROUP.  Caller holds wlock;
+ * the tail has unsynced writes. */
+static capture_t capture(walrus_t *w) {
+  capture_t c;
+  c.t = w->segs[w->nsegs - 1];
+  c.count = c.t->written;
+  c.end = w->write_off;
+  c.next = w->write_next;
+  c.seq = w->write_seq;
   w->dirty = 0;
   w->epoch++;
   w->group_open = 0;
+  return c;
+}
+
+/* A sync or write failed: poison, and cut the tail back to what is
+ * published (durable under SYNC_ALWAYS), so that nothing a caller was
+ * told failed is found after reopening.  Waiters are woken to see it.
+ * Caller holds wlock. */
+static int fail_writes(walrus_t *w, int rc) {
+  walrus__poison(w, rc);
+  if (w->nsegs > 0) {
+    walrus__seg_t *t = w->segs[w->nsegs - 1];
+    if (!t->sealed) {
+      w->vfs->truncate(w->vfs->ctx, t->file, t->end);
+      t->written = t->count;
+      w->write_off = t->end;
+    }
+  }
+  w->write_next = w->next_index;
+  pthread_cond_broadcast(&w->sync_cv);
+  return rc;
+}
+
+/* Sync everything written so far and publish it, waiting first for a
+ * group commit in flight.  Holds wlock throughout (the caller's).  A
+ * failure poisons the handle. */
+int walrus__sync_locked(walrus_t *w) {
+  while (w->sync_running) pthread_cond_wait(&w->sync_cv, &w->wlock);
+  if (w->poisoned) return w->poison_code;
+  if (!w->dirty || w->nsegs == 0) return WALRUS_OK;
+  capture_t c = capture(w);
+  int rc = walrus__os_sync(w, c.t->file, c.t->name);
+  if (rc != WALRUS_OK) return fail_writes(w, rc);
+  publish(w, c.t, c.count, c.end, c.next);
+  if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+  pthread_cond_broadcast(&w->sync_cv);
   return WALRUS_OK;
+}
+
+/* Group commit: wait until unit seq is durable.  One writer at a time is
+ * the leader: it captures everything written so far, drops wlock for the
+ * fdatasync, and publishes what it covered; writers that arrive meanwhile
+ * write their units and wait, and the next leader covers them all with
+ * one fdatasync.  Caller holds wlock. */
+static int wait_durable(walrus_t *w, uint64_t seq) {
+  while (w->durable_seq < seq) {
+    if (w->poisoned) return w->poison_code;
+    if (w->sync_running) {
+      pthread_cond_wait(&w->sync_cv, &w->wlock);
+      continue;
+    }
+    capture_t c = capture(w);
+    w->sync_running = 1;
+    pthread_mutex_unlock(&w->wlock);
+    int rc = walrus__os_sync(w, c.t->file, c.t->name);
+    pthread_mutex_lock(&w->wlock);
+    w->sync_running = 0;
+    if (rc != WALRUS_OK) return fail_writes(w, rc);
+    if (w->poisoned) {
+      /* Another writer failed while this sync ran, and cut the file. */
+      pthread_cond_broadcast(&w->sync_cv);
+      return w->poison_code;
+    }
+    publish(w, c.t, c.count, c.end, c.next);
+    if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+    pthread_cond_broadcast(&w->sync_cv);
+  }
+  return WALRUS_OK;
+}
+
+/* Under SYNC_ALWAYS, make every unit written so far durable and visible
+ * before the caller changes the layout (truncation, reset).  Under the
+ * other policies every write is published when it returns.  Caller holds
+ * wlock. */
+int walrus__drain_locked(walrus_t *w) {
+  if (w->cfg.sync != WALRUS_SYNC_ALWAYS) return WALRUS_OK;
+  return walrus__sync_locked(w);
 }
 
 /* Sync, then leave a sync mark after the entries just made durable, so
@@ -65,10 +166,10 @@ int walrus__sync_mark_locked(walrus_t *w, int durable) {
   int rc = walrus__sync_locked(w);
   if (rc != WALRUS_OK || !w->need_mark || w->nsegs == 0) return rc;
   walrus__seg_t *t = w->segs[w->nsegs - 1];
-  if (t->sealed || t->count == 0) return WALRUS_OK;
+  if (t->sealed || t->written == 0) return WALRUS_OK;
   unsigned char hdr[WALRUS__REC_HEADER_BYTES];
   walrus__rec_t r = {0};
-  r.index = w->next_index - 1;
+  r.index = w->write_next - 1;
   r.timestamp_ns = walrus__now_ns();
   r.flags = WALRUS__REC_MARK | WALRUS__REC_GROUP;
   r.epoch = w->epoch;
@@ -166,29 +267,41 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
   rc = writable(w);
   if (rc != WALRUS_OK) goto out;
 
-  walrus__seg_t *s = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
-  if (s != NULL && !s->sealed && s->count > 0) {
-    uint64_t after = w->write_off + total;
-    uint64_t seal = walrus__rec_size(4 * (s->count + n)) +
-                    WALRUS__TRAILER_BYTES;
-    if (after > w->cfg.segment_bytes ||
-        after + seal >= WALRUS__SEG_MAX_BYTES) {
+  /* Make room: seal a full tail, start a new one.  Both change the tail a
+   * group commit leader may be syncing, so they wait for it first, and
+   * everything is decided again after any wait. */
+  walrus__seg_t *s;
+  for (;;) {
+    s = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
+    int full = 0;
+    if (s != NULL && !s->sealed && s->written > 0) {
+      uint64_t after = w->write_off + total;
+      uint64_t seal = walrus__rec_size(4 * (s->written + n)) +
+                      WALRUS__TRAILER_BYTES;
+      full = after > w->cfg.segment_bytes ||
+             after + seal >= WALRUS__SEG_MAX_BYTES;
+    }
+    if (!full && s != NULL && !s->sealed) break;
+    if (w->sync_running) {
+      pthread_cond_wait(&w->sync_cv, &w->wlock);
+      rc = writable(w);
+      if (rc != WALRUS_OK) goto out;
+      continue;
+    }
+    if (full) {
       rc = walrus__seg_seal(w);
       if (rc != WALRUS_OK) goto out;
+      continue;
     }
-  }
-  if (s == NULL || s->sealed) {
-    int rotated = s != NULL;
-    rc = walrus__seg_create(w, w->next_index);
+    rc = walrus__seg_create(w, w->write_next);
     if (rc != WALRUS_OK) goto out;
-    s = w->segs[w->nsegs - 1];
-    if (rotated) {
+    if (s != NULL) { /* a rotation */
       rc = walrus__retain(w);
       if (rc != WALRUS_OK) goto out;
     }
   }
   walrus__lock_excl(w);
-  rc = walrus__seg_reserve(w, s, n);
+  rc = walrus__seg_reserve(w, s, s->written - s->count + n);
   walrus__unlock(w);
   if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
 
@@ -200,7 +313,7 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     size_t tl = e[i].tx_id ? strlen(e[i].tx_id) : 0;
     walrus__rec_t r;
     r.body_len = (uint32_t)(tl + e[i].len);
-    r.index = w->next_index + i;
+    r.index = w->write_next + i;
     r.term = e[i].term;
     r.timestamp_ns = e[i].timestamp_ns;
     if (r.timestamp_ns == 0) {
@@ -209,8 +322,10 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     }
     r.type = e[i].type;
     r.flags = (uint8_t)((i == 0 ? WALRUS__REC_FIRST : 0) |
-                        (i + 1 == n ? WALRUS__REC_LAST : 0) |
-                        (i == 0 && !w->group_open ? WALRUS__REC_GROUP : 0));
+                        (i + 1 == n ? WALRUS__REC_LAST : 0));
+    if (i == 0 && !w->group_open)
+      r.flags |= (uint8_t)(WALRUS__REC_GROUP |
+                           (w->sync_running ? WALRUS__REC_OVERLAP : 0));
     r.txid_len = (uint8_t)tl;
     r.epoch = w->epoch;
     walrus__rec_header_encode(hdr, &r);
@@ -219,7 +334,7 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     crc = walrus__crc32c(crc, e[i].data, e[i].len);
     walrus__put32(hdr, crc);
     uint64_t rsz = walrus__rec_size(r.body_len);
-    s->offs[s->count + i] = (uint32_t)pos;
+    s->offs[s->written + i] = (uint32_t)pos;
     rc = put(&o, hdr, sizeof hdr);
     if (rc == WALRUS_OK) rc = put(&o, e[i].tx_id, tl);
     if (rc == WALRUS_OK) rc = put(&o, e[i].data, e[i].len);
@@ -231,27 +346,26 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
   w->group_open = 1;
   rc = flush(&o);
   if (rc != WALRUS_OK) goto undo;
+  uint64_t first = w->write_next;
+  s->written += n;
+  w->write_next += n;
+  w->write_off = pos;
   w->dirty = 1;
   w->need_mark = 1;
+  uint64_t seq = ++w->write_seq;
   if (w->cfg.sync == WALRUS_SYNC_ALWAYS) {
-    rc = walrus__sync_locked(w);
-    if (rc != WALRUS_OK) goto undo;
+    rc = wait_durable(w, seq);
+  } else {
+    /* It has reached the kernel, so a process crash cannot lose it. */
+    publish(w, s, s->written, pos, w->write_next);
+    w->durable_seq = seq;
   }
-  walrus__lock_excl(w);
-  s->count += n;
-  s->end = pos;
-  uint64_t first = w->next_index;
-  w->next_index += n;
-  walrus__unlock(w);
-  w->write_off = pos;
-  if (first_out != NULL) *first_out = first;
-  rc = WALRUS_OK;
+  if (rc == WALRUS_OK && first_out != NULL) *first_out = first;
   goto out;
 undo:
-  /* Cut what this unit wrote so that reopening does not find it, then
-   * refuse further writes: the state of the file is no longer certain. */
-  w->vfs->truncate(w->vfs->ctx, s->file, start);
-  walrus__poison(w, rc);
+  /* Cut what was written and not made durable, so that reopening does not
+   * find it, then refuse further writes: the file's state is uncertain. */
+  fail_writes(w, rc);
 out:
   pthread_mutex_unlock(&w->wlock);
   return rc;

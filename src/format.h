@@ -60,21 +60,30 @@
  *   32  2  type (the caller's)
  *   34  1  flags: 0x01 FIRST (opens a unit), 0x02 LAST (closes a unit),
  *          0x04 INDEX (the segment's index record), 0x08 GROUP (the first
- *          record written after a sync), 0x10 MARK (a sync mark, below);
- *          other bits are 0
+ *          record written after a sync), 0x10 MARK (a sync mark, below),
+ *          0x20 OVERLAP (on a GROUP record written while the previous
+ *          group's sync was still running); other bits are 0
  *   35  1  txid_len (0: no transaction id)
- *   36  4  epoch: the sync group; it grows by one after every fdatasync
- *          of the log, so records with a lower epoch were durable before
- *          any record with a higher one was written
+ *   36  4  epoch: the sync group; it grows by one when an fdatasync of
+ *          the log starts, so records two or more epochs below another
+ *          were durable before it was written
  *   40  .  body: txid_len bytes of transaction id, then the payload
  *   .   .  zero padding to the next multiple of 8 (not covered by crc)
  *
- *   Epochs let recovery tell a torn write from damage.  Only the last
- *   sync group can be torn by a crash, in any order of its sectors.  If
- *   every valid record after a damaged one has the same epoch as the last
- *   group, and none of them is a GROUP record (so the group started at or
- *   before the damage), the damage is a torn tail; otherwise a synced
- *   record was damaged: corruption.
+ *   Epochs let recovery tell a torn write from damage.  The epoch grows
+ *   when a sync starts (it covers what was written before).  Only the last
+ *   group can be torn by a crash, in any order of its sectors, unless it
+ *   began while the previous group's sync was still running (a group
+ *   commit writes the next group meanwhile): then its GROUP record carries
+ *   OVERLAP and the previous group can be torn too, never an older one.
+ *   So damage is a torn tail when every valid record after it is of the
+ *   last group, none starts a group, and the record before it is of that
+ *   group or the one before; or when the valid records after it are of
+ *   the last two groups, the only group start among them is the last
+ *   group's and carries OVERLAP, and the record before it is at most two
+ *   groups older than the last.  Anything else, a sync mark or index
+ *   record after the damage included, means synced data was damaged:
+ *   corruption.
  *
  *   The last group before a clean close, or before a walrus_sync with
  *   nothing written after it, has no later record to prove it synced.  So
@@ -127,7 +136,8 @@
 #define WALRUS__REC_INDEX 0x04u
 #define WALRUS__REC_GROUP 0x08u
 #define WALRUS__REC_MARK 0x10u
-#define WALRUS__REC_KNOWN_FLAGS 0x1Fu
+#define WALRUS__REC_OVERLAP 0x20u
+#define WALRUS__REC_KNOWN_FLAGS 0x3Fu
 
 /** Longest body a record may carry (1 GiB of payload + a 255-byte id). */
 #define WALRUS__BODY_MAX ((1u << 30) + 255u)

@@ -5,8 +5,13 @@
  * LOCKING
  *
  *   wlock   (mutex)  serializes every writer: appends, batches, sync,
- *                    rotation, truncation, reset, retention, close.  The
- *                    writer holds it across its pwrite and fdatasync.
+ *                    rotation, truncation, reset, retention, close.  A
+ *                    writer holds it across its pwrite; under SYNC_ALWAYS
+ *                    the group commit leader drops it for the fdatasync
+ *                    (sync_running), so other writers add their units
+ *                    meanwhile and the next leader syncs them together.
+ *                    Everything that changes the layout waits for that
+ *                    sync first.
  *   lock    (rwlock) guards what readers see: the segment table, first and
  *                    next index, each segment's published count, end and
  *                    offsets, the iterator list, layout_gen.  Readers hold
@@ -44,6 +49,7 @@
 typedef struct walrus__seg_s {
   uint64_t first;            /* index of its first record */
   uint64_t count;            /* records published to readers */
+  uint64_t written;          /* records written, >= count (wlock) */
   uint64_t end;              /* offset after the last published record */
   uint32_t salt;             /* seeds every record CRC in the file */
   int sealed;                /* has an index record and trailer */
@@ -133,6 +139,11 @@ struct walrus_s {
 
   walrus__meta_t meta;           /* META as last written (wlock) */
   uint64_t write_off;            /* tail offset the next record goes to */
+  uint64_t write_next;           /* index the next written entry gets */
+  uint64_t write_seq;            /* units written so far (wlock) */
+  uint64_t durable_seq;          /* units durable and published (wlock) */
+  int sync_running;              /* a group commit leader is syncing */
+  pthread_cond_t sync_cv;        /* signals the end of a sync (wlock) */
   uint32_t epoch;                /* sync group of the next record (wlock) */
   int group_open;                /* a record of epoch was written (wlock) */
   int dirty;                     /* written since the last sync (wlock) */
@@ -235,6 +246,7 @@ int walrus__recover(walrus_t *w);
 /* ---- append.c ---- */
 int walrus__sync_locked(walrus_t *w);
 int walrus__sync_mark_locked(walrus_t *w, int durable);
+int walrus__drain_locked(walrus_t *w);
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);

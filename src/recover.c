@@ -15,10 +15,12 @@
  *  4. Scan the last segment record by record (unless it is sealed), and
  *     classify what ends the scan:
  *       - the end of the file after a whole unit: clean;
- *       - a partial unit, or damage with no valid record after it from an
- *         earlier sync group: a torn tail, cut in TAIL mode (and fsynced);
- *       - damage followed by a valid record of an earlier sync group, or by
- *         a second group: corruption, reported in every mode but SALVAGE.
+ *       - a partial unit, or damage that can only lie in the last two sync
+ *         groups (the ones a crash can tear): a torn tail, cut in TAIL
+ *         mode (and fsynced);
+ *       - damage followed by a valid record of an older group, a group
+ *         start, a sync mark or an index record: corruption, reported in
+ *         every mode but SALVAGE.
  *     See format.h for why epochs make that distinction sound.
  *  5. In SALVAGE mode every segment is scanned fully; at the first damage
  *     the rest of that file is copied to <name>.salvage before the cut and
@@ -199,8 +201,9 @@ static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
   const unsigned char *p;
   uint64_t last_good = s->first + sc->good_count - 1;
   uint64_t q = (sc->stop + 8) & ~(uint64_t)7;
-  uint32_t elast = 0;
-  int found = 0, mixed = 0, group = 0, sealed = 0, rc = WALRUS_OK;
+  uint32_t efirst = 0, elast = 0, egroup = 0;
+  int found = 0, backwards = 0, group = 0, groups = 0, overlap = 0;
+  int sealed = 0, rc = WALRUS_OK;
   uint64_t found_at = 0, found_index = 0;
   walrus__rec_t r;
 
@@ -222,27 +225,40 @@ static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
         if (!found) {
           found_at = q;
           found_index = r.index;
+          efirst = elast = r.epoch;
+        } else if ((int32_t)(r.epoch - elast) < 0) {
+          backwards = 1; /* epochs never decrease along a file */
+        } else {
           elast = r.epoch;
-        } else if (r.epoch != elast) {
-          mixed = 1;
         }
         found = 1;
-        if (r.flags & WALRUS__REC_GROUP) group = 1;
-        if (r.flags & WALRUS__REC_INDEX) sealed = 1;
+        if (r.flags & WALRUS__REC_GROUP) {
+          group = 1;
+          groups++;
+          egroup = r.epoch;
+          overlap = (r.flags & WALRUS__REC_OVERLAP) != 0;
+        }
+        if (r.flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)) sealed = 1;
         q += walrus__rec_size(r.body_len);
         continue;
       }
     }
     q += 8;
   }
+  /* The rule of format.h: the damage can lie in the last group, or in
+   * the one before when the last began while it was being synced
+   * (OVERLAP).  A sync mark or index record after it, epochs going
+   * backwards, or an older group start prove it hit synced data. */
+  uint32_t pe = sc->prev_epoch;
   if (!found) {
     *torn = 1;
-  } else if (!mixed && !group && !sealed &&
-             (!sc->have_prev || sc->prev_epoch == elast ||
-              sc->prev_epoch + 1 == elast)) {
-    /* Everything valid after the damage belongs to the group that was
-     * being written when the crash came: never acknowledged durable. */
-    *torn = 1;
+  } else if (!backwards && !sealed && !group && efirst == elast &&
+             (!sc->have_prev || pe == elast || pe + 1 == elast)) {
+    *torn = 1; /* inside the last group */
+  } else if (!backwards && !sealed && groups == 1 && egroup == elast &&
+             overlap && (uint32_t)(elast - efirst) <= 1 &&
+             (!sc->have_prev || (uint32_t)(elast - pe) <= 2)) {
+    *torn = 1; /* in the group whose sync the last one overlapped */
   } else {
     *torn = 0;
     snprintf(why, whylen,
@@ -534,7 +550,7 @@ int walrus__recover(walrus_t *w) {
     m.first_index = 1;
     rc = walrus__meta_write(w, &m);
     if (rc != WALRUS_OK) goto out;
-    w->first_index = w->next_index = 1;
+    w->first_index = w->next_index = w->write_next = 1;
     walrus__log(w, WALRUS_LOG_INFO, "created a new log in %s", w->dir);
     goto out;
   }
@@ -726,6 +742,8 @@ int walrus__recover(walrus_t *w) {
     if (k + 1 < w->next_index) w->next_index = k + 1;
     if (w->first_index > w->next_index) w->first_index = w->next_index;
   }
+  for (size_t i = 0; i < w->nsegs; i++) w->segs[i]->written = w->segs[i]->count;
+  w->write_next = w->next_index;
   walrus__log(w, WALRUS_LOG_INFO,
               "opened %s%s: %zu segments, entries %llu..%llu", w->dir,
               writable ? "" : " read-only", w->nsegs,

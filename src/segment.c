@@ -147,23 +147,26 @@ fail:
  * sealed segment keeps its file and offsets and joins the cache.  Caller
  * holds wlock; the tail holds at least one record. */
 int walrus__seg_seal(walrus_t *w) {
-  walrus__seg_t *s = w->segs[w->nsegs - 1];
+  walrus__seg_t *s;
   unsigned char hdr[WALRUS__REC_HEADER_BYTES];
   unsigned char trl[WALRUS__TRAILER_BYTES];
   walrus__rec_t r = {0};
   walrus__trailer_t t;
-  uint64_t off = w->write_off, pos;
+  uint64_t off, pos;
   size_t chunk = w->cfg.buffer_bytes / 4, i = 0;
   uint32_t crc;
   int rc;
-  if (s->count == 0 || s->sealed) return WALRUS_OK;
   /* Three steps, each made durable before the next, so that whatever a
    * power loss keeps is unambiguous: the records (under SYNC_NONE and
-   * INTERVAL they may not be yet), then the index record, then the
-   * trailer.  A trailer on disk thus proves its index is; an index record
-   * proves every record before it is. */
+   * INTERVAL they may not be yet, and under ALWAYS a group commit may be
+   * in flight), then the index record, then the trailer.  A trailer on
+   * disk thus proves its index is; an index record proves every record
+   * before it is.  After the first step every record is published. */
   rc = walrus__sync_locked(w);
   if (rc != WALRUS_OK) return rc;
+  s = w->segs[w->nsegs - 1];
+  if (s->count == 0 || s->sealed) return WALRUS_OK;
+  off = w->write_off;
   r.body_len = (uint32_t)(s->count * 4);
   r.index = s->first;
   r.term = s->count;

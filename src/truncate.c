@@ -90,7 +90,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
           s->sealed = 0;
           s->index_offset = 0;
         }
-        s->count = newcount;
+        s->count = s->written = newcount;
         s->end = cut;
         w->layout_gen++;
       }
@@ -105,7 +105,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
     w->write_off = s->end;
   }
   walrus__lock_excl(w);
-  w->next_index = last_kept + 1;
+  w->next_index = w->write_next = last_kept + 1;
   if (w->first_index > w->next_index) w->first_index = w->next_index;
   w->layout_gen++;
   walrus__unlock(w);
@@ -129,6 +129,7 @@ int walrus_truncate_back(walrus_t *w, uint64_t last_kept) {
   if (w == NULL) return WALRUS_EINVAL;
   pthread_mutex_lock(&w->wlock);
   rc = walrus__writable(w);
+  if (rc == WALRUS_OK) rc = walrus__drain_locked(w);
   if (rc != WALRUS_OK) goto out;
   if (last_kept + 1 < w->first_index || last_kept >= w->next_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
@@ -184,6 +185,7 @@ int walrus_truncate_front(walrus_t *w, uint64_t first_kept) {
   if (w == NULL) return WALRUS_EINVAL;
   pthread_mutex_lock(&w->wlock);
   rc = walrus__writable(w);
+  if (rc == WALRUS_OK) rc = walrus__drain_locked(w);
   if (rc != WALRUS_OK) goto out;
   if (first_kept < w->first_index || first_kept > w->next_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
@@ -210,6 +212,7 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
     return walrus__fail(w, WALRUS_EINVAL, 0, "reset: next index must be >= 1");
   pthread_mutex_lock(&w->wlock);
   rc = walrus__writable(w);
+  if (rc == WALRUS_OK) rc = walrus__drain_locked(w);
   if (rc != WALRUS_OK) goto out;
   walrus__lock_shared(w);
   int busy = w->iters != NULL;
@@ -232,7 +235,7 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   if (rc == WALRUS_OK) {
     rc = drop_segments(w, 0, w->nsegs, 1);
     walrus__lock_excl(w);
-    w->first_index = w->next_index = next_index;
+    w->first_index = w->next_index = w->write_next = next_index;
     w->layout_gen++;
     walrus__unlock(w);
     w->write_off = 0;

@@ -47,6 +47,7 @@ static void destroy(walrus_t *w) {
   pthread_cond_destroy(&w->tx_cleaner_cv);
   pthread_mutex_destroy(&w->tx_mu);
   pthread_cond_destroy(&w->syncer_cv);
+  pthread_cond_destroy(&w->sync_cv);
   pthread_mutex_destroy(&w->err_mu);
   pthread_mutex_destroy(&w->cache_mu);
   pthread_rwlock_destroy(&w->lock);
@@ -184,7 +185,8 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
       pthread_mutex_init(&w->err_mu, NULL) != 0 ||
       pthread_mutex_init(&w->tx_mu, NULL) != 0 ||
       pthread_cond_init(&w->tx_cleaner_cv, &ca) != 0 ||
-      pthread_cond_init(&w->syncer_cv, &ca) != 0) {
+      pthread_cond_init(&w->syncer_cv, &ca) != 0 ||
+      pthread_cond_init(&w->sync_cv, NULL) != 0) {
     pthread_rwlockattr_destroy(&ra);
     pthread_condattr_destroy(&ca);
     alloc.free_fn(alloc.ud, w);
