@@ -360,7 +360,10 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     publish(w, s, s->written, pos, w->write_next);
     w->durable_seq = seq;
   }
-  if (rc == WALRUS_OK && first_out != NULL) *first_out = first;
+  if (rc == WALRUS_OK) {
+    walrus__stats_write(w, n, pos - start);
+    if (first_out != NULL) *first_out = first;
+  }
   goto out;
 undo:
   /* Cut what was written and not made durable, so that reopening does not

@@ -36,6 +36,7 @@
 #define WALRUS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <time.h>
@@ -115,6 +116,18 @@ typedef struct walrus__tx_done_s {
   unsigned char used;    /* slot holds an id */
 } walrus__tx_done_t;
 
+/* Counters for walrus_stats() (stats.c); atomics, updated on any thread. */
+#define WALRUS__HIST_BUCKETS (64 * 8)
+typedef struct walrus__stats_s {
+  atomic_ullong appends;                 /* successful write calls */
+  atomic_ullong entries;                 /* entries they wrote */
+  atomic_ullong bytes;                   /* record bytes written */
+  atomic_ullong fsyncs;                  /* fdatasync calls */
+  atomic_ullong fsync_max_ns;            /* slowest fdatasync */
+  atomic_ullong hist[WALRUS__HIST_BUCKETS]; /* fdatasync latencies */
+  int64_t opened_ns;                     /* CLOCK_MONOTONIC at open */
+} walrus__stats_t;
+
 struct walrus_s {
   char *dir;                     /* log directory */
   walrus_config_t cfg;           /* options, as validated */
@@ -168,6 +181,8 @@ struct walrus_s {
   int tx_cleaner_running;        /* tx_cleaner was started */
   int tx_cleaner_stop;           /* asks it to exit (tx_mu) */
   pthread_cond_t tx_cleaner_cv;  /* wakes it early (tx_mu) */
+
+  walrus__stats_t stats;         /* counters (atomics) */
 
   char errmsg[512];              /* last failure's message (err_mu) */
   int last_errno;                /* last failure's OS errno (err_mu) */
@@ -250,6 +265,11 @@ int walrus__drain_locked(walrus_t *w);
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);
+
+/* ---- stats.c ---- */
+void walrus__stats_fsync(walrus_t *w, uint64_t ns);
+void walrus__stats_write(walrus_t *w, uint64_t entries, uint64_t bytes);
+int64_t walrus__mono_ns(void);
 
 /* ---- tx.c ---- */
 void *walrus__tx_cleaner_main(void *arg);

@@ -26,12 +26,6 @@
 
 #include "internal.h"
 
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static const char HEX[] = "0123456789abcdef";
 
 /* Parse "tx_" + 32 hex digits into 16 bytes; 0 if it is not one. */
@@ -105,7 +99,7 @@ static int lookup_pending(walrus_t *w, const walrus_txid_t *id,
   if (t->committing)
     return walrus__fail(w, WALRUS_ETXNOTPENDING, 0, "%s is being committed",
                         id->s);
-  if (expired(t, mono_ns())) {
+  if (expired(t, walrus__mono_ns())) {
     finish(w, t, WALRUS_TX_ABORTED);
     walrus__log(w, WALRUS_LOG_INFO, "%s expired and was aborted", id->s);
     return walrus__fail(w, WALRUS_ETXEXPIRED, 0, "%s expired", id->s);
@@ -139,7 +133,7 @@ int walrus_tx_begin(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id) {
     t->id.s[4 + 2 * i] = HEX[raw[i] & 15];
   }
   t->id.s[35] = '\0';
-  t->start_ns = mono_ns();
+  t->start_ns = walrus__mono_ns();
   uint32_t ms = timeout_ms ? timeout_ms : w->cfg.tx_timeout_ms;
   t->timeout_ns = (int64_t)ms * 1000000;
   size_t b = bucket_of(raw);
@@ -305,7 +299,7 @@ int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
                         "transaction id is not tx_ and 32 hex digits");
   pthread_mutex_lock(&w->tx_mu);
   walrus__tx_t *t = find(w, raw);
-  if (t != NULL && !t->committing && expired(t, mono_ns())) {
+  if (t != NULL && !t->committing && expired(t, walrus__mono_ns())) {
     finish(w, t, WALRUS_TX_ABORTED);
     t = NULL;
   }
@@ -332,7 +326,7 @@ int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
 /* Abort every expired pending transaction; returns how many.  Caller
  * holds tx_mu. */
 static int cleanup_locked(walrus_t *w) {
-  int64_t now = mono_ns();
+  int64_t now = walrus__mono_ns();
   int n = 0;
   for (size_t b = 0; b < WALRUS__TX_BUCKETS; b++) {
     walrus__tx_t *t = w->tx_buckets[b];

@@ -79,7 +79,9 @@ int walrus__os_write(walrus_t *w, walrus_vfs_file_t *f, const char *name,
 }
 
 int walrus__os_sync(walrus_t *w, walrus_vfs_file_t *f, const char *name) {
+  int64_t t0 = walrus__mono_ns();
   int rc = w->vfs->sync(w->vfs->ctx, f);
+  walrus__stats_fsync(w, (uint64_t)(walrus__mono_ns() - t0));
   if (rc == 0) return WALRUS_OK;
   return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fdatasync %s", name);
 }

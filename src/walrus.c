@@ -166,6 +166,7 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
     return WALRUS_ENOMEM;
   }
   memset(w, 0, sizeof *w);
+  w->stats.opened_ns = walrus__mono_ns();
   w->cfg = *cfg;
   w->alloc = alloc;
   w->vfs = cfg->vfs != NULL ? cfg->vfs : walrus_vfs_posix();

@@ -126,6 +126,22 @@ Test(group_commit, concurrent_appends_share_fsyncs_and_wait_for_them) {
                 syncs, THREADS * PER_THREAD);
   cr_log_info("group commit: %d appends from %d threads, %llu fsyncs",
               THREADS * PER_THREAD, THREADS, syncs);
+  /* walrus_stats agrees with what the VFS saw. */
+  walrus_stats_t st;
+  cr_assert_eq(walrus_stats(g_w, &st), WALRUS_OK);
+  cr_assert_eq(st.appends, 1u + THREADS * PER_THREAD);
+  cr_assert_eq(st.entries, 1u + THREADS * PER_THREAD);
+  cr_assert_eq(st.fsyncs, atomic_load(&g_syncs_started));
+  cr_assert_gt(st.entries_per_fsync, 1.5);
+  cr_assert_gt(st.bytes, st.entries * 128);
+  /* Every sync slept 3 ms; the histogram is exact to 1/8. */
+  cr_assert_geq(st.fsync_p50_ns, 3000000u * 7 / 8, "p50 %llu ns",
+                (unsigned long long)st.fsync_p50_ns);
+  cr_assert_geq(st.fsync_p99_ns, st.fsync_p50_ns);
+  cr_assert_geq(st.fsync_max_ns, st.fsync_p999_ns);
+  cr_assert_gt(st.seconds, 0.0);
+  cr_assert_eq(walrus_stats(NULL, &st), WALRUS_EINVAL);
+  cr_assert_eq(walrus_stats(g_w, NULL), WALRUS_EINVAL);
   /* Each thread's entries are all there, in its order, after reopening. */
   cr_assert_eq(walrus_close(g_w), WALRUS_OK);
   g_w = tu_open(g_dir, NULL);
