@@ -5,14 +5,17 @@
 #                test; then build build-asan/ (ASan + UBSan, Debug) and run
 #                every test again; then the thread stress programs under
 #                TSan (build-tsan/); exits non-zero if anything failed
-#   make bench   build build/ and run the benchmarks
+#   make bench   build build/ and run the benchmarks, then bench_peers
+#                (walrus beside RocksDB, LevelDB, SQLite, LMDB and raw
+#                loops): build/bench-peers.csv, docs/bench-threads.png
 #   make soak    run the crash tests with WALRUS_SOAK set (more iterations)
 #   make tsan    build build-tsan/ (ThreadSanitizer), run tests/*/stress_*
 #   make clean   remove every build directory
 #
 # Variables: JOBS (2), BUILD_TYPE (RelWithDebInfo), WALRUS_SOAK (1),
 # SOAK_TIMEOUT (seconds per crash test program under soak, 3600),
-# DEMO_ARGS, BENCHES, CTEST_ARGS (extra ctest arguments, e.g. -R test_crc32c).
+# DEMO_ARGS, BENCHES, PEERS_ARGS (bench_peers options, e.g. -q),
+# CTEST_ARGS (extra ctest arguments, e.g. -R test_crc32c).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -32,6 +35,7 @@ WALRUS_SOAK ?= 1
 SOAK_LABELS ?= ^crash$$
 DEMO_ARGS ?=
 BENCHES ?= bench_crc32c bench_core
+PEERS_ARGS ?=
 CTEST_ARGS ?=
 
 DEPS := sh scripts/install-deps.sh
@@ -53,7 +57,7 @@ TSAN_LOG := $(TSAN_DIR)/ctest-tsan.log
         clean format tidy help
 
 help:
-	@sed -n '2,16s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,18s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------
 # Plain build of build/ (the default goal).
@@ -160,6 +164,20 @@ bench:
 	  fi; \
 	done; \
 	if [ $$ran -eq 0 ]; then echo "bench: no benchmark was built" >&2; exit 1; fi
+	@if [ -x $(BUILD_DIR)/bench/bench_peers ]; then \
+	  echo "== bench_peers"; \
+	  (cd $(BUILD_DIR) && ./bench/bench_peers -o bench-peers.csv $(PEERS_ARGS)); \
+	  if command -v gnuplot >/dev/null 2>&1; then \
+	    gnuplot -e "csv='$(BUILD_DIR)/bench-peers.csv'; png='$(BUILD_DIR)/bench-threads.png'" \
+	      bench/plot_threads.gp; \
+	    mkdir -p docs; cp $(BUILD_DIR)/bench-threads.png docs/bench-threads.png; \
+	    echo "bench: $(BUILD_DIR)/bench-peers.csv, $(BUILD_DIR)/bench-threads.png, docs/bench-threads.png"; \
+	  else \
+	    echo "bench: no gnuplot (scripts/install-deps.sh bench): chart not drawn" >&2; \
+	  fi; \
+	else \
+	  echo "bench: bench_peers was not built" >&2; exit 1; \
+	fi
 
 # ---------------------------------------------------------------------------
 # Soak: the crash tests with WALRUS_SOAK=$(WALRUS_SOAK) (the tests multiply

@@ -19,7 +19,7 @@ set -eu
 PKGS_BUILD="cmake make gcc libc6-dev pkg-config"
 PKGS_TEST="libcriterion-dev"
 # Peers for bench/: measured beside walrus when present, skipped when not.
-PKGS_BENCH=""
+PKGS_BENCH="librocksdb-dev libleveldb-dev libsqlite3-dev liblmdb-dev gnuplot-nox"
 
 usage() {
   echo "usage: $0 [build|test|bench|all]..." >&2
