@@ -31,35 +31,23 @@
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static char *g_tmp;      /* the test's temp dir */
-static char g_dir[4096]; /* the log directory inside it (not created) */
-
-static void setup(void) {
-  g_tmp = tu_tmpdir();
-  snprintf(g_dir, sizeof g_dir, "%s/log", g_tmp);
-}
-
-static void teardown(void) {
-  tu_tmpdir_remove(g_tmp);
-  g_tmp = NULL;
-}
-
-TestSuite(config, .init = setup, .fini = teardown);
-TestSuite(open, .init = setup, .fini = teardown);
-TestSuite(append, .init = setup, .fini = teardown);
-TestSuite(batch, .init = setup, .fini = teardown);
-TestSuite(indexes, .init = setup, .fini = teardown);
-TestSuite(truncate, .init = setup, .fini = teardown);
-TestSuite(rotation, .init = setup, .fini = teardown);
-TestSuite(retention, .init = setup, .fini = teardown);
-TestSuite(iter, .init = setup, .fini = teardown);
-TestSuite(readonly, .init = setup, .fini = teardown);
-TestSuite(lock, .init = setup, .fini = teardown);
-TestSuite(errors, .init = setup, .fini = teardown);
-TestSuite(logger, .init = setup, .fini = teardown);
-TestSuite(allocator, .init = setup, .fini = teardown);
-TestSuite(vfs, .init = setup, .fini = teardown);
-TestSuite(sync, .init = setup, .fini = teardown);
+/* Every test gets a fresh temp dir tu_tmp and log directory tu_dir. */
+TestSuite(config, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(open, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(append, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(batch, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(indexes, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(truncate, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(rotation, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(retention, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(iter, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(readonly, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(lock, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(errors, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(logger, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(allocator, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(vfs, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(sync, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 
 #define SEED 0x5EED0001u
 
@@ -71,28 +59,12 @@ static walrus_config_t cfg_seg(uint64_t segment_bytes) {
   return cfg;
 }
 
-static walrus_t *open_default(void) { return tu_open(g_dir, NULL); }
-
 static walrus_config_t cfg_ro(void) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.read_only = 1;
   return cfg;
 }
-
-#define OK(w, expr)                                                        \
-  do {                                                                     \
-    int rc_ = (expr);                                                      \
-    cr_assert_eq(rc_, WALRUS_OK, "%s: %s: %s", #expr, walrus_errname(rc_), \
-                 walrus_errmsg(w));                                        \
-  } while (0)
-
-#define EXPECT(code, expr)                                               \
-  do {                                                                   \
-    int rc_ = (expr);                                                    \
-    cr_assert_eq(rc_, (code), "%s: got %s (%d), want %s", #expr,         \
-                 walrus_errname(rc_), rc_, walrus_errname(code));        \
-  } while (0)
 
 /* Appends one entry with explicit fields; returns its index. */
 static uint64_t append_raw(walrus_t *w, uint64_t term, uint16_t type,
@@ -107,7 +79,7 @@ static uint64_t append_raw(walrus_t *w, uint64_t term, uint16_t type,
   e.data = data;
   e.len = len;
   uint64_t idx = 0;
-  OK(w, walrus_append(w, &e, &idx));
+  TU_OK(w, walrus_append(w, &e, &idx));
   return idx;
 }
 
@@ -117,7 +89,7 @@ static void expect_entry(walrus_t *w, uint64_t index, uint64_t term,
                          const void *data, size_t len) {
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
-  OK(w, walrus_get(w, index, &e));
+  TU_OK(w, walrus_get(w, index, &e));
   cr_assert_eq(e.index, index);
   cr_assert_eq(e.term, term, "entry %" PRIu64, index);
   cr_assert_eq(e.type, type, "entry %" PRIu64, index);
@@ -134,7 +106,7 @@ static void expect_entry(walrus_t *w, uint64_t index, uint64_t term,
   walrus_entry_free(&e);
 }
 
-static size_t nsegs(void) { return tu_segments(g_dir, NULL); }
+static size_t nsegs(void) { return tu_segments(tu_dir, NULL); }
 
 static uint64_t seg_first(const char *name) {
   uint64_t v = 0;
@@ -311,15 +283,15 @@ Test(config, open_rejects_each_bad_field_and_creates_nothing) {
     bad_cases[i].mutate(&cfg);
     walrus_t *w = (walrus_t *)0x1;
     char msg[256] = "";
-    int rc = walrus_open_ex(g_dir, &cfg, &w, msg, sizeof msg);
+    int rc = walrus_open_ex(tu_dir, &cfg, &w, msg, sizeof msg);
     cr_assert_eq(rc, bad_cases[i].code, "case %zu (%s): got %s", i,
                  bad_cases[i].field, walrus_errname(rc));
     cr_assert_eq(w, (walrus_t *)0x1, "out must be untouched on failure");
     cr_assert(strstr(msg, bad_cases[i].field) != NULL,
               "case %zu: open message \"%s\" does not name %s", i, msg,
               bad_cases[i].field);
-    cr_assert_eq(tu_exists(g_dir), 0, "case %zu created the directory", i);
-    rc = walrus_open(g_dir, &cfg, &w);
+    cr_assert_eq(tu_exists(tu_dir), 0, "case %zu created the directory", i);
+    rc = walrus_open(tu_dir, &cfg, &w);
     cr_assert_eq(rc, bad_cases[i].code);
   }
 }
@@ -368,18 +340,18 @@ Test(config, short_message_buffer_is_terminated) {
 
 Test(open, null_arguments) {
   walrus_t *w = NULL;
-  EXPECT(WALRUS_EINVAL, walrus_open(NULL, NULL, &w));
+  TU_EXPECT(WALRUS_EINVAL, walrus_open(NULL, NULL, &w));
   cr_assert_null(w);
-  EXPECT(WALRUS_EINVAL, walrus_open(g_dir, NULL, NULL));
-  EXPECT(WALRUS_EINVAL, walrus_open_ex(NULL, NULL, &w, NULL, 0));
-  EXPECT(WALRUS_OK, walrus_close(NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_open(tu_dir, NULL, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_open_ex(NULL, NULL, &w, NULL, 0));
+  TU_EXPECT(WALRUS_OK, walrus_close(NULL));
 }
 
 Test(open, creates_a_new_empty_log) {
-  walrus_t *w = open_default();
-  cr_assert(tu_exists(tu_path(g_dir, "LOCK")), "no LOCK file");
-  cr_assert(tu_exists(tu_path(g_dir, "META")), "no META file");
-  cr_assert_eq(tu_file_size(tu_path(g_dir, "META")),
+  walrus_t *w = tu_open_default();
+  cr_assert(tu_exists(tu_path(tu_dir, "LOCK")), "no LOCK file");
+  cr_assert(tu_exists(tu_path(tu_dir, "META")), "no META file");
+  cr_assert_eq(tu_file_size(tu_path(tu_dir, "META")),
                (int64_t)WALRUS__META_BYTES);
   cr_assert_eq(nsegs(), 0u, "a new log has no segment");
   cr_assert_eq(walrus_first_index(w), 0u);
@@ -387,11 +359,11 @@ Test(open, creates_a_new_empty_log) {
   cr_assert_eq(walrus_next_index(w), 1u);
   cr_assert_str_eq(walrus_errmsg(w), "");
   cr_assert_eq(walrus_last_errno(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   /* and it reopens the same */
-  w = open_default();
+  w = tu_open_default();
   cr_assert_eq(walrus_next_index(w), 1u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(open, create_if_missing_off_on_missing_dir_fails) {
@@ -400,45 +372,45 @@ Test(open, create_if_missing_off_on_missing_dir_fails) {
   cfg.create_if_missing = 0;
   walrus_t *w = (walrus_t *)0x1;
   char msg[256] = "";
-  int rc = walrus_open_ex(g_dir, &cfg, &w, msg, sizeof msg);
+  int rc = walrus_open_ex(tu_dir, &cfg, &w, msg, sizeof msg);
   cr_assert_eq(rc, WALRUS_EIO, "got %s", walrus_errname(rc));
   cr_assert_eq(w, (walrus_t *)0x1);
   cr_assert_neq(msg[0], '\0', "no message");
-  cr_assert_eq(tu_exists(g_dir), 0, "directory created anyway");
+  cr_assert_eq(tu_exists(tu_dir), 0, "directory created anyway");
 }
 
 Test(open, read_only_on_missing_dir_fails) {
   walrus_config_t cfg = cfg_ro();
   cfg.create_if_missing = 1; /* ignored read-only */
   walrus_t *w = (walrus_t *)0x1;
-  int rc = walrus_open(g_dir, &cfg, &w);
+  int rc = walrus_open(tu_dir, &cfg, &w);
   cr_assert_eq(rc, WALRUS_EIO, "got %s", walrus_errname(rc));
   cr_assert_eq(w, (walrus_t *)0x1);
-  cr_assert_eq(tu_exists(g_dir), 0, "read-only open created the directory");
+  cr_assert_eq(tu_exists(tu_dir), 0, "read-only open created the directory");
 }
 
 Test(open, path_is_a_file_fails) {
-  tu_write_file(g_dir, "x", 1);
+  tu_write_file(tu_dir, "x", 1);
   walrus_t *w = (walrus_t *)0x1;
-  int rc = walrus_open(g_dir, NULL, &w);
+  int rc = walrus_open(tu_dir, NULL, &w);
   cr_assert_lt(rc, 0, "got %s", walrus_errname(rc));
   cr_assert_eq(w, (walrus_t *)0x1);
 }
 
 Test(open, reopen_many_times_keeps_everything) {
   for (int round = 0; round < 5; round++) {
-    walrus_t *w = open_default();
+    walrus_t *w = tu_open_default();
     cr_assert_eq(walrus_last_index(w), (uint64_t)round * 10);
     tu_append_n(w, 10, SEED, 50);
     tu_check_range(w, 1, walrus_last_index(w), SEED, 50);
-    OK(w, walrus_close(w));
+    TU_OK(w, walrus_close(w));
   }
 }
 
 /* ---- append / get ------------------------------------------------------- */
 
 Test(append, round_trip_every_field) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   static const char d1[] = "first entry";
   unsigned char d2[1000];
   for (size_t i = 0; i < sizeof d2; i++) d2[i] = (unsigned char)(i * 31 + 7);
@@ -454,30 +426,30 @@ Test(append, round_trip_every_field) {
                  sizeof d2);
     expect_entry(w, 3, 0, 0, -1, NULL, "", 0);
     expect_entry(w, 4, 9, 1, 5, "only-a-tx", "", 0);
-    OK(w, walrus_close(w));
-    w = open_default();
+    TU_OK(w, walrus_close(w));
+    w = tu_open_default();
   }
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(append, index_out_may_be_null_and_indexes_run_up) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = "a";
   e.len = 1;
   e.index = 999; /* ignored on input */
   e.checksum = 12345;
-  OK(w, walrus_append(w, &e, NULL));
+  TU_OK(w, walrus_append(w, &e, NULL));
   uint64_t idx = 0;
-  OK(w, walrus_append(w, &e, &idx));
+  TU_OK(w, walrus_append(w, &e, &idx));
   cr_assert_eq(idx, 2u);
   cr_assert_eq(walrus_last_index(w), 2u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(append, one_mib_entry) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   size_t len = (size_t)1 << 20;
   unsigned char *buf = malloc(len);
   cr_assert_not_null(buf);
@@ -488,34 +460,34 @@ Test(append, one_mib_entry) {
   e.len = len;
   e.timestamp_ns = 1;
   uint64_t idx;
-  OK(w, walrus_append(w, &e, &idx));
+  TU_OK(w, walrus_append(w, &e, &idx));
   cr_assert_eq(idx, 1u);
   tu_append_n(w, 3, SEED, 100);
   walrus_entry_t out;
-  OK(w, walrus_get(w, 1, &out));
+  TU_OK(w, walrus_get(w, 1, &out));
   tu_check_bytes(&out, 1, SEED, len);
   walrus_entry_free(&out);
-  OK(w, walrus_close(w));
-  w = open_default();
-  OK(w, walrus_get(w, 1, &out));
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
+  TU_OK(w, walrus_get(w, 1, &out));
   tu_check_bytes(&out, 1, SEED, len);
   walrus_entry_free(&out);
   tu_check_range(w, 2, 4, SEED, 100);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   free(buf);
 }
 
 Test(append, checksum_is_the_stored_record_crc) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   append_raw(w, 1, 1, 10, NULL, "hello", 5);
   append_raw(w, 2, 2, 20, "tx", "world!!", 7);
   walrus_entry_t e1, e2;
-  OK(w, walrus_get(w, 1, &e1));
-  OK(w, walrus_get(w, 2, &e2));
+  TU_OK(w, walrus_get(w, 1, &e1));
+  TU_OK(w, walrus_get(w, 2, &e2));
   char **names;
-  cr_assert_eq(tu_segments(g_dir, &names), 1u);
+  cr_assert_eq(tu_segments(tu_dir, &names), 1u);
   size_t len;
-  unsigned char *f = tu_read_file(tu_path(g_dir, names[0]), &len);
+  unsigned char *f = tu_read_file(tu_path(tu_dir, names[0]), &len);
   uint64_t off1 = WALRUS__SEG_HEADER_BYTES;
   uint64_t off2 = off1 + walrus__rec_size(5);
   cr_assert_geq(len, off2 + walrus__rec_size(9));
@@ -538,103 +510,103 @@ Test(append, checksum_is_the_stored_record_crc) {
   walrus_entry_free(NULL);
   free(f);
   tu_strv_free(names);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(append, zero_timestamp_is_stamped) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   struct timespec a, b;
   clock_gettime(CLOCK_REALTIME, &a);
   uint64_t idx = append_raw(w, 1, 1, 0, NULL, "x", 1);
   clock_gettime(CLOCK_REALTIME, &b);
   walrus_entry_t e;
-  OK(w, walrus_get(w, idx, &e));
+  TU_OK(w, walrus_get(w, idx, &e));
   int64_t lo = (int64_t)a.tv_sec * 1000000000 + a.tv_nsec;
   int64_t hi = (int64_t)b.tv_sec * 1000000000 + b.tv_nsec;
   cr_assert_geq(e.timestamp_ns, lo);
   cr_assert_leq(e.timestamp_ns, hi);
   walrus_entry_free(&e);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(append, invalid_entries) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
-  EXPECT(WALRUS_EINVAL, walrus_append(NULL, &e, NULL));
-  EXPECT(WALRUS_EINVAL, walrus_append(w, NULL, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_append(NULL, &e, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_append(w, NULL, NULL));
   e.data = NULL;
   e.len = 3;
-  EXPECT(WALRUS_EINVAL, walrus_append(w, &e, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_append(w, &e, NULL));
   cr_assert_neq(walrus_errmsg(w)[0], '\0', "no message after a failure");
   e.data = "abc";
   e.timestamp_ns = 77;
   e.tx_id = "";
-  EXPECT(WALRUS_EINVAL, walrus_append(w, &e, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_append(w, &e, NULL));
   char longid[257];
   memset(longid, 'i', 256);
   longid[256] = '\0';
   e.tx_id = longid;
-  EXPECT(WALRUS_EINVAL, walrus_append(w, &e, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_append(w, &e, NULL));
   longid[255] = '\0'; /* 255 bytes is the limit */
   uint64_t idx = 0;
-  OK(w, walrus_append(w, &e, &idx));
+  TU_OK(w, walrus_append(w, &e, &idx));
   cr_assert_eq(idx, 1u, "failed appends must not use an index");
   expect_entry(w, 1, 0, 0, 77, longid, "abc", 3);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(append, too_large) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.max_entry_bytes = 100;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   unsigned char buf[200];
   memset(buf, 'p', sizeof buf);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = buf;
   e.len = 101;
-  EXPECT(WALRUS_ETOOLARGE, walrus_append(w, &e, NULL));
+  TU_EXPECT(WALRUS_ETOOLARGE, walrus_append(w, &e, NULL));
   e.len = 90;
   e.tx_id = "0123456789A"; /* 90 + 11 > 100 */
-  EXPECT(WALRUS_ETOOLARGE, walrus_append(w, &e, NULL));
+  TU_EXPECT(WALRUS_ETOOLARGE, walrus_append(w, &e, NULL));
   cr_assert_eq(walrus_last_index(w), 0u);
   e.tx_id = "0123456789"; /* 90 + 10 == 100 */
-  OK(w, walrus_append(w, &e, NULL));
+  TU_OK(w, walrus_append(w, &e, NULL));
   e.tx_id = NULL;
   e.len = 100;
-  OK(w, walrus_append(w, &e, NULL));
+  TU_OK(w, walrus_append(w, &e, NULL));
   cr_assert_eq(walrus_last_index(w), 2u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(append, get_errors) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_entry_t e;
   memset(&e, 0x77, sizeof e);
   walrus_entry_t same = e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 1, &e)); /* empty log */
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 0, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 1, &e)); /* empty log */
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 0, &e));
   tu_append_n(w, 10, SEED, 20);
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 0, &e));
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 11, &e));
-  EXPECT(WALRUS_EINDEX, walrus_get(w, UINT64_MAX, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 0, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 11, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, UINT64_MAX, &e));
   cr_assert_eq(memcmp(&e, &same, sizeof e), 0, "out touched on failure");
   cr_assert_neq(walrus_errmsg(w)[0], '\0', "no message after EINDEX");
-  EXPECT(WALRUS_EINVAL, walrus_get(w, 1, NULL));
-  EXPECT(WALRUS_EINVAL, walrus_get(NULL, 1, &e));
-  OK(w, walrus_truncate_front(w, 4));
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 3, &e));
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 1, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_get(w, 1, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_get(NULL, 1, &e));
+  TU_OK(w, walrus_truncate_front(w, 4));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 3, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 1, &e));
   tu_check_range(w, 4, 10, SEED, 20);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- batches ------------------------------------------------------------ */
 
 Test(batch, contiguous_indexes_and_fields) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 3, SEED, 30);
   enum { N = 6 };
   walrus_entry_t es[N];
@@ -642,7 +614,7 @@ Test(batch, contiguous_indexes_and_fields) {
   for (int i = 0; i < N; i++) tu_entry_set(&es[i], 4 + i, SEED, 64, bufs[i]);
   es[2].tx_id = "batch-tx";
   uint64_t first = 0;
-  OK(w, walrus_write_batch(w, es, N, &first));
+  TU_OK(w, walrus_write_batch(w, es, N, &first));
   cr_assert_eq(first, 4u);
   cr_assert_eq(walrus_last_index(w), 3u + N);
   for (int pass = 0; pass < 2; pass++) {
@@ -650,52 +622,52 @@ Test(batch, contiguous_indexes_and_fields) {
     for (int i = 0; i < N; i++)
       expect_entry(w, 4 + i, es[i].term, es[i].type, es[i].timestamp_ns,
                    es[i].tx_id, es[i].data, es[i].len);
-    OK(w, walrus_close(w));
-    w = open_default();
+    TU_OK(w, walrus_close(w));
+    w = tu_open_default();
   }
   /* a batch of one, and first_index may be NULL */
-  OK(w, walrus_write_batch(w, es, 1, NULL));
+  TU_OK(w, walrus_write_batch(w, es, 1, NULL));
   cr_assert_eq(walrus_last_index(w), 4u + N);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(batch, invalid_batches_write_nothing) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.max_entry_bytes = 64;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 2, SEED, 40);
   walrus_entry_t es[4];
   unsigned char bufs[4][64];
   for (int i = 0; i < 4; i++) tu_entry_set(&es[i], 3 + i, SEED, 40, bufs[i]);
   uint64_t first = 777;
-  EXPECT(WALRUS_EINVAL, walrus_write_batch(w, es, 0, &first));
-  EXPECT(WALRUS_EINVAL, walrus_write_batch(w, NULL, 3, &first));
-  EXPECT(WALRUS_EINVAL, walrus_write_batch(NULL, es, 3, &first));
+  TU_EXPECT(WALRUS_EINVAL, walrus_write_batch(w, es, 0, &first));
+  TU_EXPECT(WALRUS_EINVAL, walrus_write_batch(w, NULL, 3, &first));
+  TU_EXPECT(WALRUS_EINVAL, walrus_write_batch(NULL, es, 3, &first));
   es[2].data = NULL;
   es[2].len = 5;
-  EXPECT(WALRUS_EINVAL, walrus_write_batch(w, es, 4, &first));
+  TU_EXPECT(WALRUS_EINVAL, walrus_write_batch(w, es, 4, &first));
   es[2].data = bufs[2];
   es[2].tx_id = "";
-  EXPECT(WALRUS_EINVAL, walrus_write_batch(w, es, 4, &first));
+  TU_EXPECT(WALRUS_EINVAL, walrus_write_batch(w, es, 4, &first));
   es[2].tx_id = NULL;
   unsigned char big[65];
   memset(big, 1, sizeof big);
   es[3].data = big;
   es[3].len = 65;
-  EXPECT(WALRUS_ETOOLARGE, walrus_write_batch(w, es, 4, &first));
+  TU_EXPECT(WALRUS_ETOOLARGE, walrus_write_batch(w, es, 4, &first));
   cr_assert_eq(first, 777u, "first_index set on failure");
   cr_assert_eq(walrus_last_index(w), 2u);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_last_index(w), 2u, "a failed batch reappeared");
   tu_check_range(w, 1, 2, SEED, 40);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(batch, never_spans_segments) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   unsigned char buf[100];
   memset(buf, 'a', sizeof buf);
   for (int i = 0; i < 10; i++) append_raw(w, 1, 1, 1, NULL, buf, sizeof buf);
@@ -712,26 +684,26 @@ Test(batch, never_spans_segments) {
     es[i].timestamp_ns = 3;
   }
   uint64_t first = 0;
-  OK(w, walrus_write_batch(w, es, N, &first));
+  TU_OK(w, walrus_write_batch(w, es, N, &first));
   cr_assert_eq(first, 11u);
   uint64_t after = append_raw(w, 3, 3, 3, NULL, "z", 1);
   cr_assert_eq(after, 41u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   char **names;
-  size_t n = tu_segments(g_dir, &names);
+  size_t n = tu_segments(tu_dir, &names);
   cr_assert_eq(n, 3u, "want segments at 1, 11 and 41; have %zu", n);
   cr_assert_eq(seg_first(names[0]), 1u);
   cr_assert_eq(seg_first(names[1]), 11u);
   cr_assert_eq(seg_first(names[2]), 41u);
   tu_strv_free(names);
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   for (int i = 0; i < N; i++) {
     walrus_entry_t e;
-    OK(w, walrus_get(w, 11 + i, &e));
+    TU_OK(w, walrus_get(w, 11 + i, &e));
     tu_check_bytes(&e, 11 + i, SEED, 100);
     walrus_entry_free(&e);
   }
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- first / last / next ------------------------------------------------ */
@@ -740,7 +712,7 @@ Test(indexes, empty_nonempty_and_null) {
   cr_assert_eq(walrus_first_index(NULL), 0u);
   cr_assert_eq(walrus_last_index(NULL), 0u);
   cr_assert_eq(walrus_next_index(NULL), 0u);
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   cr_assert_eq(walrus_first_index(w), 0u);
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 1u);
@@ -748,230 +720,230 @@ Test(indexes, empty_nonempty_and_null) {
   cr_assert_eq(walrus_first_index(w), 1u);
   cr_assert_eq(walrus_last_index(w), 3u);
   cr_assert_eq(walrus_next_index(w), 4u);
-  OK(w, walrus_sync(w));
-  EXPECT(WALRUS_EINVAL, walrus_sync(NULL));
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_sync(w));
+  TU_EXPECT(WALRUS_EINVAL, walrus_sync(NULL));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- truncation --------------------------------------------------------- */
 
 Test(truncate, back_basics_and_persistence) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 10, SEED, 40);
-  EXPECT(WALRUS_EINDEX, walrus_truncate_back(w, 11));
-  EXPECT(WALRUS_EINVAL, walrus_truncate_back(NULL, 5));
-  OK(w, walrus_truncate_back(w, 10)); /* keeping everything is fine */
+  TU_EXPECT(WALRUS_EINDEX, walrus_truncate_back(w, 11));
+  TU_EXPECT(WALRUS_EINVAL, walrus_truncate_back(NULL, 5));
+  TU_OK(w, walrus_truncate_back(w, 10)); /* keeping everything is fine */
   cr_assert_eq(walrus_last_index(w), 10u);
-  OK(w, walrus_truncate_back(w, 6));
+  TU_OK(w, walrus_truncate_back(w, 6));
   cr_assert_eq(walrus_first_index(w), 1u);
   cr_assert_eq(walrus_last_index(w), 6u);
   cr_assert_eq(walrus_next_index(w), 7u);
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 7, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 7, &e));
   tu_append_n(w, 2, SEED + 1, 40); /* 7, 8 with other bytes */
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 8u);
   tu_check_range(w, 1, 6, SEED, 40);
   tu_check_range(w, 7, 8, SEED + 1, 40);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, back_to_empty) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 5, SEED, 40);
-  OK(w, walrus_truncate_back(w, 0));
+  TU_OK(w, walrus_truncate_back(w, 0));
   cr_assert_eq(walrus_first_index(w), 0u);
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 1u);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 1u);
   tu_append_n(w, 2, SEED + 9, 40);
   tu_check_range(w, 1, 2, SEED + 9, 40);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, back_bounds_after_front) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 10, SEED, 40);
-  OK(w, walrus_truncate_front(w, 5));
-  EXPECT(WALRUS_EINDEX, walrus_truncate_back(w, 3)); /* below first - 1 */
-  OK(w, walrus_truncate_back(w, 4));                 /* first - 1: empty */
+  TU_OK(w, walrus_truncate_front(w, 5));
+  TU_EXPECT(WALRUS_EINDEX, walrus_truncate_back(w, 3)); /* below first - 1 */
+  TU_OK(w, walrus_truncate_back(w, 4));                 /* first - 1: empty */
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 5u);
   uint64_t idx = append_raw(w, 1, 1, 1, NULL, "q", 1);
   cr_assert_eq(idx, 5u);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_first_index(w), 5u);
   cr_assert_eq(walrus_last_index(w), 5u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, back_across_many_segments) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 500, SEED, 200);
   size_t before = nsegs();
   cr_assert_gt(before, 10u, "only %zu segments", before);
-  OK(w, walrus_truncate_back(w, 123));
+  TU_OK(w, walrus_truncate_back(w, 123));
   cr_assert_eq(walrus_last_index(w), 123u);
   char **names;
-  size_t n = tu_segments(g_dir, &names);
+  size_t n = tu_segments(tu_dir, &names);
   cr_assert_lt(n, before);
   for (size_t i = 0; i < n; i++)
     cr_assert_leq(seg_first(names[i]), 123u, "segment %s survived", names[i]);
   tu_strv_free(names);
   tu_append_n(w, 10, SEED + 1, 200);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_first_index(w), 1u);
   cr_assert_eq(walrus_last_index(w), 133u);
   tu_check_range(w, 1, 123, SEED, 200);
   tu_check_range(w, 124, 133, SEED + 1, 200);
   /* truncate to the very start of a segment boundary's neighbourhood */
-  n = tu_segments(g_dir, &names);
+  n = tu_segments(tu_dir, &names);
   cr_assert_geq(n, 3u);
   uint64_t b = seg_first(names[1]);
   tu_strv_free(names);
-  OK(w, walrus_truncate_back(w, b - 1)); /* exactly the end of segment 0 */
+  TU_OK(w, walrus_truncate_back(w, b - 1)); /* exactly the end of segment 0 */
   cr_assert_eq(nsegs(), 1u);
   tu_append_n(w, 5, SEED + 2, 200);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_last_index(w), b + 4);
   tu_check_range(w, 1, b - 1, SEED, 200);
   tu_check_range(w, b, b + 4, SEED + 2, 200);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, front_basics_and_persistence) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 10, SEED, 40);
-  EXPECT(WALRUS_EINVAL, walrus_truncate_front(NULL, 2));
-  EXPECT(WALRUS_EINDEX, walrus_truncate_front(w, 12)); /* above last + 1 */
-  OK(w, walrus_truncate_front(w, 1));                  /* no-op */
+  TU_EXPECT(WALRUS_EINVAL, walrus_truncate_front(NULL, 2));
+  TU_EXPECT(WALRUS_EINDEX, walrus_truncate_front(w, 12)); /* above last + 1 */
+  TU_OK(w, walrus_truncate_front(w, 1));                  /* no-op */
   cr_assert_eq(walrus_first_index(w), 1u);
-  OK(w, walrus_truncate_front(w, 4));
+  TU_OK(w, walrus_truncate_front(w, 4));
   cr_assert_eq(walrus_first_index(w), 4u);
   cr_assert_eq(walrus_last_index(w), 10u);
-  EXPECT(WALRUS_EINDEX, walrus_truncate_front(w, 3)); /* below first */
+  TU_EXPECT(WALRUS_EINDEX, walrus_truncate_front(w, 3)); /* below first */
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 3, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 3, &e));
   tu_check_range(w, 4, 10, SEED, 40);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_first_index(w), 4u);
   cr_assert_eq(walrus_last_index(w), 10u);
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 3, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 3, &e));
   tu_check_range(w, 4, 10, SEED, 40);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, front_to_empty_keeps_next_index) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 10, SEED, 40);
-  OK(w, walrus_truncate_front(w, 11));
+  TU_OK(w, walrus_truncate_front(w, 11));
   cr_assert_eq(walrus_first_index(w), 0u);
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 11u);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 11u);
   tu_append_n(w, 1, SEED, 40);
   cr_assert_eq(walrus_first_index(w), 11u);
   cr_assert_eq(walrus_last_index(w), 11u);
   tu_check_range(w, 11, 11, SEED, 40);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, front_deletes_whole_segments) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 400, SEED, 200);
   char **names;
-  size_t before = tu_segments(g_dir, &names);
+  size_t before = tu_segments(tu_dir, &names);
   cr_assert_gt(before, 6u);
   /* a first_kept in the middle of the fourth segment */
   uint64_t s3 = seg_first(names[3]), s4 = seg_first(names[4]);
   tu_strv_free(names);
   cr_assert_gt(s4 - s3, 1u);
   uint64_t f = s3 + (s4 - s3) / 2; /* s3 < f < s4 */
-  OK(w, walrus_truncate_front(w, f));
+  TU_OK(w, walrus_truncate_front(w, f));
   cr_assert_eq(walrus_first_index(w), f);
-  size_t n = tu_segments(g_dir, &names);
+  size_t n = tu_segments(tu_dir, &names);
   cr_assert_eq(n, before - 3, "whole segments below %" PRIu64 " remain", f);
   cr_assert_eq(seg_first(names[0]), s3);
   tu_strv_free(names);
-  cr_assert_eq(tu_exists(tu_path(g_dir, "00000000000000000001.seg")), 0);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  cr_assert_eq(tu_exists(tu_path(tu_dir, "00000000000000000001.seg")), 0);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_first_index(w), f);
   cr_assert_eq(walrus_last_index(w), 400u);
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, f - 1, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, f - 1, &e));
   tu_check_range(w, f, 400, SEED, 200);
   /* at a segment's first index, the segments before it go too */
-  OK(w, walrus_truncate_front(w, s4));
-  n = tu_segments(g_dir, &names);
+  TU_OK(w, walrus_truncate_front(w, s4));
+  n = tu_segments(tu_dir, &names);
   cr_assert_eq(seg_first(names[0]), s4);
   tu_strv_free(names);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, reset) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 200, SEED, 200);
   cr_assert_gt(nsegs(), 2u);
-  EXPECT(WALRUS_EINVAL, walrus_reset(w, 0));
-  EXPECT(WALRUS_EINVAL, walrus_reset(NULL, 5));
+  TU_EXPECT(WALRUS_EINVAL, walrus_reset(w, 0));
+  TU_EXPECT(WALRUS_EINVAL, walrus_reset(NULL, 5));
   cr_assert_eq(walrus_last_index(w), 200u, "failed reset changed the log");
-  OK(w, walrus_reset(w, 1000));
+  TU_OK(w, walrus_reset(w, 1000));
   cr_assert_eq(walrus_first_index(w), 0u);
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 1000u);
   cr_assert_eq(nsegs(), 0u, "reset left segment files");
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 1, &e));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 1, &e));
+  TU_OK(w, walrus_close(w));
   /* the next index survives a reopen even with no entry */
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_last_index(w), 0u);
   cr_assert_eq(walrus_next_index(w), 1000u);
   tu_append_n(w, 3, SEED + 5, 200);
   cr_assert_eq(walrus_first_index(w), 1000u);
   cr_assert_eq(walrus_last_index(w), 1002u);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_first_index(w), 1000u);
   cr_assert_eq(walrus_last_index(w), 1002u);
   tu_check_range(w, 1000, 1002, SEED + 5, 200);
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 999, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 999, &e));
   /* reset to a lower index works too */
-  OK(w, walrus_reset(w, 1));
+  TU_OK(w, walrus_reset(w, 1));
   tu_append_n(w, 2, SEED, 10);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_first_index(w), 1u);
   cr_assert_eq(walrus_last_index(w), 2u);
   tu_check_range(w, 1, 2, SEED, 10);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(truncate, reset_with_open_iterator_is_ebusy) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 3, SEED, 10);
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 0, &it));
-  EXPECT(WALRUS_EBUSY, walrus_reset(w, 50));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
+  TU_EXPECT(WALRUS_EBUSY, walrus_reset(w, 50));
   cr_assert_eq(walrus_last_index(w), 3u);
   walrus_iter_close(it);
-  OK(w, walrus_reset(w, 50));
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_reset(w, 50));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- rotation ----------------------------------------------------------- */
@@ -981,10 +953,10 @@ Test(truncate, reset_with_open_iterator_is_ebusy) {
  * records ending at or before segment_bytes. */
 static void check_sealed_segments(uint64_t segment_bytes) {
   char **names;
-  size_t n = tu_segments(g_dir, &names);
+  size_t n = tu_segments(tu_dir, &names);
   for (size_t i = 0; i + 1 < n; i++) {
     size_t len;
-    unsigned char *f = tu_read_file(tu_path(g_dir, names[i]), &len);
+    unsigned char *f = tu_read_file(tu_path(tu_dir, names[i]), &len);
     cr_assert_geq(len, WALRUS__SEG_HEADER_BYTES + WALRUS__TRAILER_BYTES);
     walrus__seg_header_t h;
     cr_assert_eq(walrus__seg_header_decode(f, &h), WALRUS__FMT_OK, "%s",
@@ -1008,12 +980,12 @@ static void check_sealed_segments(uint64_t segment_bytes) {
 
 Test(rotation, small_segments_read_back_after_reopen) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 400, SEED, 300);
   tu_check_range(w, 1, 400, SEED, 300);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   char **names;
-  size_t n = tu_segments(g_dir, &names);
+  size_t n = tu_segments(tu_dir, &names);
   cr_assert_gt(n, 10u, "only %zu segments", n);
   cr_assert_str_eq(names[0], "00000000000000000001.seg");
   for (size_t i = 1; i < n; i++)
@@ -1021,7 +993,7 @@ Test(rotation, small_segments_read_back_after_reopen) {
   tu_strv_free(names);
   check_sealed_segments(4096);
   cfg.cached_segments = 1; /* force the sealed-segment cache to churn */
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_first_index(w), 1u);
   cr_assert_eq(walrus_last_index(w), 400u);
   tu_check_range(w, 1, 400, SEED, 300);
@@ -1031,10 +1003,10 @@ Test(rotation, small_segments_read_back_after_reopen) {
     tu_check_range(w, i, i, SEED, 300);
   }
   tu_append_n(w, 100, SEED, 300);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   tu_check_range(w, 1, 500, SEED, 300);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   check_sealed_segments(4096);
 }
 
@@ -1043,7 +1015,7 @@ Test(rotation, small_segments_read_back_after_reopen) {
 Test(retention, max_segments_bounds_the_count) {
   walrus_config_t cfg = cfg_seg(4096);
   cfg.max_segments = 3;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   for (int i = 0; i < 300; i++) {
     tu_append_n(w, 1, SEED, 100);
     size_t n = nsegs();
@@ -1053,28 +1025,28 @@ Test(retention, max_segments_bounds_the_count) {
   cr_assert_gt(first, 1u, "retention removed nothing");
   cr_assert_eq(walrus_last_index(w), 300u);
   char **names;
-  tu_segments(g_dir, &names);
+  tu_segments(tu_dir, &names);
   cr_assert_eq(seg_first(names[0]), first);
   tu_strv_free(names);
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, first - 1, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, first - 1, &e));
   tu_check_range(w, first, 300, SEED, 100);
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_first_index(w), first);
   cr_assert_eq(walrus_last_index(w), 300u);
   cr_assert_leq(nsegs(), 3u);
   tu_check_range(w, first, 300, SEED, 100);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(retention, open_iterator_pins_segments) {
   walrus_config_t cfg = cfg_seg(4096);
   cfg.max_segments = 2;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 5, SEED, 100);
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   tu_append_n(w, 295, SEED, 100);
   cr_assert_eq(walrus_first_index(w), 1u,
                "retention removed entries an iterator still needs");
@@ -1087,14 +1059,14 @@ Test(retention, open_iterator_pins_segments) {
     tu_check_entry(&e, i, SEED, 100);
   }
   walrus_entry_t e;
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   walrus_iter_close(it);
   /* with no iterator, the next rotations apply retention again */
   tu_append_n(w, 60, SEED, 100);
   cr_assert_leq(nsegs(), 2u);
   cr_assert_gt(walrus_first_index(w), 1u);
   tu_check_range(w, walrus_first_index(w), 360, SEED, 100);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- iterators ---------------------------------------------------------- */
@@ -1113,30 +1085,30 @@ static void iter_expect(walrus_iter_t *it, uint64_t from, uint64_t n,
 }
 
 Test(iter, from_start_then_sees_later_appends) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 50, SEED, 80);
   walrus_iter_t *it = NULL;
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   iter_expect(it, 1, 50, SEED, 80);
   walrus_entry_t e;
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   tu_append_n(w, 2, SEED, 80);
   iter_expect(it, 51, 2, SEED, 80);
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   walrus_iter_close(it);
   walrus_iter_close(NULL);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(iter, checksum_matches_get) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   append_raw(w, 5, 6, 7, "t1", "payload", 7);
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 1, &it));
+  TU_OK(w, walrus_iter_open(w, 1, &it));
   walrus_entry_t a, b;
-  OK(w, walrus_iter_next(it, &a));
-  OK(w, walrus_get(w, 1, &b));
+  TU_OK(w, walrus_iter_next(it, &a));
+  TU_OK(w, walrus_get(w, 1, &b));
   cr_assert_eq(a.index, 1u);
   cr_assert_eq(a.term, 5u);
   cr_assert_eq(a.type, 6);
@@ -1147,72 +1119,72 @@ Test(iter, checksum_matches_get) {
   cr_assert_eq(a.checksum, b.checksum);
   walrus_entry_free(&b);
   walrus_iter_close(it);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(iter, start_in_the_middle_and_at_the_end) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 50, SEED, 80);
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 25, &it));
+  TU_OK(w, walrus_iter_open(w, 25, &it));
   iter_expect(it, 25, 26, SEED, 80);
   walrus_entry_t e;
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   walrus_iter_close(it);
-  OK(w, walrus_iter_open(w, 51, &it));
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_OK(w, walrus_iter_open(w, 51, &it));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   tu_append_n(w, 1, SEED, 80);
   iter_expect(it, 51, 1, SEED, 80);
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   walrus_iter_close(it);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(iter, bad_arguments_and_out_of_range_start) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_iter_t *it = (walrus_iter_t *)0x1;
   /* an empty new log: start 0 and start 1 (= last + 1) are fine */
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   walrus_entry_t e;
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   tu_append_n(w, 1, SEED, 10);
   iter_expect(it, 1, 1, SEED, 10);
   walrus_iter_close(it);
   tu_append_n(w, 9, SEED, 10);
   it = (walrus_iter_t *)0x1;
-  EXPECT(WALRUS_EINDEX, walrus_iter_open(w, 12, &it));
-  EXPECT(WALRUS_EINDEX, walrus_iter_open(w, UINT64_MAX, &it));
+  TU_EXPECT(WALRUS_EINDEX, walrus_iter_open(w, 12, &it));
+  TU_EXPECT(WALRUS_EINDEX, walrus_iter_open(w, UINT64_MAX, &it));
   cr_assert_eq(it, (walrus_iter_t *)0x1, "it set on failure");
-  EXPECT(WALRUS_EINVAL, walrus_iter_open(NULL, 0, &it));
-  EXPECT(WALRUS_EINVAL, walrus_iter_open(w, 0, NULL));
-  EXPECT(WALRUS_EINVAL, walrus_iter_next(NULL, &e));
-  OK(w, walrus_iter_open(w, 0, &it));
-  EXPECT(WALRUS_EINVAL, walrus_iter_next(it, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_iter_open(NULL, 0, &it));
+  TU_EXPECT(WALRUS_EINVAL, walrus_iter_open(w, 0, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_iter_next(NULL, &e));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
+  TU_EXPECT(WALRUS_EINVAL, walrus_iter_next(it, NULL));
   walrus_iter_close(it);
-  OK(w, walrus_truncate_front(w, 5));
-  EXPECT(WALRUS_EINDEX, walrus_iter_open(w, 4, &it));
-  EXPECT(WALRUS_EINDEX, walrus_iter_open(w, 1, &it));
-  OK(w, walrus_iter_open(w, 0, &it)); /* 0 is the new first */
+  TU_OK(w, walrus_truncate_front(w, 5));
+  TU_EXPECT(WALRUS_EINDEX, walrus_iter_open(w, 4, &it));
+  TU_EXPECT(WALRUS_EINDEX, walrus_iter_open(w, 1, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it)); /* 0 is the new first */
   iter_expect(it, 5, 6, SEED, 10);
   walrus_iter_close(it);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(iter, across_segments_and_after_reopen) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 300, SEED, 250);
   cr_assert_gt(nsegs(), 5u);
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   iter_expect(it, 1, 300, SEED, 250);
   walrus_iter_close(it);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cfg.cached_segments = 1;
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   walrus_iter_t *a, *b;
-  OK(w, walrus_iter_open(w, 0, &a));
-  OK(w, walrus_iter_open(w, 150, &b));
+  TU_OK(w, walrus_iter_open(w, 0, &a));
+  TU_OK(w, walrus_iter_open(w, 150, &b));
   /* two iterators interleaved over different segments */
   for (uint64_t i = 0; i < 150; i++) {
     iter_expect(a, 1 + i, 1, SEED, 250);
@@ -1220,53 +1192,53 @@ Test(iter, across_segments_and_after_reopen) {
   }
   iter_expect(b, 300, 1, SEED, 250);
   walrus_entry_t e;
-  EXPECT(WALRUS_DONE, walrus_iter_next(b, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(b, &e));
   walrus_iter_close(a);
   walrus_iter_close(b);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(iter, close_with_open_iterator_is_ebusy) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 3, SEED, 10);
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 0, &it));
-  EXPECT(WALRUS_EBUSY, walrus_close(w));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
+  TU_EXPECT(WALRUS_EBUSY, walrus_close(w));
   /* nothing was closed: the handle and the iterator still work */
   tu_append_n(w, 1, SEED, 10);
   iter_expect(it, 1, 4, SEED, 10);
   walrus_iter_close(it);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(iter, truncate_front_past_the_iterator) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 20, SEED, 10);
   walrus_iter_t *slow, *fast;
-  OK(w, walrus_iter_open(w, 0, &slow));
-  OK(w, walrus_iter_open(w, 15, &fast));
+  TU_OK(w, walrus_iter_open(w, 0, &slow));
+  TU_OK(w, walrus_iter_open(w, 15, &fast));
   iter_expect(slow, 1, 4, SEED, 10);
-  OK(w, walrus_truncate_front(w, 10));
+  TU_OK(w, walrus_truncate_front(w, 10));
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_iter_next(slow, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_iter_next(slow, &e));
   iter_expect(fast, 15, 6, SEED, 10); /* not affected */
   walrus_iter_close(slow);
   walrus_iter_close(fast);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- read-only ---------------------------------------------------------- */
 
 Test(readonly, beside_a_writer) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 20, SEED, 60);
   walrus_config_t rcfg = cfg_ro();
-  walrus_t *r = tu_open(g_dir, &rcfg);
+  walrus_t *r = tu_open(tu_dir, &rcfg);
   cr_assert_eq(walrus_first_index(r), 1u);
   cr_assert_eq(walrus_last_index(r), 20u);
   tu_check_range(r, 1, 20, SEED, 60);
   walrus_iter_t *it;
-  OK(r, walrus_iter_open(r, 0, &it));
+  TU_OK(r, walrus_iter_open(r, 0, &it));
   iter_expect(it, 1, 20, SEED, 60);
   walrus_iter_close(it);
   /* every write is refused */
@@ -1275,49 +1247,49 @@ Test(readonly, beside_a_writer) {
   memset(&e, 0, sizeof e);
   e.data = buf;
   e.len = sizeof buf;
-  EXPECT(WALRUS_EREADONLY, walrus_append(r, &e, NULL));
-  EXPECT(WALRUS_EREADONLY, walrus_write_batch(r, &e, 1, NULL));
-  EXPECT(WALRUS_EREADONLY, walrus_truncate_back(r, 5));
-  EXPECT(WALRUS_EREADONLY, walrus_truncate_front(r, 5));
-  EXPECT(WALRUS_EREADONLY, walrus_reset(r, 5));
-  OK(r, walrus_sync(r));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_append(r, &e, NULL));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_write_batch(r, &e, 1, NULL));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_truncate_back(r, 5));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_truncate_front(r, 5));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_reset(r, 5));
+  TU_OK(r, walrus_sync(r));
   /* the writer goes on; the reader keeps its view */
   tu_append_n(w, 5, SEED, 60);
   cr_assert_eq(walrus_last_index(w), 25u);
   cr_assert_eq(walrus_last_index(r), 20u);
   walrus_entry_t out;
-  EXPECT(WALRUS_EINDEX, walrus_get(r, 21, &out));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(r, 21, &out));
   tu_check_range(r, 1, 20, SEED, 60);
-  OK(r, walrus_close(r));
-  OK(w, walrus_close(w));
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
   /* read-only alone; a new read-only open sees everything */
-  r = tu_open(g_dir, &rcfg);
+  r = tu_open(tu_dir, &rcfg);
   cr_assert_eq(walrus_last_index(r), 25u);
   tu_check_range(r, 1, 25, SEED, 60);
-  OK(r, walrus_close(r));
+  TU_OK(r, walrus_close(r));
 }
 
 Test(readonly, changes_nothing_on_disk) {
   walrus_config_t cfg = cfg_seg(4096);
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 100, SEED, 200);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   size_t mlen;
-  unsigned char *meta = tu_read_file(tu_path(g_dir, "META"), &mlen);
+  unsigned char *meta = tu_read_file(tu_path(tu_dir, "META"), &mlen);
   char **before;
-  size_t n = tu_segments(g_dir, &before);
-  int64_t last_size = tu_file_size(tu_path(g_dir, before[n - 1]));
+  size_t n = tu_segments(tu_dir, &before);
+  int64_t last_size = tu_file_size(tu_path(tu_dir, before[n - 1]));
   walrus_config_t rcfg = cfg_ro();
   rcfg.segment_bytes = 4096;
-  walrus_t *r = tu_open(g_dir, &rcfg);
+  walrus_t *r = tu_open(tu_dir, &rcfg);
   tu_check_range(r, 1, 100, SEED, 200);
-  OK(r, walrus_close(r));
+  TU_OK(r, walrus_close(r));
   char **after;
-  cr_assert_eq(tu_segments(g_dir, &after), n);
+  cr_assert_eq(tu_segments(tu_dir, &after), n);
   for (size_t i = 0; i < n; i++) cr_assert_str_eq(after[i], before[i]);
-  cr_assert_eq(tu_file_size(tu_path(g_dir, before[n - 1])), last_size);
+  cr_assert_eq(tu_file_size(tu_path(tu_dir, before[n - 1])), last_size);
   size_t mlen2;
-  unsigned char *meta2 = tu_read_file(tu_path(g_dir, "META"), &mlen2);
+  unsigned char *meta2 = tu_read_file(tu_path(tu_dir, "META"), &mlen2);
   cr_assert_eq(mlen2, mlen);
   cr_assert_eq(memcmp(meta, meta2, mlen), 0, "read-only open changed META");
   free(meta);
@@ -1329,18 +1301,18 @@ Test(readonly, changes_nothing_on_disk) {
 /* ---- lock --------------------------------------------------------------- */
 
 Test(lock, second_writer_in_process) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_t *w2 = (walrus_t *)0x1;
   char msg[256] = "";
-  EXPECT(WALRUS_ELOCKED, walrus_open_ex(g_dir, NULL, &w2, msg, sizeof msg));
+  TU_EXPECT(WALRUS_ELOCKED, walrus_open_ex(tu_dir, NULL, &w2, msg, sizeof msg));
   cr_assert_eq(w2, (walrus_t *)0x1);
   cr_assert_neq(msg[0], '\0', "no message for ELOCKED");
-  OK(w, walrus_close(w));
-  w2 = open_default(); /* the lock is free again */
-  OK(w2, walrus_close(w2));
+  TU_OK(w, walrus_close(w));
+  w2 = tu_open_default(); /* the lock is free again */
+  TU_OK(w2, walrus_close(w2));
 }
 
-/* Forks a child that opens g_dir (writable unless ro) and exits with -rc,
+/* Forks a child that opens tu_dir (writable unless ro) and exits with -rc,
  * or 0 on success (after closing).  Returns the child's exit status. */
 static int child_open(int ro) {
   fflush(NULL);
@@ -1351,7 +1323,7 @@ static int child_open(int ro) {
     walrus_config_default(&cfg);
     cfg.read_only = ro;
     walrus_t *w = NULL;
-    int rc = walrus_open(g_dir, &cfg, &w);
+    int rc = walrus_open(tu_dir, &cfg, &w);
     if (rc == WALRUS_OK) {
       if (walrus_last_index(w) != 7) _exit(100);
       rc = walrus_close(w);
@@ -1365,15 +1337,15 @@ static int child_open(int ro) {
 }
 
 Test(lock, second_writer_in_forked_child) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 7, SEED, 10);
   cr_assert_eq(child_open(0), -WALRUS_ELOCKED, "child writer not locked out");
   cr_assert_eq(child_open(1), 0, "child read-only open failed");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cr_assert_eq(child_open(0), 0, "lock not released by close");
   /* and the child released it in turn */
-  w = open_default();
-  OK(w, walrus_close(w));
+  w = tu_open_default();
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- error names, messages, version ------------------------------------- */
@@ -1432,14 +1404,14 @@ Test(errors, version_matches_macros) {
 }
 
 Test(errors, errmsg_after_failures) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   cr_assert_str_eq(walrus_errmsg(w), "");
   walrus_entry_t e;
-  EXPECT(WALRUS_EINDEX, walrus_get(w, 5, &e));
+  TU_EXPECT(WALRUS_EINDEX, walrus_get(w, 5, &e));
   cr_assert_gt(strlen(walrus_errmsg(w)), 0u);
-  EXPECT(WALRUS_EINDEX, walrus_truncate_front(w, 9));
+  TU_EXPECT(WALRUS_EINDEX, walrus_truncate_front(w, 9));
   cr_assert_gt(strlen(walrus_errmsg(w)), 0u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- logger ------------------------------------------------------------- */
@@ -1494,7 +1466,7 @@ Test(logger, open_rotation_truncation_messages) {
   walrus_config_t cfg = cfg_seg(4096);
   cfg.logger = log_cb;
   cfg.logger_ud = &g_log;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   int n_open = log_count();
   cr_assert_gt(n_open, 0, "nothing logged at open");
   static const char *const open_words[] = {"open", "creat"};
@@ -1516,13 +1488,13 @@ Test(logger, open_rotation_truncation_messages) {
   tu_append_n(w, 100, SEED, 200);
   static const char *const trunc_words[] = {"truncat"};
   before = log_count();
-  OK(w, walrus_truncate_back(w, 50));
+  TU_OK(w, walrus_truncate_back(w, 50));
   cr_assert(logged_since(before, trunc_words, 1), "no truncate_back message");
   before = log_count();
-  OK(w, walrus_truncate_front(w, 20));
+  TU_OK(w, walrus_truncate_front(w, 20));
   cr_assert(logged_since(before, trunc_words, 1),
             "no truncate_front message");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cr_assert_eq(g_log.bad_ud, 0, "logger_ud not passed back");
   for (int i = 0; i < g_log.n; i++) {
     cr_assert_leq(g_log.level[i], WALRUS_LOG_INFO, "message above log_level");
@@ -1535,11 +1507,11 @@ Test(logger, level_filters_messages) {
   cfg.logger = log_cb;
   cfg.logger_ud = &g_log;
   cfg.log_level = WALRUS_LOG_WARN;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 100, SEED, 200);
-  OK(w, walrus_truncate_back(w, 50));
-  OK(w, walrus_truncate_front(w, 20));
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_truncate_back(w, 50));
+  TU_OK(w, walrus_truncate_front(w, 20));
+  TU_OK(w, walrus_close(w));
   for (int i = 0; i < g_log.n; i++)
     cr_assert_leq(g_log.level[i], WALRUS_LOG_WARN, "level %d passed: %s",
                   (int)g_log.level[i], g_log.msg[i]);
@@ -1579,13 +1551,13 @@ Test(allocator, hooks_are_used_and_balanced) {
   walrus_allocator_t al = {count_malloc, count_realloc, count_free, &ac};
   walrus_config_t cfg = cfg_seg(4096);
   cfg.allocator = &al;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   cr_assert_gt(atomic_load(&ac.mallocs) + atomic_load(&ac.reallocs), 0,
                "open allocated nothing through the hooks");
   long m0 = atomic_load(&ac.mallocs) + atomic_load(&ac.reallocs);
   tu_append_n(w, 200, SEED, 200);
   walrus_entry_t e;
-  OK(w, walrus_get(w, 3, &e));
+  TU_OK(w, walrus_get(w, 3, &e));
   long m1 = atomic_load(&ac.mallocs) + atomic_load(&ac.reallocs);
   cr_assert_gt(m1, m0, "get/rotation allocated nothing through the hooks");
   long f0 = atomic_load(&ac.frees);
@@ -1593,17 +1565,17 @@ Test(allocator, hooks_are_used_and_balanced) {
   cr_assert_gt(atomic_load(&ac.frees), f0,
                "walrus_entry_free did not use the free hook");
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   iter_expect(it, 1, 200, SEED, 200);
   walrus_iter_close(it);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cr_assert_eq(atomic_load(&ac.live), 0,
                "%ld allocations not freed through the hooks",
                atomic_load(&ac.live));
   /* reopen reads the log through the hooks too */
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   tu_check_range(w, 1, 200, SEED, 200);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cr_assert_eq(atomic_load(&ac.live), 0);
 }
 
@@ -1751,7 +1723,7 @@ Test(vfs, counting_vfs_sees_every_kind_of_call) {
   cvfs_init(&c);
   walrus_config_t cfg = cfg_seg(4096);
   cfg.vfs = &c.vfs;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   cr_assert_gt(atomic_load(&c.mkdir), 0, "directory not made through the VFS");
   cr_assert_gt(atomic_load(&c.lock), 0, "lock not taken through the VFS");
   cr_assert_gt(atomic_load(&c.sync_dir), 0, "no directory fsync at create");
@@ -1769,18 +1741,18 @@ Test(vfs, counting_vfs_sees_every_kind_of_call) {
   cr_assert_gt(atomic_load(&c.sync_dir), d0, "rotation without dir fsync");
   long u0 = atomic_load(&c.unlink);
   d0 = atomic_load(&c.sync_dir);
-  OK(w, walrus_truncate_front(w, 150));
+  TU_OK(w, walrus_truncate_front(w, 150));
   cr_assert_gt(atomic_load(&c.unlink), u0, "no unlink for truncate_front");
   cr_assert_gt(atomic_load(&c.sync_dir), d0, "unlink without dir fsync");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cr_assert_eq(atomic_load(&c.open_files), 0, "files left open: %ld",
                atomic_load(&c.open_files));
   long p0 = atomic_load(&c.pread), l0 = atomic_load(&c.list);
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   cr_assert_gt(atomic_load(&c.list), l0, "open did not list the directory");
   tu_check_range(w, 150, 200, SEED, 200);
   cr_assert_gt(atomic_load(&c.pread), p0, "reads not through the VFS");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   cr_assert_eq(atomic_load(&c.open_files), 0);
 }
 
@@ -1790,31 +1762,31 @@ Test(vfs, every_file_operation_goes_through_the_vfs) {
   static cvfs_t c;
   cvfs_init(&c);
   c.from = "/nonexistent-walrus-vfs-root";
-  c.to = g_tmp;
+  c.to = tu_tmp;
   char vdir[256];
   snprintf(vdir, sizeof vdir, "%s/log", c.from);
   walrus_config_t cfg = cfg_seg(4096);
   cfg.vfs = &c.vfs;
   walrus_t *w = tu_open(vdir, &cfg);
   tu_append_n(w, 150, SEED, 200);
-  OK(w, walrus_truncate_front(w, 40));
-  OK(w, walrus_truncate_back(w, 140));
+  TU_OK(w, walrus_truncate_front(w, 40));
+  TU_OK(w, walrus_truncate_back(w, 140));
   tu_check_range(w, 40, 140, SEED, 200);
-  OK(w, walrus_close(w));
-  cr_assert(tu_exists(tu_path(g_dir, "META")), "log not in the mapped dir");
+  TU_OK(w, walrus_close(w));
+  cr_assert(tu_exists(tu_path(tu_dir, "META")), "log not in the mapped dir");
   cr_assert_gt(nsegs(), 2u);
   w = tu_open(vdir, &cfg);
   cr_assert_eq(walrus_first_index(w), 40u);
   cr_assert_eq(walrus_last_index(w), 140u);
   tu_check_range(w, 40, 140, SEED, 200);
-  OK(w, walrus_reset(w, 7));
+  TU_OK(w, walrus_reset(w, 7));
   tu_append_n(w, 3, SEED, 200);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   walrus_config_t rcfg = cfg_ro();
   rcfg.vfs = &c.vfs;
   walrus_t *r = tu_open(vdir, &rcfg);
   tu_check_range(r, 7, 9, SEED, 200);
-  OK(r, walrus_close(r));
+  TU_OK(r, walrus_close(r));
 }
 
 /* Durable (contract 1): every rename and unlink is followed by an fsync of
@@ -1828,7 +1800,7 @@ Test(vfs, directory_fsynced_after_every_rename_and_unlink) {
 #define CLEAN(what)                                                 \
   cr_assert_eq(atomic_load(&c.dir_dirty), 0,                       \
                "%s returned with a rename/unlink not fsynced", what)
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   CLEAN("open");
   for (int i = 0; i < 300; i++) {
     tu_append_n(w, 1, SEED, 200);
@@ -1836,19 +1808,19 @@ Test(vfs, directory_fsynced_after_every_rename_and_unlink) {
   }
   cr_assert_gt(atomic_load(&c.rename), 5, "no rotations");
   cr_assert_gt(atomic_load(&c.unlink), 0, "no retention");
-  OK(w, walrus_truncate_front(w, walrus_first_index(w) + 30));
+  TU_OK(w, walrus_truncate_front(w, walrus_first_index(w) + 30));
   CLEAN("truncate_front");
-  OK(w, walrus_truncate_back(w, walrus_first_index(w) + 5));
+  TU_OK(w, walrus_truncate_back(w, walrus_first_index(w) + 5));
   CLEAN("truncate_back");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   CLEAN("close");
-  w = tu_open(g_dir, &cfg);
+  w = tu_open(tu_dir, &cfg);
   CLEAN("reopen");
-  OK(w, walrus_reset(w, 5000));
+  TU_OK(w, walrus_reset(w, 5000));
   CLEAN("reset");
   tu_append_n(w, 40, SEED, 200);
   CLEAN("append after reset");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   CLEAN("close");
 #undef CLEAN
 }
@@ -1859,20 +1831,20 @@ static void sync_policy_round_trip(walrus_sync_t policy) {
   walrus_config_t cfg = cfg_seg(4096);
   cfg.sync = policy;
   cfg.sync_interval_ms = 10;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 150, SEED, 200);
   tu_check_range(w, 1, 150, SEED, 200);
-  OK(w, walrus_sync(w));
-  OK(w, walrus_close(w));
-  w = tu_open(g_dir, &cfg);
+  TU_OK(w, walrus_sync(w));
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &cfg);
   cr_assert_eq(walrus_last_index(w), 150u);
   tu_check_range(w, 1, 150, SEED, 200);
   tu_append_n(w, 10, SEED, 200);
-  OK(w, walrus_close(w)); /* close syncs what is unsynced */
-  w = tu_open(g_dir, NULL);
+  TU_OK(w, walrus_close(w)); /* close syncs what is unsynced */
+  w = tu_open(tu_dir, NULL);
   cr_assert_eq(walrus_last_index(w), 160u);
   tu_check_range(w, 1, 160, SEED, 200);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(sync, none_round_trip) { sync_policy_round_trip(WALRUS_SYNC_NONE); }
@@ -1888,12 +1860,12 @@ Test(sync, none_reaches_the_kernel_without_fsync) {
   walrus_config_default(&cfg);
   cfg.sync = WALRUS_SYNC_NONE;
   cfg.vfs = &c.vfs;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 1, SEED, 100); /* creates the segment */
   char **names;
-  cr_assert_eq(tu_segments(g_dir, &names), 1u);
+  cr_assert_eq(tu_segments(tu_dir, &names), 1u);
   char seg[4096];
-  snprintf(seg, sizeof seg, "%s", tu_path(g_dir, names[0]));
+  snprintf(seg, sizeof seg, "%s", tu_path(tu_dir, names[0]));
   tu_strv_free(names);
   long s0 = atomic_load(&c.sync);
   for (int i = 0; i < 100; i++) {
@@ -1903,9 +1875,9 @@ Test(sync, none_reaches_the_kernel_without_fsync) {
                  "append %d returned before its bytes reached the file", i);
   }
   cr_assert_eq(atomic_load(&c.sync), s0, "SYNC_NONE appends called fdatasync");
-  OK(w, walrus_sync(w));
+  TU_OK(w, walrus_sync(w));
   cr_assert_gt(atomic_load(&c.sync), s0, "walrus_sync did not fdatasync");
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(sync, always_syncs_every_append) {
@@ -1914,12 +1886,12 @@ Test(sync, always_syncs_every_append) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.vfs = &c.vfs;
-  walrus_t *w = tu_open(g_dir, &cfg);
+  walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 1, SEED, 100);
   for (int i = 0; i < 50; i++) {
     long s0 = atomic_load(&c.sync);
     tu_append_n(w, 1, SEED, 100);
     cr_assert_gt(atomic_load(&c.sync), s0, "append %d not synced", i);
   }
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }

@@ -43,65 +43,25 @@
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static char *g_tmp;      /* the test's temp dir */
-static char g_dir[4096]; /* the log directory inside it (not created) */
-
-static void setup(void) {
-  g_tmp = tu_tmpdir();
-  snprintf(g_dir, sizeof g_dir, "%s/log", g_tmp);
-}
-
-static void teardown(void) {
-  tu_tmpdir_remove(g_tmp);
-  g_tmp = NULL;
-}
-
-TestSuite(tx_begin, .init = setup, .fini = teardown);
-TestSuite(tx_add, .init = setup, .fini = teardown);
-TestSuite(tx_commit, .init = setup, .fini = teardown);
-TestSuite(tx_rollback, .init = setup, .fini = teardown);
-TestSuite(tx_state, .init = setup, .fini = teardown);
-TestSuite(tx_expiry, .init = setup, .fini = teardown);
-TestSuite(tx_active, .init = setup, .fini = teardown);
-TestSuite(tx_close, .init = setup, .fini = teardown);
-TestSuite(tx_io, .init = setup, .fini = teardown);
-TestSuite(tx_threads, .init = setup, .fini = teardown);
+/* Every test gets a fresh temp dir tu_tmp and log directory tu_dir. */
+TestSuite(tx_begin, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_add, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_commit, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_rollback, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_state, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_expiry, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_active, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_close, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_io, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(tx_threads, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 
 #define SEED 0x7A5EEDu
-
-#define OK(w, expr)                                                        \
-  do {                                                                     \
-    int rc_ = (expr);                                                      \
-    cr_assert_eq(rc_, WALRUS_OK, "%s: %s: %s", #expr, walrus_errname(rc_), \
-                 walrus_errmsg(w));                                        \
-  } while (0)
-
-#define EXPECT(code, expr)                                               \
-  do {                                                                   \
-    int rc_ = (expr);                                                    \
-    cr_assert_eq(rc_, (code), "%s: got %s (%d), want %s", #expr,         \
-                 walrus_errname(rc_), rc_, walrus_errname(code));        \
-  } while (0)
-
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static walrus_config_t cfg_default(void) {
   walrus_config_t c;
   walrus_config_default(&c);
   return c;
 }
-
-static walrus_t *open_default(void) { return tu_open(g_dir, NULL); }
 
 /* Payload seed of transaction entries: position p of the transaction
  * whose tag is tag. */
@@ -122,7 +82,7 @@ static void add_test_entry(walrus_t *w, const walrus_txid_t *id, uint64_t tag,
   e.timestamp_ns = (int64_t)(5000 + p);
   e.data = buf;
   e.len = len;
-  OK(w, walrus_tx_add(w, id, &e));
+  TU_OK(w, walrus_tx_add(w, id, &e));
   free(buf);
 }
 
@@ -152,7 +112,7 @@ static void check_test_tx(walrus_t *w, uint64_t first, size_t n,
   for (size_t p = 0; p < n; p++) {
     walrus_entry_t e;
     memset(&e, 0, sizeof e);
-    OK(w, walrus_get(w, first + p, &e));
+    TU_OK(w, walrus_get(w, first + p, &e));
     cr_assert_eq(e.index, first + p);
     check_test_entry(&e, id, tag, p, max);
     walrus_entry_free(&e);
@@ -163,7 +123,7 @@ static void check_test_tx(walrus_t *w, uint64_t first, size_t n,
 static void expect_absent(walrus_t *w, const walrus_txid_t *id) {
   walrus_iter_t *it;
   if (walrus_last_index(w) == 0) return;
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   walrus_entry_t e;
   int rc;
   while ((rc = walrus_iter_next(it, &e)) == WALRUS_OK)
@@ -176,7 +136,7 @@ static void expect_absent(walrus_t *w, const walrus_txid_t *id) {
 
 static walrus_tx_state_t state_of(walrus_t *w, const walrus_txid_t *id) {
   walrus_tx_state_t s = (walrus_tx_state_t)-1;
-  OK(w, walrus_tx_state(w, id, &s));
+  TU_OK(w, walrus_tx_state(w, id, &s));
   return s;
 }
 
@@ -197,12 +157,12 @@ static int cmp_id(const void *a, const void *b) {
 
 Test(tx_begin, ids_are_unique_and_well_formed) {
   enum { N = 3000 };
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t *ids = calloc(N, sizeof *ids);
   cr_assert_not_null(ids);
   for (size_t i = 0; i < N; i++) {
     memset(&ids[i], 'Z', sizeof ids[i]);
-    OK(w, walrus_tx_begin(w, 0, &ids[i]));
+    TU_OK(w, walrus_tx_begin(w, 0, &ids[i]));
     cr_assert(well_formed(&ids[i]), "id %zu is not tx_ + 32 lowercase hex: %.40s",
               i, ids[i].s);
     cr_assert_eq(state_of(w, &ids[i]), WALRUS_TX_PENDING);
@@ -223,47 +183,47 @@ Test(tx_begin, ids_are_unique_and_well_formed) {
                   kinds);
   }
   free(ids);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_begin, null_arguments) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  EXPECT(WALRUS_EINVAL, walrus_tx_begin(NULL, 0, &id));
-  EXPECT(WALRUS_EINVAL, walrus_tx_begin(w, 0, NULL));
-  EXPECT(WALRUS_EINVAL, walrus_tx_begin(w, 1000, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_begin(NULL, 0, &id));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_begin(w, 0, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_begin(w, 1000, NULL));
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_begin, read_only_handle_refuses) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 3, SEED, 50);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
   walrus_config_t c = cfg_default();
   c.read_only = 1;
-  walrus_t *r = tu_open(g_dir, &c);
+  walrus_t *r = tu_open(tu_dir, &c);
   walrus_txid_t id;
-  EXPECT(WALRUS_EREADONLY, walrus_tx_begin(r, 0, &id));
-  EXPECT(WALRUS_EREADONLY, walrus_tx_begin(r, 1000, &id));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_tx_begin(r, 0, &id));
+  TU_EXPECT(WALRUS_EREADONLY, walrus_tx_begin(r, 1000, &id));
   cr_assert_eq(walrus_tx_active_count(r), 0);
-  OK(r, walrus_close(r));
+  TU_OK(r, walrus_close(r));
 
   /* A read-only handle beside a writer refuses too; the writer does not. */
-  w = open_default();
-  r = tu_open(g_dir, &c);
-  EXPECT(WALRUS_EREADONLY, walrus_tx_begin(r, 0, &id));
-  OK(w, walrus_tx_begin(w, 0, &id));
-  OK(r, walrus_close(r));
-  OK(w, walrus_close(w));
+  w = tu_open_default();
+  r = tu_open(tu_dir, &c);
+  TU_EXPECT(WALRUS_EREADONLY, walrus_tx_begin(r, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- add ---------------------------------------------------------------- */
 
 Test(tx_add, copies_the_entry) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   enum { N = 20, LEN = 700 };
   unsigned char *buf = malloc(LEN);
   char *txcopy = malloc(sizeof id.s);
@@ -282,7 +242,7 @@ Test(tx_add, copies_the_entry) {
     e.tx_id = p % 2 ? txcopy : NULL;
     e.data = buf;
     e.len = LEN;
-    OK(w, walrus_tx_add(w, &id, &e));
+    TU_OK(w, walrus_tx_add(w, &id, &e));
     memset(buf, 0xEE, LEN);
     memset(txcopy, 'q', sizeof id.s - 1);
     memset(&e, 0xAB, sizeof e);
@@ -291,13 +251,13 @@ Test(tx_add, copies_the_entry) {
   free(txcopy);
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(first, 1u);
   cr_assert_eq(count, (size_t)N);
   for (uint64_t p = 0; p < N; p++) {
     walrus_entry_t e;
     memset(&e, 0, sizeof e);
-    OK(w, walrus_get(w, first + p, &e));
+    TU_OK(w, walrus_get(w, first + p, &e));
     cr_assert_str_eq(e.tx_id, id.s, "entry %" PRIu64 ": tx_id on read-back",
                      first + p);
     cr_assert_eq(e.term, 100 + p);
@@ -306,87 +266,87 @@ Test(tx_add, copies_the_entry) {
     tu_check_bytes(&e, p, SEED, LEN);
     walrus_entry_free(&e);
   }
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_add, timestamp_zero_is_stamped) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = "x";
   e.len = 1;
-  OK(w, walrus_tx_add(w, &id, &e));
+  TU_OK(w, walrus_tx_add(w, &id, &e));
   struct timespec before;
   clock_gettime(CLOCK_REALTIME, &before);
-  OK(w, walrus_tx_commit(w, &id, NULL, NULL));
+  TU_OK(w, walrus_tx_commit(w, &id, NULL, NULL));
   memset(&e, 0, sizeof e);
-  OK(w, walrus_get(w, 1, &e));
+  TU_OK(w, walrus_get(w, 1, &e));
   int64_t b = (int64_t)before.tv_sec * 1000000000 + before.tv_nsec;
   cr_assert_gt(e.timestamp_ns, b - 60 * (int64_t)1000000000,
                "a timestamp of 0 must be stamped with the real time");
   walrus_entry_free(&e);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_add, entry_tx_id_must_name_the_transaction) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t a, b;
-  OK(w, walrus_tx_begin(w, 0, &a));
-  OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = "abc";
   e.len = 3;
   e.tx_id = b.s; /* another pending transaction */
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
   e.tx_id = "tx_nonsense";
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
   e.tx_id = "";
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
   char longer[64];
   snprintf(longer, sizeof longer, "%sX", a.s); /* a's id plus a byte */
   e.tx_id = longer;
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &a, &e));
   e.tx_id = a.s; /* its own id is fine */
-  OK(w, walrus_tx_add(w, &a, &e));
+  TU_OK(w, walrus_tx_add(w, &a, &e));
   e.tx_id = NULL; /* and so is none */
-  OK(w, walrus_tx_add(w, &a, &e));
+  TU_OK(w, walrus_tx_add(w, &a, &e));
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &a, NULL, &count));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, &count));
   cr_assert_eq(count, 2u, "the refused adds must not have added anything");
   count = 9;
-  OK(w, walrus_tx_commit(w, &b, NULL, &count));
+  TU_OK(w, walrus_tx_commit(w, &b, NULL, &count));
   cr_assert_eq(count, 0u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_add, null_arguments_and_bad_data) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = "abc";
   e.len = 3;
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(NULL, &id, &e));
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, NULL, &e));
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &id, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(NULL, &id, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, NULL, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &id, NULL));
   e.data = NULL;
-  EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &id, &e));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_add(w, &id, &e));
   e.len = 0; /* NULL data with no bytes is fine */
-  OK(w, walrus_tx_add(w, &id, &e));
+  TU_OK(w, walrus_tx_add(w, &id, &e));
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(count, 1u);
   memset(&e, 0, sizeof e);
-  OK(w, walrus_get(w, first, &e));
+  TU_OK(w, walrus_get(w, first, &e));
   cr_assert_eq(e.len, 0u);
   cr_assert_str_eq(e.tx_id, id.s);
   walrus_entry_free(&e);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* Ids that are not "tx_" + 32 lowercase hex digits + NUL. */
@@ -426,10 +386,10 @@ static void malformed_ids(const walrus_txid_t *good, walrus_txid_t *bad,
 }
 
 Test(tx_add, malformed_ids_are_einval_everywhere) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id, bad[10];
   size_t n;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   malformed_ids(&id, bad, &n);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
@@ -450,13 +410,13 @@ Test(tx_add, malformed_ids_are_einval_everywhere) {
   cr_assert_eq(state_of(w, &id), WALRUS_TX_PENDING);
   cr_assert_eq(walrus_tx_active_count(w), 1);
   cr_assert_eq(walrus_last_index(w), 0u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_add, unknown_ids_are_not_found) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t real, unknown;
-  OK(w, walrus_tx_begin(w, 0, &real));
+  TU_OK(w, walrus_tx_begin(w, 0, &real));
   unknown = real; /* same form, different digits */
   unknown.s[34] = unknown.s[34] == '0' ? '1' : '0';
   walrus_txid_t zeros;
@@ -467,26 +427,26 @@ Test(tx_add, unknown_ids_are_not_found) {
   memset(&e, 0, sizeof e);
   for (size_t i = 0; i < 2; i++) {
     walrus_tx_state_t s;
-    EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_add(w, ids[i], &e));
-    EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_commit(w, ids[i], NULL, NULL));
-    EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_rollback(w, ids[i]));
-    EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, ids[i], &s));
+    TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_add(w, ids[i], &e));
+    TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_commit(w, ids[i], NULL, NULL));
+    TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_rollback(w, ids[i]));
+    TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, ids[i], &s));
   }
   cr_assert_eq(state_of(w, &real), WALRUS_TX_PENDING);
   cr_assert_eq(walrus_last_index(w), 0u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* After commit or rollback: add, commit and rollback are ETXNOTPENDING. */
 static void finished_refuses(int rollback) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   add_test_entry(w, &id, 1, 0, 100);
   if (rollback)
-    OK(w, walrus_tx_rollback(w, &id));
+    TU_OK(w, walrus_tx_rollback(w, &id));
   else
-    OK(w, walrus_tx_commit(w, &id, NULL, NULL));
+    TU_OK(w, walrus_tx_commit(w, &id, NULL, NULL));
   uint64_t last = walrus_last_index(w);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
@@ -494,16 +454,16 @@ static void finished_refuses(int rollback) {
   e.len = 4;
   uint64_t first = 77;
   size_t count = 77;
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_add(w, &id, &e));
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, &first, &count));
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_add(w, &id, &e));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, &first, &count));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
   cr_assert_eq(first, 77u, "a failed commit must not write its out-params");
   cr_assert_eq(count, 77u, "a failed commit must not write its out-params");
   cr_assert_eq(walrus_last_index(w), last, "a refused call wrote something");
   cr_assert_eq(state_of(w, &id),
                rollback ? WALRUS_TX_ABORTED : WALRUS_TX_COMMITTED);
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_add, after_commit_is_not_pending) { finished_refuses(0); }
@@ -512,46 +472,46 @@ Test(tx_add, after_rollback_is_not_pending) { finished_refuses(1); }
 Test(tx_add, max_entries) {
   walrus_config_t c = cfg_default();
   c.tx_max_entries = 5;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t a, b;
-  OK(w, walrus_tx_begin(w, 0, &a));
-  OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
   for (uint64_t p = 0; p < 5; p++) add_test_entry(w, &a, 1, p, 300);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = "one too many";
   e.len = 12;
-  EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
-  EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
   cr_assert_eq(state_of(w, &a), WALRUS_TX_PENDING,
                "a refused add leaves the transaction pending");
   /* The limit is per transaction. */
   for (uint64_t p = 0; p < 5; p++) add_test_entry(w, &b, 2, p, 300);
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &a, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &a, &first, &count));
   cr_assert_eq(count, 5u);
   check_test_tx(w, first, 5, &a, 1, 300);
-  OK(w, walrus_tx_commit(w, &b, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &b, &first, &count));
   cr_assert_eq(count, 5u);
   check_test_tx(w, first, 5, &b, 2, 300);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 
   /* tx_max_entries = 1 (the smallest allowed). */
   c.tx_max_entries = 1;
-  w = tu_open(g_dir, &c);
-  OK(w, walrus_tx_begin(w, 0, &a));
-  OK(w, walrus_tx_add(w, &a, &e));
-  EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
-  OK(w, walrus_tx_commit(w, &a, NULL, &count));
+  w = tu_open(tu_dir, &c);
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, &count));
   cr_assert_eq(count, 1u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_add, max_pending_bytes_counts_all_pending_transactions) {
   walrus_config_t c = cfg_default();
   c.tx_max_pending_bytes = 4096;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   static unsigned char big[5000];
   memset(big, 'b', sizeof big);
   walrus_entry_t e;
@@ -560,9 +520,9 @@ Test(tx_add, max_pending_bytes_counts_all_pending_transactions) {
 
   /* One entry over the limit. */
   walrus_txid_t a, b;
-  OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
   e.len = 5000;
-  EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
+  TU_EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &a, &e));
   cr_assert_eq(state_of(w, &a), WALRUS_TX_PENDING);
 
   /* Many small entries in one transaction: refused before holding more
@@ -581,22 +541,22 @@ Test(tx_add, max_pending_bytes_counts_all_pending_transactions) {
   cr_assert_geq(added, 4u, "only %zu entries of 500 bytes fit in 4096", added);
 
   /* The limit is shared: another transaction cannot add 2500 bytes now. */
-  OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
   e.len = 2500;
-  EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &b, &e));
+  TU_EXPECT(WALRUS_ETXTOOLARGE, walrus_tx_add(w, &b, &e));
   /* Rolling a back frees its bytes. */
-  OK(w, walrus_tx_rollback(w, &a));
-  OK(w, walrus_tx_add(w, &b, &e));
+  TU_OK(w, walrus_tx_rollback(w, &a));
+  TU_OK(w, walrus_tx_add(w, &b, &e));
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &b, NULL, &count));
+  TU_OK(w, walrus_tx_commit(w, &b, NULL, &count));
   cr_assert_eq(count, 1u);
   /* And a commit frees them too. */
-  OK(w, walrus_tx_begin(w, 0, &a));
-  OK(w, walrus_tx_add(w, &a, &e));
-  OK(w, walrus_tx_commit(w, &a, NULL, &count));
-  OK(w, walrus_tx_begin(w, 0, &b));
-  OK(w, walrus_tx_add(w, &b, &e));
-  OK(w, walrus_close(w)); /* close frees b's bytes (LeakSanitizer) */
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_add(w, &a, &e));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, &count));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_add(w, &b, &e));
+  TU_OK(w, walrus_close(w)); /* close frees b's bytes (LeakSanitizer) */
 }
 
 Test(tx_add, max_pending_bytes_admits_payload_up_to_the_limit) {
@@ -604,7 +564,7 @@ Test(tx_add, max_pending_bytes_admits_payload_up_to_the_limit) {
    * limit of 10000, whatever the transaction's internal buffer does. */
   walrus_config_t c = cfg_default();
   c.tx_max_pending_bytes = 10000;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   static unsigned char big[9000];
   memset(big, 'c', sizeof big);
   walrus_entry_t e;
@@ -612,13 +572,13 @@ Test(tx_add, max_pending_bytes_admits_payload_up_to_the_limit) {
   e.data = big;
   e.len = sizeof big;
   walrus_txid_t a;
-  OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
   int rc = walrus_tx_add(w, &a, &e);
   char msg[512];
   snprintf(msg, sizeof msg, "%s", walrus_errmsg(w));
   size_t count = 0;
   int crc = rc == WALRUS_OK ? walrus_tx_commit(w, &a, NULL, &count) : rc;
-  OK(w, walrus_close(w)); /* before asserting: nothing leaks on failure */
+  TU_OK(w, walrus_close(w)); /* before asserting: nothing leaks on failure */
   cr_assert_eq(rc, WALRUS_OK,
                "9000 payload bytes under tx_max_pending_bytes 10000: %s: %s",
                walrus_errname(rc), msg);
@@ -631,44 +591,44 @@ Test(tx_add, entry_too_large) {
    * it. */
   walrus_config_t c = cfg_default();
   c.max_entry_bytes = 100;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   unsigned char buf[200];
   memset(buf, 'x', sizeof buf);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   e.data = buf;
   e.len = 66;
-  EXPECT(WALRUS_ETOOLARGE, walrus_tx_add(w, &id, &e));
+  TU_EXPECT(WALRUS_ETOOLARGE, walrus_tx_add(w, &id, &e));
   e.len = 200;
-  EXPECT(WALRUS_ETOOLARGE, walrus_tx_add(w, &id, &e));
+  TU_EXPECT(WALRUS_ETOOLARGE, walrus_tx_add(w, &id, &e));
   cr_assert_eq(state_of(w, &id), WALRUS_TX_PENDING);
   e.len = 65;
-  OK(w, walrus_tx_add(w, &id, &e));
+  TU_OK(w, walrus_tx_add(w, &id, &e));
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(count, 1u);
   memset(&e, 0, sizeof e);
-  OK(w, walrus_get(w, first, &e));
+  TU_OK(w, walrus_get(w, first, &e));
   cr_assert_eq(e.len, 65u);
   walrus_entry_free(&e);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- commit ------------------------------------------------------------- */
 
 Test(tx_commit, contiguous_indexes_in_add_order) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 3, SEED, 100);
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   for (uint64_t p = 0; p < 10; p++) add_test_entry(w, &id, 42, p, 900);
   cr_assert_eq(walrus_last_index(w), 3u, "nothing is written before commit");
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(first, 4u);
   cr_assert_eq(count, 10u);
   cr_assert_eq(walrus_last_index(w), 13u);
@@ -678,118 +638,118 @@ Test(tx_commit, contiguous_indexes_in_add_order) {
 
   /* The iterator shows the same, tx_id included. */
   walrus_iter_t *it;
-  OK(w, walrus_iter_open(w, 0, &it));
+  TU_OK(w, walrus_iter_open(w, 0, &it));
   walrus_entry_t e;
   for (uint64_t i = 1; i <= 13; i++) {
-    OK(w, walrus_iter_next(it, &e));
+    TU_OK(w, walrus_iter_next(it, &e));
     cr_assert_eq(e.index, i);
     if (i <= 3)
       tu_check_entry(&e, i, SEED, 100);
     else
       check_test_entry(&e, &id, 42, i - 4, 900);
   }
-  EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
   walrus_iter_close(it);
 
   /* Plain appends go on after it. */
   tu_append_n(w, 2, SEED ^ 1, 10);
   cr_assert_eq(walrus_last_index(w), 15u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_commit, out_params_may_be_null) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   add_test_entry(w, &id, 3, 0, 10);
-  OK(w, walrus_tx_commit(w, &id, NULL, NULL));
+  TU_OK(w, walrus_tx_commit(w, &id, NULL, NULL));
   cr_assert_eq(walrus_last_index(w), 1u);
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   add_test_entry(w, &id, 4, 0, 10);
   uint64_t first = 0;
-  OK(w, walrus_tx_commit(w, &id, &first, NULL));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, NULL));
   cr_assert_eq(first, 2u);
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   add_test_entry(w, &id, 5, 0, 10);
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, NULL, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, NULL, &count));
   cr_assert_eq(count, 1u);
-  EXPECT(WALRUS_EINVAL, walrus_tx_commit(NULL, &id, NULL, NULL));
-  EXPECT(WALRUS_EINVAL, walrus_tx_commit(w, NULL, NULL, NULL));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_commit(NULL, &id, NULL, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_commit(w, NULL, NULL, NULL));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_commit, empty_transaction_writes_nothing) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 4, SEED, 50);
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   uint64_t first = 0;
   size_t count = 99;
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(count, 0u);
   cr_assert_eq(walrus_last_index(w), 4u, "an empty commit wrote an entry");
   cr_assert_eq(walrus_next_index(w), 5u);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_COMMITTED);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, &first, &count));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 4u);
   tu_check_range(w, 1, 4, SEED, 50);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_commit, survives_reopen) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t a, b;
-  OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
   for (uint64_t p = 0; p < 7; p++) add_test_entry(w, &a, 10, p, 1500);
   uint64_t fa = 0, fb = 0;
   size_t na = 0, nb = 0;
-  OK(w, walrus_tx_commit(w, &a, &fa, &na));
+  TU_OK(w, walrus_tx_commit(w, &a, &fa, &na));
   tu_append_n(w, 2, SEED, 20);
-  OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
   for (uint64_t p = 0; p < 3; p++) add_test_entry(w, &b, 11, p, 1500);
-  OK(w, walrus_tx_commit(w, &b, &fb, &nb));
+  TU_OK(w, walrus_tx_commit(w, &b, &fb, &nb));
   cr_assert_eq(fa, 1u);
   cr_assert_eq(fb, 10u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 
-  w = open_default();
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 12u);
   check_test_tx(w, fa, na, &a, 10, 1500);
   check_test_tx(w, fb, nb, &b, 11, 1500);
   /* A new handle has no memory of old transactions. */
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 
   /* And read-only handles see them too. */
   walrus_config_t c = cfg_default();
   c.read_only = 1;
-  w = tu_open(g_dir, &c);
+  w = tu_open(tu_dir, &c);
   check_test_tx(w, fa, na, &a, 10, 1500);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_commit, twice_is_not_pending) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   add_test_entry(w, &id, 1, 0, 100);
   add_test_entry(w, &id, 1, 1, 100);
-  OK(w, walrus_tx_commit(w, &id, NULL, NULL));
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, NULL, NULL));
+  TU_OK(w, walrus_tx_commit(w, &id, NULL, NULL));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, NULL, NULL));
   cr_assert_eq(walrus_last_index(w), 2u, "the second commit wrote again");
   cr_assert_eq(state_of(w, &id), WALRUS_TX_COMMITTED);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_commit, interleaved_commit_order_is_index_order) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   enum { T = 4 };
   walrus_txid_t id[T];
-  for (int t = 0; t < T; t++) OK(w, walrus_tx_begin(w, 0, &id[t]));
+  for (int t = 0; t < T; t++) TU_OK(w, walrus_tx_begin(w, 0, &id[t]));
   /* Interleave adds: transaction t gets 3 + t entries. */
   for (uint64_t p = 0; p < 3 + T; p++)
     for (int t = 0; t < T; t++)
@@ -804,7 +764,7 @@ Test(tx_commit, interleaved_commit_order_is_index_order) {
     int t = order[k];
     uint64_t first = 0;
     size_t count = 0;
-    OK(w, walrus_tx_commit(w, &id[t], &first, &count));
+    TU_OK(w, walrus_tx_commit(w, &id[t], &first, &count));
     cr_assert_eq(first, next, "commit %d (transaction %d) starts at %" PRIu64
                               ", want %" PRIu64, k, t, first, next);
     cr_assert_eq(count, (size_t)(3 + t));
@@ -817,17 +777,17 @@ Test(tx_commit, interleaved_commit_order_is_index_order) {
     check_test_tx(w, next, (size_t)(3 + t), &id[t], 100 + (uint64_t)t, 400);
     next += (uint64_t)(3 + t);
   }
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_commit, larger_than_the_space_left_in_a_segment) {
   walrus_config_t c = cfg_default();
   c.segment_bytes = 4096;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   tu_append_n(w, 5, SEED, 300); /* the tail is partly filled */
-  size_t segs_before = tu_segments(g_dir, NULL);
+  size_t segs_before = tu_segments(tu_dir, NULL);
   walrus_txid_t id;
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   static unsigned char buf[200];
   for (uint64_t p = 0; p < 100; p++) {
     tu_payload(p, SEED ^ 0xB16, buf, sizeof buf);
@@ -837,20 +797,20 @@ Test(tx_commit, larger_than_the_space_left_in_a_segment) {
     e.type = (uint16_t)p;
     e.data = buf;
     e.len = sizeof buf;
-    OK(w, walrus_tx_add(w, &id, &e));
+    TU_OK(w, walrus_tx_add(w, &id, &e));
   }
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(first, 6u);
   cr_assert_eq(count, 100u);
-  cr_assert_gt(tu_segments(g_dir, NULL), segs_before,
+  cr_assert_gt(tu_segments(tu_dir, NULL), segs_before,
                "a 20 KB transaction in 4 KiB segments made no new segment");
   for (int pass = 0; pass < 2; pass++) {
     for (uint64_t p = 0; p < 100; p++) {
       walrus_entry_t e;
       memset(&e, 0, sizeof e);
-      OK(w, walrus_get(w, first + p, &e));
+      TU_OK(w, walrus_get(w, first + p, &e));
       cr_assert_str_eq(e.tx_id, id.s);
       cr_assert_eq(e.type, (uint16_t)p);
       tu_check_bytes(&e, p, SEED ^ 0xB16, sizeof buf);
@@ -859,16 +819,16 @@ Test(tx_commit, larger_than_the_space_left_in_a_segment) {
     tu_check_range(w, 1, 5, SEED, 300);
     /* After it, the log goes on. */
     if (pass == 0) {
-      OK(w, walrus_close(w));
-      w = tu_open(g_dir, &c);
+      TU_OK(w, walrus_close(w));
+      w = tu_open(tu_dir, &c);
       cr_assert_eq(walrus_last_index(w), 105u);
     }
   }
-  OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
   add_test_entry(w, &id, 77, 0, 100);
-  OK(w, walrus_tx_commit(w, &id, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(first, 106u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /*
@@ -919,11 +879,11 @@ static void *commit_main(void *p) {
 Test(tx_commit, while_being_committed_it_is_not_pending) {
   walrus_config_t c = cfg_default();
   c.vfs = gate_vfs();
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   commit_arg_t a;
   memset(&a, 0, sizeof a);
   a.w = w;
-  OK(w, walrus_tx_begin(w, 100, &a.id)); /* expires while being written */
+  TU_OK(w, walrus_tx_begin(w, 100, &a.id)); /* expires while being written */
   for (uint64_t p = 0; p < 3; p++) add_test_entry(w, &a.id, 8, p, 300);
   pthread_mutex_lock(&g_gate.mu);
   g_gate.armed = 1;
@@ -933,11 +893,11 @@ Test(tx_commit, while_being_committed_it_is_not_pending) {
   pthread_t th;
   cr_assert_eq(pthread_create(&th, NULL, commit_main, &a), 0);
   /* Wait (at most 10 s) until the commit is inside its fdatasync. */
-  uint64_t deadline = now_ms() + 10000;
+  uint64_t deadline = tu_now_ms() + 10000;
   pthread_mutex_lock(&g_gate.mu);
-  while (!g_gate.inside && now_ms() < deadline) {
+  while (!g_gate.inside && tu_now_ms() < deadline) {
     pthread_mutex_unlock(&g_gate.mu);
-    sleep_ms(1);
+    tu_sleep_ms(1);
     pthread_mutex_lock(&g_gate.mu);
   }
   int inside = g_gate.inside;
@@ -952,7 +912,7 @@ Test(tx_commit, while_being_committed_it_is_not_pending) {
     rc_add = walrus_tx_add(w, &a.id, &e);
     rc_commit = walrus_tx_commit(w, &a.id, NULL, NULL);
     rc_rollback = walrus_tx_rollback(w, &a.id);
-    sleep_ms(150); /* past its timeout, still being written */
+    tu_sleep_ms(150); /* past its timeout, still being written */
     cleaned = walrus_tx_cleanup_expired(w);
   }
   /* Open the gate before asserting, so that nothing is left hanging. */
@@ -979,96 +939,96 @@ Test(tx_commit, while_being_committed_it_is_not_pending) {
   cr_assert_eq(state_of(w, &a.id), WALRUS_TX_COMMITTED);
   cr_assert_eq(walrus_tx_active_count(w), 0);
   check_test_tx(w, 1, 3, &a.id, 8, 300);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 3u);
   check_test_tx(w, 1, 3, &a.id, 8, 300);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- rollback ----------------------------------------------------------- */
 
 Test(tx_rollback, writes_nothing_and_aborts) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 2, SEED, 50);
   walrus_txid_t id, keep;
-  OK(w, walrus_tx_begin(w, 0, &id));
-  OK(w, walrus_tx_begin(w, 0, &keep));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &keep));
   for (uint64_t p = 0; p < 30; p++) add_test_entry(w, &id, 5, p, 1000);
   cr_assert_eq(walrus_tx_active_count(w), 2);
-  OK(w, walrus_tx_rollback(w, &id));
+  TU_OK(w, walrus_tx_rollback(w, &id));
   cr_assert_eq(walrus_tx_active_count(w), 1);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED);
   cr_assert_eq(walrus_last_index(w), 2u);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
   cr_assert_eq(state_of(w, &keep), WALRUS_TX_PENDING,
                "rolling back one transaction touched another");
-  EXPECT(WALRUS_EINVAL, walrus_tx_rollback(NULL, &id));
-  EXPECT(WALRUS_EINVAL, walrus_tx_rollback(w, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_rollback(NULL, &id));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_rollback(w, NULL));
   /* A later transaction gets the next index, as if the rolled-back one
    * had never been. */
   add_test_entry(w, &keep, 6, 0, 100);
   uint64_t first = 0;
-  OK(w, walrus_tx_commit(w, &keep, &first, NULL));
+  TU_OK(w, walrus_tx_commit(w, &keep, &first, NULL));
   cr_assert_eq(first, 3u);
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 3u);
   expect_absent(w, &id);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- state -------------------------------------------------------------- */
 
 Test(tx_state, pending_committed_aborted) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t a, b, c;
-  OK(w, walrus_tx_begin(w, 0, &a));
-  OK(w, walrus_tx_begin(w, 0, &b));
-  OK(w, walrus_tx_begin(w, 0, &c));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_begin(w, 0, &c));
   cr_assert_eq(state_of(w, &a), WALRUS_TX_PENDING);
   add_test_entry(w, &a, 1, 0, 10);
   cr_assert_eq(state_of(w, &a), WALRUS_TX_PENDING);
-  OK(w, walrus_tx_commit(w, &a, NULL, NULL));
-  OK(w, walrus_tx_rollback(w, &b));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
+  TU_OK(w, walrus_tx_rollback(w, &b));
   cr_assert_eq(state_of(w, &a), WALRUS_TX_COMMITTED);
   cr_assert_eq(state_of(w, &b), WALRUS_TX_ABORTED);
   cr_assert_eq(state_of(w, &c), WALRUS_TX_PENDING);
   walrus_tx_state_t s;
-  EXPECT(WALRUS_EINVAL, walrus_tx_state(NULL, &a, &s));
-  EXPECT(WALRUS_EINVAL, walrus_tx_state(w, NULL, &s));
-  EXPECT(WALRUS_EINVAL, walrus_tx_state(w, &a, NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_state(NULL, &a, &s));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_state(w, NULL, &s));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_state(w, &a, NULL));
   walrus_txid_t unknown = a;
   unknown.s[3] = unknown.s[3] == 'f' ? 'e' : 'f';
-  EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, &unknown, &s));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, &unknown, &s));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_state, remembers_the_last_4096_endings) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t first, id, last;
-  OK(w, walrus_tx_begin(w, 0, &first));
-  OK(w, walrus_tx_commit(w, &first, NULL, NULL));
+  TU_OK(w, walrus_tx_begin(w, 0, &first));
+  TU_OK(w, walrus_tx_commit(w, &first, NULL, NULL));
   /* 4095 more endings: first is still among the last 4096. */
   for (int i = 0; i < 4095; i++) {
-    OK(w, walrus_tx_begin(w, 0, &id));
-    OK(w, walrus_tx_rollback(w, &id));
+    TU_OK(w, walrus_tx_begin(w, 0, &id));
+    TU_OK(w, walrus_tx_rollback(w, &id));
   }
   cr_assert_eq(state_of(w, &first), WALRUS_TX_COMMITTED,
                "forgotten after only 4096 endings");
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &first));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &first));
   /* Two more (rollback and an empty commit): it is forgotten now. */
-  OK(w, walrus_tx_begin(w, 0, &id));
-  OK(w, walrus_tx_rollback(w, &id));
-  OK(w, walrus_tx_begin(w, 0, &last));
-  OK(w, walrus_tx_commit(w, &last, NULL, NULL));
+  TU_OK(w, walrus_tx_begin(w, 0, &id));
+  TU_OK(w, walrus_tx_rollback(w, &id));
+  TU_OK(w, walrus_tx_begin(w, 0, &last));
+  TU_OK(w, walrus_tx_commit(w, &last, NULL, NULL));
   walrus_tx_state_t s;
-  EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, &first, &s));
-  EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_rollback(w, &first));
+  TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, &first, &s));
+  TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_rollback(w, &first));
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED);
   cr_assert_eq(state_of(w, &last), WALRUS_TX_COMMITTED);
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- expiry ------------------------------------------------------------- */
@@ -1076,274 +1036,274 @@ Test(tx_state, remembers_the_last_4096_endings) {
 /* Begin a transaction of timeout_ms with one entry. */
 static void begin_one(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id,
                       uint64_t tag) {
-  OK(w, walrus_tx_begin(w, timeout_ms, id));
+  TU_OK(w, walrus_tx_begin(w, timeout_ms, id));
   add_test_entry(w, id, tag, 0, 100);
 }
 
 Test(tx_expiry, add_after_timeout) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
   begin_one(w, 1, &id, 1);
-  sleep_ms(20);
+  tu_sleep_ms(20);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
-  EXPECT(WALRUS_ETXEXPIRED, walrus_tx_add(w, &id, &e));
+  TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_add(w, &id, &e));
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED);
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_add(w, &id, &e));
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, NULL, NULL));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_add(w, &id, &e));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, NULL, NULL));
   cr_assert_eq(walrus_last_index(w), 0u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, commit_after_timeout) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   tu_append_n(w, 1, SEED, 10);
   walrus_txid_t id;
   begin_one(w, 1, &id, 2);
   add_test_entry(w, &id, 2, 1, 100);
-  sleep_ms(20);
+  tu_sleep_ms(20);
   uint64_t first = 5;
   size_t count = 5;
-  EXPECT(WALRUS_ETXEXPIRED, walrus_tx_commit(w, &id, &first, &count));
+  TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_commit(w, &id, &first, &count));
   cr_assert_eq(walrus_last_index(w), 1u, "an expired commit wrote entries");
   cr_assert_eq(first, 5u);
   cr_assert_eq(count, 5u);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, NULL, NULL));
-  OK(w, walrus_close(w));
-  w = open_default();
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &id, NULL, NULL));
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 1u);
   expect_absent(w, &id);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, rollback_after_timeout) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
   begin_one(w, 1, &id, 3);
-  sleep_ms(20);
-  EXPECT(WALRUS_ETXEXPIRED, walrus_tx_rollback(w, &id));
+  tu_sleep_ms(20);
+  TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_rollback(w, &id));
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, state_after_timeout_is_aborted) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
   begin_one(w, 1, &id, 4);
-  sleep_ms(20);
+  tu_sleep_ms(20);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED,
                "an expired transaction must not report PENDING");
   cr_assert_eq(walrus_tx_active_count(w), 0);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_add(w, &id, &e));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_add(w, &id, &e));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, long_timeout_does_not_expire) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t id;
   begin_one(w, 60000, &id, 5);
-  sleep_ms(30);
+  tu_sleep_ms(30);
   add_test_entry(w, &id, 5, 1, 100);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_PENDING);
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &id, NULL, &count));
+  TU_OK(w, walrus_tx_commit(w, &id, NULL, &count));
   cr_assert_eq(count, 2u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, timeout_zero_uses_the_config) {
   /* Config timeout 1 ms: begin(0) expires. */
   walrus_config_t c = cfg_default();
   c.tx_timeout_ms = 1;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t a, b;
   begin_one(w, 0, &a, 6);
   begin_one(w, 60000, &b, 7); /* an explicit timeout overrides it */
-  sleep_ms(20);
+  tu_sleep_ms(20);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
-  EXPECT(WALRUS_ETXEXPIRED, walrus_tx_add(w, &a, &e));
-  OK(w, walrus_tx_add(w, &b, &e));
-  OK(w, walrus_tx_commit(w, &b, NULL, NULL));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_add(w, &a, &e));
+  TU_OK(w, walrus_tx_add(w, &b, &e));
+  TU_OK(w, walrus_tx_commit(w, &b, NULL, NULL));
+  TU_OK(w, walrus_close(w));
 
   /* The default config timeout (30 s): begin(0) does not expire in 20 ms. */
-  w = open_default();
+  w = tu_open_default();
   begin_one(w, 0, &a, 8);
-  sleep_ms(20);
+  tu_sleep_ms(20);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0);
-  OK(w, walrus_tx_add(w, &a, &e));
-  OK(w, walrus_tx_commit(w, &a, NULL, NULL));
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_tx_add(w, &a, &e));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, config_zero_means_never) {
   walrus_config_t c = cfg_default();
   c.tx_timeout_ms = 0;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t a, b;
   begin_one(w, 0, &a, 9);
   begin_one(w, 1, &b, 10); /* an explicit timeout still expires */
-  sleep_ms(30);
+  tu_sleep_ms(30);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 1);
   cr_assert_eq(state_of(w, &a), WALRUS_TX_PENDING);
   cr_assert_eq(state_of(w, &b), WALRUS_TX_ABORTED);
   add_test_entry(w, &a, 9, 1, 100);
   uint64_t first = 0;
   size_t count = 0;
-  OK(w, walrus_tx_commit(w, &a, &first, &count));
+  TU_OK(w, walrus_tx_commit(w, &a, &first, &count));
   cr_assert_eq(count, 2u);
   check_test_tx(w, first, 2, &a, 9, 100);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, cleanup_expired_returns_how_many) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t s[3], l;
   for (int i = 0; i < 3; i++) begin_one(w, 1, &s[i], 20 + (uint64_t)i);
   begin_one(w, 60000, &l, 30);
   walrus_txid_t done;
-  OK(w, walrus_tx_begin(w, 1, &done));
-  OK(w, walrus_tx_commit(w, &done, NULL, NULL)); /* finished: not counted */
+  TU_OK(w, walrus_tx_begin(w, 1, &done));
+  TU_OK(w, walrus_tx_commit(w, &done, NULL, NULL)); /* finished: not counted */
   cr_assert_eq(walrus_tx_active_count(w), 4);
-  sleep_ms(20);
+  tu_sleep_ms(20);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 3);
   cr_assert_eq(walrus_tx_active_count(w), 1);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0, "a second cleanup found more");
   for (int i = 0; i < 3; i++) {
     cr_assert_eq(state_of(w, &s[i]), WALRUS_TX_ABORTED);
-    EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &s[i], NULL, NULL));
+    TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &s[i], NULL, NULL));
   }
   cr_assert_eq(state_of(w, &l), WALRUS_TX_PENDING);
   cr_assert_eq(state_of(w, &done), WALRUS_TX_COMMITTED);
-  EXPECT(WALRUS_EINVAL, walrus_tx_cleanup_expired(NULL));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_cleanup_expired(NULL));
   cr_assert_eq(walrus_last_index(w), 0u);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, no_cleaner_without_the_option) {
-  walrus_t *w = open_default(); /* tx_cleanup_interval_ms = 0 */
+  walrus_t *w = tu_open_default(); /* tx_cleanup_interval_ms = 0 */
   walrus_txid_t id;
   begin_one(w, 1, &id, 40);
-  sleep_ms(50);
+  tu_sleep_ms(50);
   cr_assert_eq(walrus_tx_active_count(w), 1,
                "something aborted an untouched transaction without a "
                "cleaner");
   cr_assert_eq(walrus_tx_cleanup_expired(w), 1);
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_expiry, background_cleaner) {
   walrus_config_t c = cfg_default();
   c.tx_cleanup_interval_ms = 5;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t s[5], l;
   for (int i = 0; i < 5; i++) begin_one(w, 1, &s[i], 50 + (uint64_t)i);
   begin_one(w, 60000, &l, 60);
-  uint64_t deadline = now_ms() + 5000;
+  uint64_t deadline = tu_now_ms() + 5000;
   int n;
-  while ((n = walrus_tx_active_count(w)) > 1 && now_ms() < deadline)
-    sleep_ms(2);
+  while ((n = walrus_tx_active_count(w)) > 1 && tu_now_ms() < deadline)
+    tu_sleep_ms(2);
   cr_assert_eq(n, 1, "the cleaner left %d transactions after 5 s", n);
   /* Nobody touched them: the cleaner aborted them, so cleanup finds
    * nothing and their state is ABORTED. */
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0);
   for (int i = 0; i < 5; i++) {
     cr_assert_eq(state_of(w, &s[i]), WALRUS_TX_ABORTED);
-    EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &s[i], NULL, NULL));
+    TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &s[i], NULL, NULL));
   }
   cr_assert_eq(state_of(w, &l), WALRUS_TX_PENDING);
   /* Transactions begun later are cleaned too. */
   walrus_txid_t late;
   begin_one(w, 1, &late, 61);
-  deadline = now_ms() + 5000;
-  while ((n = walrus_tx_active_count(w)) > 1 && now_ms() < deadline)
-    sleep_ms(2);
+  deadline = tu_now_ms() + 5000;
+  while ((n = walrus_tx_active_count(w)) > 1 && tu_now_ms() < deadline)
+    tu_sleep_ms(2);
   cr_assert_eq(n, 1);
-  OK(w, walrus_tx_commit(w, &l, NULL, NULL));
+  TU_OK(w, walrus_tx_commit(w, &l, NULL, NULL));
   cr_assert_eq(walrus_last_index(w), 1u);
-  uint64_t t0 = now_ms();
-  OK(w, walrus_close(w));
-  cr_assert_lt(now_ms() - t0, 2000u, "close took too long with a cleaner");
+  uint64_t t0 = tu_now_ms();
+  TU_OK(w, walrus_close(w));
+  cr_assert_lt(tu_now_ms() - t0, 2000u, "close took too long with a cleaner");
 }
 
 Test(tx_expiry, close_stops_the_cleaner_promptly) {
   /* A cleaner that would sleep an hour must not hold close up. */
   walrus_config_t c = cfg_default();
   c.tx_cleanup_interval_ms = 3600000;
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t id;
   begin_one(w, 1, &id, 70);
-  uint64_t t0 = now_ms();
-  OK(w, walrus_close(w));
-  cr_assert_lt(now_ms() - t0, 2000u,
-               "close waited %" PRIu64 " ms for the cleaner", now_ms() - t0);
+  uint64_t t0 = tu_now_ms();
+  TU_OK(w, walrus_close(w));
+  cr_assert_lt(tu_now_ms() - t0, 2000u,
+               "close waited %" PRIu64 " ms for the cleaner", tu_now_ms() - t0);
   /* Many quick open/close cycles with a busy cleaner. */
   c.tx_cleanup_interval_ms = 1;
   for (int i = 0; i < 30; i++) {
-    w = tu_open(g_dir, &c);
+    w = tu_open(tu_dir, &c);
     begin_one(w, 1, &id, 71);
-    if (i % 3 == 0) sleep_ms(3);
-    OK(w, walrus_close(w));
+    if (i % 3 == 0) tu_sleep_ms(3);
+    TU_OK(w, walrus_close(w));
   }
   /* A read-only handle starts no cleaner but opens and closes fine. */
   c.read_only = 1;
-  w = tu_open(g_dir, &c);
-  OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &c);
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- active count ------------------------------------------------------- */
 
 Test(tx_active, counts_pending_transactions) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   cr_assert_eq(walrus_tx_active_count(w), 0);
   walrus_txid_t a, b, c, d;
-  OK(w, walrus_tx_begin(w, 0, &a));
-  OK(w, walrus_tx_begin(w, 0, &b));
-  OK(w, walrus_tx_begin(w, 0, &c));
-  OK(w, walrus_tx_begin(w, 1, &d));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_begin(w, 0, &c));
+  TU_OK(w, walrus_tx_begin(w, 1, &d));
   cr_assert_eq(walrus_tx_active_count(w), 4);
   add_test_entry(w, &a, 1, 0, 10);
-  OK(w, walrus_tx_commit(w, &a, NULL, NULL));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
   cr_assert_eq(walrus_tx_active_count(w), 3);
-  OK(w, walrus_tx_rollback(w, &b));
+  TU_OK(w, walrus_tx_rollback(w, &b));
   cr_assert_eq(walrus_tx_active_count(w), 2);
-  sleep_ms(20);
-  EXPECT(WALRUS_ETXEXPIRED, walrus_tx_rollback(w, &d));
+  tu_sleep_ms(20);
+  TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_rollback(w, &d));
   cr_assert_eq(walrus_tx_active_count(w), 1);
   /* Failed calls change nothing. */
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &a, NULL, NULL));
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &b));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &a, NULL, NULL));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &b));
   cr_assert_eq(walrus_tx_active_count(w), 1);
-  OK(w, walrus_tx_commit(w, &c, NULL, NULL));
+  TU_OK(w, walrus_tx_commit(w, &c, NULL, NULL));
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  EXPECT(WALRUS_EINVAL, walrus_tx_active_count(NULL));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_EINVAL, walrus_tx_active_count(NULL));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- close -------------------------------------------------------------- */
 
 Test(tx_close, aborts_pending_transactions) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   walrus_txid_t a, b, c;
-  OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
   for (uint64_t p = 0; p < 3; p++) add_test_entry(w, &a, 1, p, 200);
-  OK(w, walrus_tx_commit(w, &a, NULL, NULL));
-  OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
   for (uint64_t p = 0; p < 50; p++) add_test_entry(w, &b, 2, p, 2000);
-  OK(w, walrus_tx_begin(w, 0, &c)); /* pending with no entries */
+  TU_OK(w, walrus_tx_begin(w, 0, &c)); /* pending with no entries */
   cr_assert_eq(walrus_tx_active_count(w), 2);
-  OK(w, walrus_close(w)); /* frees b and c: LeakSanitizer would tell */
+  TU_OK(w, walrus_close(w)); /* frees b and c: LeakSanitizer would tell */
 
-  w = open_default();
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), 3u,
                "a transaction pending at close reached the log");
   check_test_tx(w, 1, 3, &a, 1, 200);
@@ -1353,9 +1313,9 @@ Test(tx_close, aborts_pending_transactions) {
   memset(&e, 0, sizeof e);
   walrus_tx_state_t s;
   /* The old handle's pending transactions do not exist in this one. */
-  EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_add(w, &b, &e));
-  EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, &b, &s));
-  OK(w, walrus_close(w));
+  TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_add(w, &b, &e));
+  TU_EXPECT(WALRUS_ETXNOTFOUND, walrus_tx_state(w, &b, &s));
+  TU_OK(w, walrus_close(w));
 }
 
 /* ---- I/O failure during a commit ---------------------------------------- */
@@ -1368,17 +1328,17 @@ static void fail_commit(vf_method_t m, int err, int want) {
   cr_assert_not_null(vf);
   walrus_config_t c = cfg_default();
   c.vfs = vf_vfs(vf);
-  walrus_t *w = tu_open(g_dir, &c);
+  walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t a, b, x;
   uint64_t fa = 0, fb = 0;
   size_t na = 0, nb = 0;
-  OK(w, walrus_tx_begin(w, 0, &a));
+  TU_OK(w, walrus_tx_begin(w, 0, &a));
   for (uint64_t p = 0; p < 4; p++) add_test_entry(w, &a, 1, p, 500);
-  OK(w, walrus_tx_commit(w, &a, &fa, &na));
-  OK(w, walrus_tx_begin(w, 0, &b));
+  TU_OK(w, walrus_tx_commit(w, &a, &fa, &na));
+  TU_OK(w, walrus_tx_begin(w, 0, &b));
   for (uint64_t p = 0; p < 6; p++) add_test_entry(w, &b, 2, p, 500);
-  OK(w, walrus_tx_commit(w, &b, &fb, &nb));
-  OK(w, walrus_tx_begin(w, 0, &x));
+  TU_OK(w, walrus_tx_commit(w, &b, &fb, &nb));
+  TU_OK(w, walrus_tx_begin(w, 0, &x));
   for (uint64_t p = 0; p < 8; p++) add_test_entry(w, &x, 3, p, 500);
   vf_arm_fail(vf, m, 1, err, 0);
   uint64_t first = 1234;
@@ -1392,21 +1352,21 @@ static void fail_commit(vf_method_t m, int err, int want) {
   cr_assert_eq(count, 1234u, "a failed commit wrote count");
   cr_assert_eq(state_of(w, &x), WALRUS_TX_ABORTED);
   cr_assert_eq(walrus_tx_active_count(w), 0);
-  EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &x, NULL, NULL));
+  TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_commit(w, &x, NULL, NULL));
   cr_assert_eq(walrus_last_index(w), fb + nb - 1,
                "the failed commit is visible on the handle");
   /* The handle is poisoned: a later commit fails and aborts too. */
   walrus_txid_t y;
-  OK(w, walrus_tx_begin(w, 0, &y));
+  TU_OK(w, walrus_tx_begin(w, 0, &y));
   add_test_entry(w, &y, 4, 0, 500);
-  EXPECT(WALRUS_EPOISONED, walrus_tx_commit(w, &y, NULL, NULL));
+  TU_EXPECT(WALRUS_EPOISONED, walrus_tx_commit(w, &y, NULL, NULL));
   cr_assert_eq(state_of(w, &y), WALRUS_TX_ABORTED);
   /* Reads still work. */
   check_test_tx(w, fa, na, &a, 1, 500);
   walrus_close(w);
   vf_free(vf);
 
-  w = open_default();
+  w = tu_open_default();
   cr_assert_eq(walrus_last_index(w), fb + nb - 1,
                "after reopen the log ends at %" PRIu64 ", want %" PRIu64,
                walrus_last_index(w), fb + nb - 1);
@@ -1415,11 +1375,11 @@ static void fail_commit(vf_method_t m, int err, int want) {
   expect_absent(w, &x);
   expect_absent(w, &y);
   /* The log is writable again. */
-  OK(w, walrus_tx_begin(w, 0, &y));
+  TU_OK(w, walrus_tx_begin(w, 0, &y));
   add_test_entry(w, &y, 5, 0, 500);
-  OK(w, walrus_tx_commit(w, &y, &first, NULL));
+  TU_OK(w, walrus_tx_commit(w, &y, &first, NULL));
   cr_assert_eq(first, fb + nb);
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }
 
 Test(tx_io, commit_write_fails) {
@@ -1461,10 +1421,10 @@ static void sweep_large_commit(int persistent) {
     c.segment_bytes = 4096;
     walrus_t *w = tu_open(dir, &c);
     walrus_txid_t a, x;
-    OK(w, walrus_tx_begin(w, 0, &a));
+    TU_OK(w, walrus_tx_begin(w, 0, &a));
     for (uint64_t p = 0; p < 10; p++) add_test_entry(w, &a, 1, p, 150);
-    OK(w, walrus_tx_commit(w, &a, NULL, NULL));
-    OK(w, walrus_tx_begin(w, 0, &x));
+    TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
+    TU_OK(w, walrus_tx_begin(w, 0, &x));
     for (uint64_t p = 0; p < 100; p++) {
       tu_payload(p, SEED ^ 0xF00, buf, sizeof buf);
       walrus_entry_t e;
@@ -1472,7 +1432,7 @@ static void sweep_large_commit(int persistent) {
       e.type = (uint16_t)p;
       e.data = buf;
       e.len = sizeof buf;
-      OK(w, walrus_tx_add(w, &x, &e));
+      TU_OK(w, walrus_tx_add(w, &x, &e));
     }
     vf_arm_fail(vf, VF_ANY, nth, -EIO, persistent);
     uint64_t first = 0;
@@ -1510,7 +1470,7 @@ static void sweep_large_commit(int persistent) {
       for (uint64_t p = 0; p < 100; p++) {
         walrus_entry_t e;
         memset(&e, 0, sizeof e);
-        OK(w, walrus_get(w, 11 + p, &e));
+        TU_OK(w, walrus_get(w, 11 + p, &e));
         cr_assert_str_eq(e.tx_id, x.s);
         tu_check_bytes(&e, p, SEED ^ 0xF00, sizeof buf);
         walrus_entry_free(&e);
@@ -1521,7 +1481,7 @@ static void sweep_large_commit(int persistent) {
       for (uint64_t p = 0; p < 100; p++) {
         walrus_entry_t e;
         memset(&e, 0, sizeof e);
-        OK(w, walrus_get(w, 11 + p, &e));
+        TU_OK(w, walrus_get(w, 11 + p, &e));
         cr_assert_str_eq(e.tx_id, x.s);
         tu_check_bytes(&e, p, SEED ^ 0xF00, sizeof buf);
         walrus_entry_free(&e);
@@ -1532,7 +1492,7 @@ static void sweep_large_commit(int persistent) {
                    "left the log ending at %" PRIu64, nth, hist, last);
       expect_absent(w, &x);
     }
-    OK(w, walrus_close(w));
+    TU_OK(w, walrus_close(w));
     tu_tmpdir_remove(root);
     if (rc == WALRUS_OK) succeeded++;
     else failed++;
@@ -1633,7 +1593,7 @@ static int cmp_first(const void *x, const void *y) {
 }
 
 Test(tx_threads, concurrent_transactions_are_contiguous_and_complete) {
-  walrus_t *w = open_default();
+  walrus_t *w = tu_open_default();
   static th_arg_t args[TH_THREADS];
   pthread_t th[TH_THREADS];
   memset(args, 0, sizeof args);
@@ -1684,9 +1644,9 @@ Test(tx_threads, concurrent_transactions_are_contiguous_and_complete) {
           expect_absent(w, &args[t].recs[k].id);
         }
     if (pass == 0) {
-      OK(w, walrus_close(w));
-      w = open_default();
+      TU_OK(w, walrus_close(w));
+      w = tu_open_default();
     }
   }
-  OK(w, walrus_close(w));
+  TU_OK(w, walrus_close(w));
 }

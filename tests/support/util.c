@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- directories and files ---------------------------------------------- */
@@ -172,6 +173,25 @@ void tu_flip_bit(const char *path, uint64_t off, unsigned bit) {
   cr_assert_eq(pwrite(fd, &b, 1, (off_t)off), 1, "pwrite(%s, %llu)", path,
                (unsigned long long)off);
   cr_assert_eq(close(fd), 0);
+}
+
+/* ---- a fresh log directory for every test ------------------------------ */
+
+char *tu_tmp;
+char tu_dir[4096];
+
+void tu_fixture_setup(void) {
+  tu_tmp = tu_tmpdir();
+  snprintf(tu_dir, sizeof tu_dir, "%s/log", tu_tmp);
+}
+
+void tu_fixture_teardown(void) {
+  tu_tmpdir_remove(tu_tmp);
+  tu_tmp = NULL;
+}
+
+walrus_t *tu_open_default(void) {
+  return tu_open(tu_dir, NULL);
 }
 
 /* ---- segment files ------------------------------------------------------ */
@@ -338,5 +358,19 @@ void tu_check_range(walrus_t *w, uint64_t first, uint64_t last,
                  walrus_errname(rc), walrus_errmsg(w));
     tu_check_entry(&e, i, seed, max);
     walrus_entry_free(&e);
+  }
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+uint64_t tu_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void tu_sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }

@@ -4,7 +4,8 @@
  * Every helper that can fail asserts (Criterion cr_assert) instead of
  * returning an error, so a test reads as a list of steps.  They are meant
  * for Criterion test bodies and fixtures; nothing here is thread-safe
- * except tu_payload, tu_len and tu_path (which uses thread-local buffers).
+ * except tu_payload, tu_len, tu_path (which uses thread-local buffers),
+ * tu_now_ms and tu_sleep_ms.
  *
  * Directories and files
  *   char *tu_tmpdir(void)
@@ -36,6 +37,20 @@
  *       Set the file's size (cut or extend with zeros).
  *   void tu_flip_bit(const char *path, uint64_t off, unsigned bit)
  *       XOR bit (0..7) of the byte at off; asserts off < size.
+ *
+ * A fresh log directory for every test (a suite's fixture)
+ *   char *tu_tmp; char tu_dir[4096]
+ *       The test's temp dir, and "<tu_tmp>/log" inside it (not created),
+ *       as tu_fixture_setup() left them.
+ *   void tu_fixture_setup(void)
+ *       tu_tmp = tu_tmpdir(), tu_dir = "<tu_tmp>/log".  Give it to
+ *       TestSuite(name, .init = tu_fixture_setup, .fini =
+ *       tu_fixture_teardown); Criterion runs each test in its own process,
+ *       so every test gets its own.
+ *   void tu_fixture_teardown(void)
+ *       tu_tmpdir_remove(tu_tmp).
+ *   walrus_t *tu_open_default(void)
+ *       tu_open(tu_dir, NULL): the fixture's log with the default config.
  *
  * Segment files
  *   size_t tu_segments(const char *dir, char ***names)
@@ -79,6 +94,20 @@
  *                       uint64_t seed, size_t len)
  *       Assert only that e holds len bytes equal to tu_payload(index,
  *       seed); for entries not made by tu_entry_set().
+ *
+ * Return codes (macros; the file must include <criterion/criterion.h>)
+ *   TU_OK(w, expr)
+ *       Assert that expr returns WALRUS_OK; the message names expr, the
+ *       code and walrus_errmsg(w).
+ *   TU_EXPECT(code, expr)
+ *       Assert that expr returns code; the message names expr and both
+ *       codes.
+ *
+ * Time (no Criterion call: fine in any thread and in a forked child)
+ *   uint64_t tu_now_ms(void)
+ *       CLOCK_MONOTONIC in milliseconds.
+ *   void tu_sleep_ms(unsigned ms)
+ *       Sleep ms milliseconds (resuming after EINTR).
  */
 #ifndef WALRUS_TEST_UTIL_H
 #define WALRUS_TEST_UTIL_H
@@ -101,6 +130,12 @@ int64_t tu_file_size(const char *path);
 void tu_truncate(const char *path, uint64_t size);
 void tu_flip_bit(const char *path, uint64_t off, unsigned bit);
 
+extern char *tu_tmp;
+extern char tu_dir[4096];
+void tu_fixture_setup(void);
+void tu_fixture_teardown(void);
+walrus_t *tu_open_default(void);
+
 size_t tu_segments(const char *dir, char ***names);
 void tu_strv_free(char **v);
 
@@ -118,5 +153,22 @@ void tu_check_range(walrus_t *w, uint64_t first, uint64_t last,
                     uint64_t seed, size_t max);
 void tu_check_bytes(const walrus_entry_t *e, uint64_t index, uint64_t seed,
                     size_t len);
+
+#define TU_OK(w, expr)                                                     \
+  do {                                                                     \
+    int rc_ = (expr);                                                      \
+    cr_assert_eq(rc_, WALRUS_OK, "%s: %s: %s", #expr, walrus_errname(rc_), \
+                 walrus_errmsg(w));                                        \
+  } while (0)
+
+#define TU_EXPECT(code, expr)                                     \
+  do {                                                            \
+    int rc_ = (expr);                                             \
+    cr_assert_eq(rc_, (code), "%s: got %s (%d), want %s", #expr,  \
+                 walrus_errname(rc_), rc_, walrus_errname(code)); \
+  } while (0)
+
+uint64_t tu_now_ms(void);
+void tu_sleep_ms(unsigned ms);
 
 #endif /* WALRUS_TEST_UTIL_H */
