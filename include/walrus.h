@@ -31,8 +31,9 @@
  * @section caveats Caveats
  *
  *  - Threads: every function taking a walrus_t is safe to call from many
- *    threads at once.  An iterator (walrus_iter_t) belongs to one thread at a
- *    time.  Writers are serialized; readers never wait for an fsync.
+ *    threads at once, except walrus_close(), which must be the last call.
+ *    An iterator (walrus_iter_t) belongs to one thread at a time.  Writers
+ *    are serialized but share fsyncs; readers never wait for an fsync.
  *  - fork(): do not use a handle in a child process after fork(); the lock
  *    file lock is shared with the parent and the child's writes would race
  *    the parent's.  Open the log anew in the child (after the parent closed
@@ -353,7 +354,10 @@ WALRUS_API int walrus_close(walrus_t *w);
  * @brief Append one entry at walrus_last_index() + 1.
  *
  * The entry is copied; e's buffers are free again when the call returns.
- * Under WALRUS_SYNC_ALWAYS it is durable when WALRUS_OK is returned.
+ * Under WALRUS_SYNC_ALWAYS it is durable when WALRUS_OK is returned;
+ * concurrent callers share fdatasyncs (group commit), each returning once
+ * its own entry is durable.  Readers see the entry only once it is
+ * durable under SYNC_ALWAYS, at once under the other policies.
  * @param[in]  w     the log.
  * @param[in]  e     the entry; index and checksum are ignored.
  * @param[out] index if not NULL, receives the entry's index.
