@@ -167,24 +167,35 @@ int walrus__sync_mark_locked(walrus_t *w, int durable) {
   if (rc != WALRUS_OK || !w->need_mark || w->nsegs == 0) return rc;
   walrus__seg_t *t = w->segs[w->nsegs - 1];
   if (t->sealed || t->written == 0) return WALRUS_OK;
-  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
-  walrus__rec_t r = {0};
-  r.index = w->write_next - 1;
-  r.timestamp_ns = walrus__now_ns();
-  r.flags = WALRUS__REC_MARK | WALRUS__REC_GROUP;
-  r.epoch = w->epoch;
-  walrus__rec_header_encode(hdr, &r);
-  walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
-  rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, w->write_off);
-  if (rc != WALRUS_OK) {
-    w->vfs->truncate(w->vfs->ctx, t->file, w->write_off);
-    return walrus__poison(w, rc);
-  }
+  rc = walrus__write_mark(w, t, w->write_off, w->write_next - 1, 0);
+  if (rc != WALRUS_OK) return rc;
   w->write_off += WALRUS__REC_HEADER_BYTES;
   w->need_mark = 0;
   w->group_open = 1;
   w->dirty = 1;
   return durable ? walrus__sync_locked(w) : WALRUS_OK;
+}
+
+/* Write a mark record (format.h) naming entry index at off of tail t:
+ * MARK|GROUP, plus LAST when it closes a unit that truncate_back cut out
+ * of a batch.  A failure cuts it off again and poisons the handle.  Caller
+ * holds wlock. */
+int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
+                       uint64_t index, uint8_t extra_flags) {
+  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+  walrus__rec_t r = {0};
+  r.index = index;
+  r.timestamp_ns = walrus__now_ns();
+  r.flags = (uint8_t)(WALRUS__REC_MARK | WALRUS__REC_GROUP | extra_flags);
+  r.epoch = w->epoch;
+  walrus__rec_header_encode(hdr, &r);
+  walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
+  int rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, off);
+  if (rc != WALRUS_OK) {
+    w->vfs->truncate(w->vfs->ctx, t->file, off);
+    return walrus__poison(w, rc);
+  }
+  return WALRUS_OK;
 }
 
 /* Checks every writing call makes first.  Caller holds wlock. */

@@ -262,6 +262,8 @@ int walrus__recover(walrus_t *w);
 int walrus__sync_locked(walrus_t *w);
 int walrus__sync_mark_locked(walrus_t *w, int durable);
 int walrus__drain_locked(walrus_t *w);
+int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
+                       uint64_t index, uint8_t extra_flags);
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);

@@ -101,9 +101,11 @@ static void listing_free(listing_t *l) {
 
 /* Read the records of s from the header on, appending offsets of whole
  * units to s->offs (s->count counts them), until the end of the file or
- * the first thing that is not the expected record. */
+ * the first thing that is not the expected record.  Entries after
+ * void_after belong to an unfinished truncate_back: the scan ends at
+ * entry void_after as if it closed its unit. */
 static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
-                        scan_t *sc) {
+                        uint64_t void_after, scan_t *sc) {
   walrus__window_t win = {0};
   const unsigned char *p;
   uint64_t off = WALRUS__SEG_HEADER_BYTES, expect = s->first;
@@ -140,12 +142,26 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
     if (walrus__rec_crc(s->salt, p,
                         p + WALRUS__REC_HEADER_BYTES, r.body_len) != r.crc)
       STOP("checksum mismatch");
+    if (r.index > void_after) break; /* void: truncate_back finishes it */
     if (r.flags & WALRUS__REC_MARK) {
       /* A sync mark: not an entry, outside any unit, naming the entry
        * before it. */
-      if (in_unit || r.index + 1 != expect || r.body_len != 0 ||
-          r.flags != (WALRUS__REC_MARK | WALRUS__REC_GROUP))
+      /* A closing mark (LAST) ends the unit truncate_back cut short;
+       * a plain one stands between units. */
+      int closing = (r.flags & WALRUS__REC_LAST) != 0;
+      /* After an entry ended by a pending truncate_back, its closing mark
+       * may already be there. */
+      int settled = closing && !in_unit && r.index == void_after;
+      if ((in_unit != closing && !settled) || r.index + 1 != expect ||
+          r.body_len != 0 ||
+          (r.flags & ~WALRUS__REC_LAST) !=
+              (WALRUS__REC_MARK | WALRUS__REC_GROUP))
         STOP("misplaced sync mark");
+      if (closing) {
+        in_unit = 0;
+        s->count += pending;
+        pending = 0;
+      }
       sc->have_prev = 1;
       sc->prev_epoch = r.epoch;
       sc->last_epoch = r.epoch;
@@ -172,7 +188,7 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
     sc->prev_epoch = r.epoch;
     off += rsz;
     expect++;
-    if (r.flags & WALRUS__REC_LAST) {
+    if ((r.flags & WALRUS__REC_LAST) || r.index == void_after) {
       in_unit = 0;
       s->count += pending;
       pending = 0;
@@ -461,7 +477,7 @@ static int cut_tail(walrus_t *w, walrus__seg_t *s, uint64_t size,
  * sound sealed segment or a sound tail; otherwise it has been cut (the rest
  * copied aside) and becomes the tail. */
 static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
-                           int last, int *ok) {
+                           int last, uint64_t void_after, int *ok) {
   scan_t sc;
   char why[160];
   int sealed = 0, rc;
@@ -470,7 +486,7 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
   if (rc != WALRUS_OK) return rc;
   uint64_t want = s->count;
   uint32_t index_offset = s->index_offset;
-  rc = scan_records(w, s, size, &sc);
+  rc = scan_records(w, s, size, void_after, &sc);
   if (rc != WALRUS_OK) return rc;
   if (sealed && sc.at_index && sc.stop == index_offset && s->count == want) {
     s->sealed = 1;
@@ -492,7 +508,7 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
     s->sealed = 0;
     rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
     if (rc != WALRUS_OK) return rc;
-    rc = scan_records(w, s, size, &sc);
+    rc = scan_records(w, s, size, void_after, &sc);
     if (rc != WALRUS_OK) return rc;
     sc.good_end = sc.stop < sc.good_end ? sc.stop : sc.good_end;
   }
@@ -565,15 +581,34 @@ int walrus__recover(walrus_t *w) {
     }
   }
 
+  /* An unfinished truncate_back voids every entry after trunc_last:
+   * segments that start after it are dropped, the one holding it is read
+   * up to it, and walrus__finish_truncate_back() completes the cut. */
+  uint64_t void_after = UINT64_MAX;
+  size_t nlive = l.n;
+  if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
+    void_after = w->meta.trunc_last;
+    while (nlive > 0 && l.firsts[nlive - 1] > void_after) nlive--;
+    for (size_t i = nlive; i < l.n && writable; i++) {
+      char name[WALRUS__SEG_NAME_LEN + 1];
+      walrus__seg_name(name, l.firsts[i]);
+      rc = walrus__os_unlink(w, name);
+      if (rc != WALRUS_OK) goto out;
+      walrus__log(w, WALRUS_LOG_INFO,
+                  "removed %s, void after an interrupted truncate_back", name);
+      removed = 1;
+    }
+  }
+
   /* Steps 2 and 3: the segment table. */
-  for (size_t i = 0; i < l.n; i++) {
+  for (size_t i = 0; i < nlive; i++) {
     walrus__seg_t *s = NULL;
-    int stale, last = i + 1 == l.n, sealed = 0;
+    int stale, last = i + 1 == nlive, sealed = 0;
     uint64_t size;
     rc = open_segment(w, l.firsts[i], writable && last, &s, &stale);
     if (rc != WALRUS_OK) {
       if (salvage && rc == WALRUS_ECORRUPT) {
-        rc = move_aside(w, l.firsts, i, l.n);
+        rc = move_aside(w, l.firsts, i, nlive);
         break;
       }
       goto out;
@@ -592,10 +627,37 @@ int walrus__recover(walrus_t *w) {
     }
     if (w->nsegs > 0) {
       walrus__seg_t *prev = w->segs[w->nsegs - 1];
+      if (prev->first + prev->count != s->first &&
+          s->first <= w->meta.first_index) {
+        /* The missing entries are all below the first index: the
+         * segments before this one are leftovers of an interrupted
+         * truncate_front whose unlinks reached the disk out of order. */
+        for (size_t k = 0; k < w->nsegs; k++) {
+          if (writable) {
+            rc = walrus__os_unlink(w, w->segs[k]->name);
+            if (rc != WALRUS_OK) break;
+            walrus__log(w, WALRUS_LOG_INFO,
+                        "removed %s, below the first index %llu",
+                        w->segs[k]->name,
+                        (unsigned long long)w->meta.first_index);
+            removed = 1;
+          }
+          walrus__seg_uncache(w, w->segs[k]);
+          walrus__seg_free(w, w->segs[k]);
+        }
+        w->nsegs = 0;
+        if (rc != WALRUS_OK) {
+          walrus__seg_free(w, s);
+          goto out;
+        }
+      }
+    }
+    if (w->nsegs > 0) {
+      walrus__seg_t *prev = w->segs[w->nsegs - 1];
       if (prev->first + prev->count != s->first) {
         walrus__seg_free(w, s);
         if (salvage) {
-          rc = move_aside(w, l.firsts, i, l.n);
+          rc = move_aside(w, l.firsts, i, nlive);
           break;
         }
         rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
@@ -626,10 +688,10 @@ int walrus__recover(walrus_t *w) {
         rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
         if (rc != WALRUS_OK) goto out;
       }
-      rc = salvage_segment(w, s, size, last, &ok);
+      rc = salvage_segment(w, s, size, last, void_after, &ok);
       if (rc != WALRUS_OK) goto out;
       if (!ok) {
-        rc = move_aside(w, l.firsts, i + 1, l.n);
+        rc = move_aside(w, l.firsts, i + 1, nlive);
         break;
       }
       continue;
@@ -659,7 +721,7 @@ int walrus__recover(walrus_t *w) {
     /* Step 4: the tail. */
     scan_t sc;
     int cut;
-    rc = scan_records(w, s, size, &sc);
+    rc = scan_records(w, s, size, void_after, &sc);
     if (rc != WALRUS_OK) goto out;
     rc = tail_damage(w, s, size, &sc, &cut);
     if (rc != WALRUS_OK) goto out;
@@ -671,10 +733,16 @@ int walrus__recover(walrus_t *w) {
     if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
   }
 
-  /* META's first index against the segments. */
+  /* META's first index against the segments.  Whole segments below it
+   * are leftovers of an interrupted truncate_front (or, with the last
+   * one, of a truncate_front to last + 1): they are void. */
   w->first_index = w->meta.first_index;
-  if (w->nsegs > 0) {
-    walrus__seg_t *head = w->segs[0], *tail = w->segs[w->nsegs - 1];
+  size_t drop = 0;
+  while (drop < w->nsegs && w->segs[drop]->first < w->first_index &&
+         w->segs[drop]->first + w->segs[drop]->count <= w->first_index)
+    drop++;
+  if (w->nsegs > drop) {
+    walrus__seg_t *head = w->segs[drop];
     if (head->first > w->meta.first_index) {
       rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s: entries %llu..%llu are missing (first segment "
@@ -683,43 +751,37 @@ int walrus__recover(walrus_t *w) {
                         (unsigned long long)(head->first - 1), head->name);
       goto out;
     }
-    w->next_index = tail->first + tail->count;
-    if (w->meta.first_index > w->next_index &&
-        !(w->meta.flags & WALRUS__META_TRUNC_PENDING)) {
-      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
-                        "%s: META's first index %llu is beyond the last "
-                        "entry %llu",
-                        w->dir, (unsigned long long)w->meta.first_index,
-                        (unsigned long long)(w->next_index - 1));
-      goto out;
-    }
-    if (w->meta.first_index > w->next_index)
-      w->first_index = w->next_index;
-  } else {
-    w->next_index = w->meta.first_index;
   }
-
-  if (writable) {
-    /* Segments wholly below the first index are left over from an
-     * interrupted truncate_front: finish it. */
-    size_t drop = 0;
-    while (drop + 1 < w->nsegs &&
-           w->segs[drop]->first + w->segs[drop]->count <= w->first_index)
-      drop++;
-    for (size_t i = 0; i < drop; i++) {
+  for (size_t i = 0; i < drop; i++) {
+    if (writable) {
       rc = walrus__os_unlink(w, w->segs[i]->name);
       if (rc != WALRUS_OK) goto out;
       walrus__log(w, WALRUS_LOG_INFO,
-                  "removed %s, left over from an interrupted truncate_front",
-                  w->segs[i]->name);
-      walrus__seg_uncache(w, w->segs[i]);
-      walrus__seg_free(w, w->segs[i]);
+                  "removed %s, wholly below the first index %llu",
+                  w->segs[i]->name, (unsigned long long)w->first_index);
       removed = 1;
     }
-    if (drop > 0) {
-      memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
-      w->nsegs -= drop;
-    }
+    walrus__seg_uncache(w, w->segs[i]);
+    walrus__seg_free(w, w->segs[i]);
+  }
+  if (drop > 0) {
+    memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
+    w->nsegs -= drop;
+  }
+  if (w->nsegs > 0) {
+    walrus__seg_t *tail = w->segs[w->nsegs - 1];
+    w->next_index = tail->first + tail->count;
+  } else {
+    w->next_index = w->meta.first_index;
+  }
+  if (w->meta.flags & WALRUS__META_TRUNC_PENDING &&
+      w->meta.trunc_last + 1 < w->next_index) {
+    /* Read-only: show the log as the unfinished truncation leaves it. */
+    if (!writable) w->next_index = w->meta.trunc_last + 1;
+  }
+  if (w->first_index > w->next_index) w->first_index = w->next_index;
+
+  if (writable) {
     if (removed) {
       rc = walrus__os_sync_dir(w);
       if (rc != WALRUS_OK) goto out;

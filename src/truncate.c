@@ -6,12 +6,12 @@
  * Each is crash-safe: after a crash at any point, reopening shows either
  * the old log or the new one.
  *
- *  - truncate_back inside the tail segment is one ftruncate, then
- *    fdatasync: the file has the old size or the new one.  Across segments
- *    the intent is recorded first (META: "entries after K are void"), then
- *    later segments are unlinked newest first, the segment holding K is cut
- *    after K (losing its trailer: it becomes the tail), and META is cleared.
- *    Open finishes an unfinished one.
+ *  - truncate_back records its intent first (META: "entries after K are
+ *    void"), then unlinks later segments newest first, cuts the segment
+ *    holding K after K (a sealed one loses its index and trailer and
+ *    becomes the tail), appends a closing mark if K was cut out of the
+ *    middle of a batch (format.h), syncs, and clears META.  Open treats
+ *    entries after K as void and finishes an unfinished one.
  *  - truncate_front records the new first index in META first, then
  *    unlinks whole segments below it.  Open removes any that remain.
  *  - reset gives the log a new identity in META (remembering the old one),
@@ -60,15 +60,18 @@ static int drop_segments(walrus_t *w, size_t from, size_t n,
 int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
   size_t keep = w->nsegs;
   int rc;
+  /* At open, a META intent may name an entry a power loss took (under
+   * SYNC_NONE): the log then already ends before it. */
+  if (last_kept >= w->next_index) last_kept = w->next_index - 1;
   while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
   rc = drop_segments(w, keep, w->nsegs - keep, 1);
   if (rc != WALRUS_OK) return rc;
   if (w->nsegs > 0) {
     walrus__seg_t *s = w->segs[w->nsegs - 1];
-    if (s->first + s->count - 1 > last_kept) {
+    uint64_t newcount = last_kept + 1 - s->first;
+    if (!(s->sealed && newcount == s->count)) {
       /* Cut the segment after last_kept; a sealed one loses its index and
        * trailer with the cut and becomes the tail. */
-      uint64_t newcount = last_kept + 1 - s->first;
       walrus_vfs_file_t *f = s->file;
       if (s->sealed) {
         rc = walrus__seg_acquire(w, s);
@@ -77,7 +80,29 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
         rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &f);
         if (rc != WALRUS_OK) return rc;
       }
-      uint64_t cut = s->offs[newcount];
+      uint64_t cut = newcount < s->count ? s->offs[newcount] : s->end;
+      int closed = 1;
+      uint32_t kept_epoch = w->epoch;
+      if (newcount > 0) {
+        /* Does entry last_kept end its unit?  If it was cut out of a
+         * batch, a closing mark after it will say so. */
+        unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+        walrus__rec_t r;
+        rc = walrus__os_read_full(w, f, s->name, hdr, sizeof hdr,
+                                  s->offs[newcount - 1]);
+        if (rc == WALRUS_OK && (walrus__rec_header_decode(hdr, &r) !=
+                                    WALRUS__FMT_OK ||
+                                r.index != last_kept))
+          rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                            "%s/%s: entry %llu is not where its index says",
+                            w->dir, s->name, (unsigned long long)last_kept);
+        if (rc != WALRUS_OK) {
+          if (f != s->file) walrus__os_close(w, f);
+          return rc;
+        }
+        closed = (r.flags & WALRUS__REC_LAST) != 0;
+        kept_epoch = r.epoch;
+      }
       walrus__lock_excl(w);
       rc = walrus__os_truncate(w, f, s->name, cut);
       if (rc == WALRUS_OK) {
@@ -99,8 +124,18 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
         if (f != s->file) walrus__os_close(w, f);
         return rc;
       }
+      /* Epochs stay consecutive along the file (format.h): a closing mark
+       * shares the kept entry's epoch and the next record gets the one
+       * after it. */
+      w->epoch = kept_epoch;
+      if (!closed) {
+        rc = walrus__write_mark(w, s, cut, last_kept, WALRUS__REC_LAST);
+        if (rc != WALRUS_OK) return rc;
+        s->end = cut + WALRUS__REC_HEADER_BYTES;
+      }
       rc = walrus__os_sync(w, s->file, s->name);
       if (rc != WALRUS_OK) return rc;
+      w->epoch = kept_epoch + 1;
     }
     w->write_off = s->end;
   }
@@ -109,7 +144,6 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
   if (w->first_index > w->next_index) w->first_index = w->next_index;
   w->layout_gen++;
   walrus__unlock(w);
-  w->epoch++;
   w->group_open = 0;
   w->dirty = 0;
   if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
@@ -140,17 +174,11 @@ int walrus_truncate_back(walrus_t *w, uint64_t last_kept) {
     goto out;
   }
   if (last_kept + 1 == w->next_index) goto out; /* nothing to remove */
-  walrus__seg_t *t = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
-  if (t != NULL && !t->sealed && last_kept + 1 >= t->first) {
-    /* Inside the tail: one ftruncate is atomic on its own. */
-    rc = walrus__finish_truncate_back(w, last_kept);
-  } else {
-    walrus__meta_t m = w->meta;
-    m.flags |= WALRUS__META_TRUNC_PENDING;
-    m.trunc_last = last_kept;
-    rc = walrus__meta_write(w, &m);
-    if (rc == WALRUS_OK) rc = walrus__finish_truncate_back(w, last_kept);
-  }
+  walrus__meta_t m = w->meta;
+  m.flags |= WALRUS__META_TRUNC_PENDING;
+  m.trunc_last = last_kept;
+  rc = walrus__meta_write(w, &m);
+  if (rc == WALRUS_OK) rc = walrus__finish_truncate_back(w, last_kept);
   if (rc != WALRUS_OK) walrus__poison(w, rc);
 out:
   pthread_mutex_unlock(&w->wlock);
@@ -161,7 +189,11 @@ out:
  * never the last segment.  Caller holds wlock. */
 static int move_front(walrus_t *w, uint64_t first_kept) {
   walrus__meta_t m = w->meta;
-  int rc;
+  /* Entries up to first_kept - 1 must be durable before META says they
+   * were there: else a power loss could leave META's first index beyond
+   * the last entry. */
+  int rc = walrus__sync_locked(w);
+  if (rc != WALRUS_OK) return rc;
   m.first_index = first_kept;
   rc = walrus__meta_write(w, &m);
   if (rc != WALRUS_OK) return rc;

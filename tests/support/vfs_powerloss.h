@@ -1,0 +1,112 @@
+/*
+ * vfs_powerloss.h: an in-memory test VFS that models a disk behind a page
+ * cache and can "lose power".
+ *
+ * Every file and directory lives in memory; nothing touches the real file
+ * system.  Paths are plain strings: the parent of "/a/b/c" is "/a/b".
+ * Make the directory a log lives in with pl_mkdir_durable() first (walrus
+ * creates the log directory itself and fsyncs that parent).
+ *
+ * The model
+ *   - A file (an inode) has durable contents and size, and the list of
+ *     writes and size changes made since its last sync (fdatasync).  Reads
+ *     see the current contents (durable + every pending change).  sync makes
+ *     the current contents durable.
+ *   - Directory operations (create, rename, unlink, mkdir) change the
+ *     current namespace at once but are pending until sync_dir of the
+ *     directory they touch (a rename across directories: of either one).
+ *   - lock always succeeds (one process); allocate does nothing and
+ *     succeeds.
+ *
+ * Power loss: pl_crash(pl, seed)
+ *   For every file still reachable from the durable namespace, the pending
+ *   changes are kept, dropped or torn, seeded: the file is cut into 512-byte
+ *   sectors and each sector independently gets the contents it had in the
+ *   page cache at some moment since the last sync (from "nothing pending
+ *   reached the disk" to "everything did"); this is how writeback that can
+ *   happen at any time in any order behaves, and it splits every pending
+ *   write into sectors that are each kept or dropped.  The size likewise
+ *   becomes the size at some moment since the last sync (so a pending
+ *   ftruncate or extension may or may not survive).  Bytes beyond the size a
+ *   sector had at its moment read as zeros.  Each crash picks how hard it
+ *   tears: sometimes a clean cut at one moment for the whole file,
+ *   sometimes every sector on its own.  Each pending directory operation
+ *   independently survives or not, as a whole (a rename happened or did
+ *   not).  Files whose every name was lost are gone, and so is every file
+ *   in a directory whose mkdir was lost.  Then the durable state is all
+ *   there is: files opened before the crash fail with -EIO (close still
+ *   frees them), the op counter is cleared and the VFS works again.
+ *
+ * Dying at a chosen point: pl_arm(pl, k)
+ *   The next k state-changing calls (open, pwrite, sync, truncate,
+ *   allocate, rename, unlink, sync_dir, mkdir) are performed; from the
+ *   (k+1)th on, the machine is "dead": every call except close fails with
+ *   -EIO and changes nothing, until pl_crash.  pl_kill() dies at once.
+ *   Reads do not count but fail once dead.
+ *
+ * Thread-safe: one mutex around everything.  No Criterion calls.
+ */
+#ifndef WALRUS_TEST_VFS_POWERLOSS_H
+#define WALRUS_TEST_VFS_POWERLOSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "walrus.h"
+#include "walrus_vfs.h"
+
+/** A power-loss VFS.  Opaque. */
+typedef struct pl_s pl_t;
+
+/** What the crashes of one pl_t did so far (see pl_stats). */
+typedef struct pl_stats_s {
+  uint64_t crashes;       /**< pl_crash calls */
+  uint64_t files_pending; /**< files with pending changes at a crash */
+  uint64_t writes_lost;   /**< pending writes of which no byte survived */
+  uint64_t writes_torn;   /**< pending writes that survived in part */
+  uint64_t writes_kept;   /**< pending writes that survived whole */
+  uint64_t sizes_lost;    /**< files whose size went back to an older one */
+  uint64_t dirops_kept;   /**< pending directory operations that survived */
+  uint64_t dirops_lost;   /**< pending directory operations lost */
+} pl_stats_t;
+
+/** @brief A new, empty power-loss VFS ("/" exists).  NULL on OOM. */
+pl_t *pl_new(void);
+
+/** @brief Free it and everything in it.  No log may still use it. */
+void pl_free(pl_t *pl);
+
+/** @brief The table to put in walrus_config_t.vfs. */
+const walrus_vfs_t *pl_vfs(pl_t *pl);
+
+/** @brief Create path and its missing ancestors, durably.  0 or -errno. */
+int pl_mkdir_durable(pl_t *pl, const char *path);
+
+/** @brief Die after k more state-changing calls (see above). */
+void pl_arm(pl_t *pl, uint64_t k);
+
+/** @brief Never die (the default, and after pl_crash). */
+void pl_disarm(pl_t *pl);
+
+/** @brief Die now. */
+void pl_kill(pl_t *pl);
+
+/** @brief 1 if the machine is dead (armed count passed, or pl_kill). */
+int pl_dead(pl_t *pl);
+
+/** @brief State-changing calls performed since pl_new or the last crash. */
+uint64_t pl_ops(pl_t *pl);
+
+/**
+ * @brief Lose power now: keep, drop or tear every pending change (seeded by
+ * seed), make what is left the only state, and come back to life disarmed.
+ */
+void pl_crash(pl_t *pl, uint64_t seed);
+
+/** @brief Counters of every crash so far. */
+pl_stats_t pl_stats(pl_t *pl);
+
+/** @brief 1 if path names a file (not a directory) right now. */
+int pl_exists(pl_t *pl, const char *path);
+
+#endif /* WALRUS_TEST_VFS_POWERLOSS_H */
