@@ -91,7 +91,9 @@
  *   after a sync that made entries durable: a record with flags MARK|GROUP,
  *   an empty body, the next epoch, and index = the last entry's index.  It
  *   belongs to no unit and is not an entry; readers skip it.  Close syncs
- *   its mark; the others leave it to the next sync.
+ *   its mark; the others leave it to the next sync.  A mark that also
+ *   carries LAST is a closing mark: truncate_back writes one after entry
+ *   K when the cut left K's unit open, and it ends that unit.
  *
  *   A unit is what one call wrote: one append is a record with FIRST|LAST;
  *   a batch of n is FIRST, n-2 records with neither, LAST (n == 1 is
