@@ -9,11 +9,15 @@
 #                (walrus beside RocksDB, LevelDB, SQLite, LMDB and raw
 #                loops): build/bench-peers.csv, docs/bench-threads.png
 #   make soak    run the crash tests with WALRUS_SOAK set (more iterations)
+#   make fuzz    build build-fuzz/ with clang (libFuzzer + ASan + UBSan) and
+#                run each fuzz/fuzz_*.c target FUZZ_SECONDS on its corpus
 #   make tsan    build build-tsan/ (ThreadSanitizer), run tests/*/stress_*
 #   make clean   remove every build directory
 #
 # Variables: JOBS (2), BUILD_TYPE (RelWithDebInfo), WALRUS_SOAK (1),
 # SOAK_TIMEOUT (seconds per crash test program under soak, 3600),
+# FUZZ_SECONDS (per fuzz target, 60), FUZZ_TARGETS (all), FUZZ_ARGS (extra
+# libFuzzer flags, e.g. -jobs=2),
 # DEMO_ARGS, BENCHES, PEERS_ARGS (bench_peers options, e.g. -q),
 # CTEST_ARGS (extra ctest arguments, e.g. -R test_crc32c).
 
@@ -54,10 +58,10 @@ ASAN_LOG := $(ASAN_DIR)/ctest-asan.log
 TSAN_LOG := $(TSAN_DIR)/ctest-tsan.log
 
 .PHONY: build configure demo test test-release test-asan bench soak tsan \
-        clean format tidy help
+        fuzz clean format tidy help
 
 help:
-	@sed -n '2,18s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,22s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------
 # Plain build of build/ (the default goal).
@@ -190,6 +194,44 @@ soak:
 	  -DWALRUS_BUILD_TESTS=ON -DWALRUS_TEST_TIMEOUT=$(SOAK_TIMEOUT)
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 	cd $(BUILD_DIR) && WALRUS_SOAK=$(WALRUS_SOAK) $(CTEST_RUN) -L '$(SOAK_LABELS)'
+
+# ---------------------------------------------------------------------------
+# Fuzzing: clang's libFuzzer with ASan and UBSan, in build-fuzz/.  Each
+# target runs FUZZ_SECONDS on fuzz/corpus/<target>/ (read, never written);
+# new inputs go to build-fuzz/fuzz-corpus/<target>/ and crashing ones to
+# build-fuzz/fuzz-artifacts/.  Exits non-zero if a target finds a crash.
+# The same corpus is replayed by test_fuzz_corpus in every `make test`.
+# ---------------------------------------------------------------------------
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 65536
+FUZZ_TARGETS ?= $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_ARGS ?=
+FUZZ_CC ?= clang
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found (apt-get install clang libclang-rt-dev)" >&2; exit 1; }
+	CC=$(FUZZ_CC) $(CMAKE) -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DWALRUS_BUILD_FUZZ=ON -DWALRUS_ASAN=ON -DWALRUS_UBSAN=ON \
+	  -DWALRUS_BUILD_TESTS=OFF -DWALRUS_BUILD_EXAMPLES=OFF \
+	  -DWALRUS_BUILD_BENCH=OFF -DWALRUS_BUILD_SHARED=OFF
+	$(CMAKE) --build $(FUZZ_DIR) -j$(JOBS) --target $(FUZZ_TARGETS)
+	@status=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/fuzz-corpus/$$t $(FUZZ_DIR)/fuzz-artifacts; \
+	  echo "== $$t: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(FUZZ_DIR)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 \
+	    -artifact_prefix=$(abspath $(FUZZ_DIR))/fuzz-artifacts/$$t- $(FUZZ_ARGS) \
+	    $(FUZZ_DIR)/fuzz-corpus/$$t fuzz/corpus/$$t \
+	    2>&1 | tee $(FUZZ_DIR)/fuzz-$$t.log | grep -E '^(#[0-9]+\s+(DONE|pulse))|stat::|ERROR|SUMMARY|==[0-9]+==|check failed' || true; \
+	  if grep -qE 'ERROR: |SUMMARY: |deadly signal|check failed' $(FUZZ_DIR)/fuzz-$$t.log; then \
+	    echo "fuzz: $$t found a failure: see $(FUZZ_DIR)/fuzz-$$t.log and $(FUZZ_DIR)/fuzz-artifacts/"; \
+	    status=1; \
+	  fi; \
+	done; \
+	exit $$status
 
 # ---------------------------------------------------------------------------
 # Housekeeping.

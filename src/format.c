@@ -70,7 +70,10 @@ int walrus__seg_header_decode(const unsigned char in[WALRUS__SEG_HEADER_BYTES],
   h->first_index = walrus__get64(in + 24);
   h->salt = walrus__get32(in + 32);
   h->created_ns = (int64_t)walrus__get64(in + 40);
-  if (h->first_index == 0 || h->log_id == 0) return WALRUS__FMT_BAD_FIELD;
+  if (h->first_index == 0 || h->log_id == 0 || walrus__get32(in + 36) != 0)
+    return WALRUS__FMT_BAD_FIELD;
+  for (int i = 48; i < 60; i++)
+    if (in[i] != 0) return WALRUS__FMT_BAD_FIELD; /* reserved: zero */
   return WALRUS__FMT_OK;
 }
 
