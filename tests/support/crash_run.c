@@ -266,8 +266,13 @@ void *crash_seen_at(const crash_seen_t *s, uint64_t i) {
 
 void crash_seen_drop(crash_seen_t *s, uint64_t f) {
   uint64_t drop = f - s->base;
-  memmove(s->v, s->v + (size_t)drop * s->elem,
-          (size_t)(s->cap - drop) * s->elem);
+  if (s->v != NULL && drop > 0) {
+    if (drop > s->cap) drop = s->cap;
+    memmove(s->v, s->v + (size_t)drop * s->elem,
+            (size_t)(s->cap - drop) * s->elem);
+    memset(s->v + (size_t)(s->cap - drop) * s->elem, 0,
+           (size_t)drop * s->elem);
+  }
   s->base = f;
 }
 
