@@ -428,7 +428,9 @@ WALRUS_API int walrus_sync(walrus_t *w);
  *
  * Crash-safe: after a crash at any point the log holds either all entries
  * it held before or exactly those up to last_kept.  The next append gets
- * last_kept + 1.  last_kept == first - 1 empties the log.
+ * last_kept + 1.  last_kept == first - 1 empties the log.  last_kept may
+ * fall inside a batch or a committed transaction (a Raft conflict): the
+ * entries up to it stay, and the rest of that unit goes.
  * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_EREADONLY;
  *   WALRUS_EPOISONED; WALRUS_EINDEX (last_kept below first - 1 or above
  *   last); WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO
