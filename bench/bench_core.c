@@ -91,7 +91,8 @@ static double raw_rate(const char *dir, int n, int durable) {
   return n / t;
 }
 
-static double walrus_rate(const char *dir, int n, walrus_sync_t sync) {
+static double walrus_rate(const char *dir, int n, walrus_sync_t sync,
+                          int mapped) {
   char path[4200];
   unsigned char buf[ENTRY_BYTES];
   walrus_config_t cfg;
@@ -101,6 +102,7 @@ static double walrus_rate(const char *dir, int n, walrus_sync_t sync) {
   rm_rf(path);
   walrus_config_default(&cfg);
   cfg.sync = sync;
+  cfg.mapped_writes = mapped;
   check(walrus_open(path, &cfg, &w), "open", w);
   walrus_entry_t e = {0};
   e.data = buf;
@@ -211,21 +213,26 @@ int main(int argc, char **argv) {
   printf("walrus %s bench_core in %s, %d-byte entries, medians of %d runs\n",
          walrus_version_string(), dir, ENTRY_BYTES, runs);
 
-  double rw[99], rr[99], nw[99], nr[99];
+  double rw[99], rr[99], nw[99], nr[99], mw[99];
   for (int i = 0; i < runs; i++) {
     rr[i] = raw_rate(dir, 2000, 1);
-    rw[i] = walrus_rate(dir, 2000, WALRUS_SYNC_ALWAYS);
+    rw[i] = walrus_rate(dir, 2000, WALRUS_SYNC_ALWAYS, 0);
     nr[i] = raw_rate(dir, 1000000, 0);
-    nw[i] = walrus_rate(dir, 1000000, WALRUS_SYNC_NONE);
+    nw[i] = walrus_rate(dir, 1000000, WALRUS_SYNC_NONE, 0);
+    mw[i] = walrus_rate(dir, 4000000, WALRUS_SYNC_NONE, 1);
   }
   double mrw = median(rw, runs), mrr = median(rr, runs);
   double mnw = median(nw, runs), mnr = median(nr, runs);
+  double mmw = median(mw, runs);
   printf("durable append   walrus %10.0f/s   raw write+fdatasync %10.0f/s   "
          "ratio %.2fx\n",
          mrw, mrr, mrw / mrr);
   printf("no-fsync append  walrus %10.0f/s   raw write           %10.0f/s   "
          "ratio %.2fx\n",
          mnw, mnr, mnw / mnr);
+  printf("no-fsync append  walrus mapped_writes %10.0f/s                  "
+         "ratio %.2fx\n",
+         mmw, mmw / mnr);
   if (!skip_open) open_bench(dir, open_n);
   rm_rf(dir);
   return 0;

@@ -219,6 +219,7 @@ typedef struct peer {
   void (*sync)(void *db);
   uint64_t (*scan)(void *db);
   void (*close)(void *db);
+  int fast_only; /* runs only (1), (5) and (6), its no-fsync workloads */
 } peer_t;
 
 /* --- walrus ------------------------------------------------------------- */
@@ -228,16 +229,27 @@ static void wcheck(int rc, const char *what, walrus_t *w) {
         w ? walrus_errmsg(w) : "");
 }
 
-static void *wal_open(const char *dir, int durable, uint64_t prealloc) {
+static void *wal_open_with(const char *dir, int durable, int mapped) {
   char path[PATH_MAX];
   walrus_config_t cfg;
   walrus_t *w = NULL;
-  (void)prealloc;
   PATHF(path, "%s/log", dir);
   walrus_config_default(&cfg);
   cfg.sync = durable ? WALRUS_SYNC_ALWAYS : WALRUS_SYNC_NONE;
+  cfg.mapped_writes = mapped;
   wcheck(walrus_open(path, &cfg, &w), "open", w);
   return w;
+}
+
+static void *wal_open(const char *dir, int durable, uint64_t prealloc) {
+  (void)prealloc;
+  return wal_open_with(dir, durable, 0);
+}
+
+static void *wal_open_mapped(const char *dir, int durable,
+                             uint64_t prealloc) {
+  (void)prealloc;
+  return wal_open_with(dir, durable, 1);
 }
 
 static void wal_append(void *t, uint64_t key, const void *p, size_t n) {
@@ -825,28 +837,31 @@ static void lm_close(void *db) {
 
 static const peer_t g_peers[] = {
     {"walrus", "SYNC_NONE", "SYNC_ALWAYS", wal_open, NULL, NULL, wal_append,
-     wal_batch, wal_sync, wal_scan, wal_close},
+     wal_batch, wal_sync, wal_scan, wal_close, 0},
+    {"walrus-map", "SYNC_NONE mapped_writes", "(no-fsync workloads only)",
+     wal_open_mapped, NULL, NULL, wal_append, wal_batch, wal_sync, wal_scan,
+     wal_close, 1},
     {"raw-write", "write() O_APPEND", "write()+fdatasync()", rawwrite_open,
-     NULL, NULL, raw_append, raw_batch, raw_sync, raw_scan, raw_close},
+     NULL, NULL, raw_append, raw_batch, raw_sync, raw_scan, raw_close, 0},
     {"raw-pwrite", "pwrite() zero-filled file", "pwrite()+fdatasync()",
      rawpwrite_open, NULL, NULL, raw_append, raw_batch, raw_sync, NULL,
-     raw_close},
+     raw_close, 0},
 #ifdef WALRUS_BENCH_HAVE_ROCKSDB
     {"rocksdb", "WAL sync=false", "WAL sync=true", rdb_open, rdb_thread_open,
-     rdb_thread_close, rdb_append, rdb_batch, rdb_sync, rdb_scan, rdb_close},
+     rdb_thread_close, rdb_append, rdb_batch, rdb_sync, rdb_scan, rdb_close, 0},
 #endif
 #ifdef WALRUS_BENCH_HAVE_LEVELDB
     {"leveldb", "sync=false", "sync=true", ldb_open, ldb_thread_open,
-     ldb_thread_close, ldb_append, ldb_batch, ldb_sync, ldb_scan, ldb_close},
+     ldb_thread_close, ldb_append, ldb_batch, ldb_sync, ldb_scan, ldb_close, 0},
 #endif
 #ifdef WALRUS_BENCH_HAVE_SQLITE3
     {"sqlite", "WAL synchronous=OFF", "WAL synchronous=FULL", sql_open,
      sql_thread_open, sql_thread_close, sql_append, sql_batch, sql_sync,
-     sql_scan, sql_close},
+     sql_scan, sql_close, 0},
 #endif
 #ifdef WALRUS_BENCH_HAVE_LMDB
     {"lmdb", "MDB_NOSYNC", "default (sync)", lm_open, NULL, NULL, lm_append,
-     lm_batch, lm_sync, lm_scan, lm_close},
+     lm_batch, lm_sync, lm_scan, lm_close, 0},
 #endif
 };
 #define NPEERS ((int)(sizeof g_peers / sizeof g_peers[0]))
@@ -1229,12 +1244,22 @@ static void compute_ratios(void) {
   add_ratio("w1_walrus_abs", "(1) walrus no-fsync appends", w1, 1, 5e6, "op/s");
   add_ratio("w1_walrus_over_rocksdb", "(1) walrus / rocksdb sync=false", w1,
             med_or0(W_NOSYNC, 1, "rocksdb"), 8, "x");
+  double w1m = med_or0(W_NOSYNC, 1, "walrus-map");
+  add_ratio("w1_walrus_map_abs", "(1) walrus mapped_writes no-fsync appends",
+            w1m, 1, 5e6, "op/s");
+  add_ratio("w1_walrus_map_over_rocksdb",
+            "(1) walrus mapped_writes / rocksdb sync=false", w1m,
+            med_or0(W_NOSYNC, 1, "rocksdb"), 8, "x");
   add_ratio("w3_walrus_over_raw_fsync_x100",
             "(3) walrus / (raw fsync rate x 100)",
             med_or0(W_BATCH, 1, "walrus"), raw2 * BATCH_ENTRIES, 0.9, "x");
   add_ratio(
       "w5_walrus_over_raw_write", "(5) walrus bulk / raw sequential write",
       med_or0(W_BULK, 1, "walrus"), med_or0(W_BULK, 1, "raw-write"), 0.8, "x");
+  add_ratio("w5_walrus_map_over_raw_write",
+            "(5) walrus mapped_writes bulk / raw sequential write",
+            med_or0(W_BULK, 1, "walrus-map"), med_or0(W_BULK, 1, "raw-write"),
+            0.8, "x");
   add_ratio("w6_walrus_over_raw_read", "(6) walrus read / raw read",
             med_or0(W_READ, 1, "walrus"), med_or0(W_READ, 1, "raw-write"), 0,
             "x");
@@ -1628,6 +1653,8 @@ int main(int argc, char **argv) {
               g_rows[ri].label);
       for (int k = 0; k < nsel; k++) {
         int is_w1 = g_rows[ri].wl == W_NOSYNC || g_rows[ri].wl == W_READ;
+        if (g_peers[sel[k]].fast_only && !is_w1 && g_rows[ri].wl != W_BULK)
+          continue;
         measure_row(ri, sel[k], run, dir, &o, g_rows[ri].wl == W_NOSYNC,
                     is_w1 ? ri_read : -1);
       }

@@ -258,6 +258,22 @@ typedef struct walrus_config {
   uint32_t cached_segments;    /**< Sealed segments kept open with their
                                     index loaded (LRU), 1..65536.
                                     Default 4. */
+  int mapped_writes;           /**< Under SYNC_NONE and SYNC_INTERVAL,
+                                    store records into a shared mapping of
+                                    the tail segment (space reserved first
+                                    with fallocate) instead of calling
+                                    pwrite: no system call per append.  The
+                                    guarantees are the same (a returned
+                                    append is in the page cache; walrus_sync
+                                    and the interval thread make it durable
+                                    and report write-back errors), but a
+                                    store cannot return an error: should the
+                                    file system fail to back a page (an I/O
+                                    error reading it in, the file cut by
+                                    another process), the process receives
+                                    SIGBUS.  Ignored under SYNC_ALWAYS and
+                                    when the VFS has no map method.
+                                    Default 0. */
   int zero_copy;               /**< Read through mappings: not available
                                     yet, must be 0. */
   walrus_format_t format;      /**< Must be WALRUS_FORMAT_BINARY for now. */
@@ -346,7 +362,10 @@ WALRUS_API int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
  * handle is freed even when the final sync fails.
  * @return WALRUS_OK; WALRUS_EIO_FSYNC (the final sync failed; data written
  *   under SYNC_NONE or SYNC_INTERVAL since the last sync may not be
- *   durable); WALRUS_EBUSY (iterators are still open; nothing was closed).
+ *   durable); WALRUS_EIO_WRITE, WALRUS_ENOSPC (writing the final sync mark,
+ *   or cutting a preallocated tail, failed; the entries are as durable as
+ *   the last successful sync made them); WALRUS_EBUSY (iterators are still
+ *   open; nothing was closed).
  */
 WALRUS_API int walrus_close(walrus_t *w);
 
@@ -418,8 +437,10 @@ WALRUS_API uint64_t walrus_next_index(walrus_t *w);
 /**
  * @brief Make everything written so far durable (fdatasync).
  * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_EPOISONED;
- *   WALRUS_EIO_FSYNC (the handle is poisoned afterwards).  On a read-only
- *   handle it does nothing and returns WALRUS_OK.
+ *   WALRUS_EIO_FSYNC, and WALRUS_EIO_WRITE or WALRUS_ENOSPC (writing the
+ *   sync mark after the synced entries failed); the handle is poisoned
+ *   afterwards.  On a read-only handle it does nothing and returns
+ *   WALRUS_OK.
  */
 WALRUS_API int walrus_sync(walrus_t *w);
 
@@ -434,7 +455,10 @@ WALRUS_API int walrus_sync(walrus_t *w);
  * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_EREADONLY;
  *   WALRUS_EPOISONED; WALRUS_EINDEX (last_kept below first - 1 or above
  *   last); WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO
- *   (the handle is poisoned afterwards); WALRUS_ENOMEM.
+ *   (the handle is poisoned afterwards); WALRUS_ENOMEM, WALRUS_EIO_READ,
+ *   WALRUS_ECHECKSUM, WALRUS_ECORRUPT, WALRUS_ENOSEGMENT (loading the
+ *   index of the segment to cut, before anything changed: the log is as
+ *   it was and the handle usable).
  */
 WALRUS_API int walrus_truncate_back(walrus_t *w, uint64_t last_kept);
 

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** The current version of walrus_vfs_t. */
-#define WALRUS_VFS_VERSION 1
+#define WALRUS_VFS_VERSION 2
 
 /** Flags for walrus_vfs_t.open. */
 #define WALRUS_VFS_READ 0x1   /**< Open for reading. */
@@ -52,7 +52,8 @@ typedef struct walrus_vfs_file_s walrus_vfs_file_t;
  */
 typedef int (*walrus_vfs_list_fn)(void *arg, const char *name);
 
-/** The file system seam.  All methods of version 1 are required. */
+/** The file system seam.  All methods of version 1 are required; those
+ *  of version 2 are optional. */
 struct walrus_vfs_s {
   int version; /**< WALRUS_VFS_VERSION the table was written for. */
   void *ctx;   /**< Passed back as every method's first argument. */
@@ -91,6 +92,18 @@ struct walrus_vfs_s {
   int (*list)(void *ctx, const char *path, walrus_vfs_list_fn fn, void *arg);
   /** Create a directory (mode 0755); -EEXIST if it is there. */
   int (*mkdir)(void *ctx, const char *path);
+
+  /* Version 2.  Optional: NULL (or -EOPNOTSUPP) means walrus writes with
+   * pwrite only. */
+
+  /** Map bytes [0, len) of f shared and writable (len is a multiple of
+   *  4096 and within the file's size).  A store into the mapping changes
+   *  the file as a pwrite of those bytes would: read back by pread, made
+   *  durable by sync.  walrus stores only where it would otherwise have
+   *  written, and unmaps before it truncates the file or closes it. */
+  int (*map)(void *ctx, walrus_vfs_file_t *f, uint64_t len, void **addr);
+  /** End a mapping made by map; stores made into it are kept. */
+  int (*unmap)(void *ctx, walrus_vfs_file_t *f, void *addr, uint64_t len);
 };
 
 /** @brief The POSIX table walrus uses when walrus_config_t.vfs is NULL. */

@@ -12,6 +12,10 @@
  * poisons the handle: walrus never reports success for data it could not
  * make durable, and never retries a failed fsync.
  *
+ * With mapped writes (segment.c) the records of a unit of up to
+ * WALRUS__MAPPED_UNIT_MAX bytes are encoded straight into the mapped tail
+ * instead: no system call at all.
+ *
  * A unit never spans segments: if it would carry the tail past
  * segment_bytes the tail is sealed first and a new segment started.  A
  * unit larger than segment_bytes gets a segment of its own.
@@ -21,6 +25,9 @@
 #include <time.h>
 
 #include "internal.h"
+
+/* Largest unit stored through the mapping; bigger ones use pwrite. */
+#define WALRUS__MAPPED_UNIT_MAX (16 * 1024)
 
 /* Validate one input entry; *txlen receives its tx id length. */
 static int check_entry(walrus_t *w, const walrus_entry_t *e, size_t i,
@@ -92,6 +99,8 @@ static int fail_writes(walrus_t *w, int rc) {
   if (w->nsegs > 0) {
     walrus__seg_t *t = w->segs[w->nsegs - 1];
     if (!t->sealed) {
+      walrus__seg_unmap(w, t);
+      t->prealloc = 0;
       w->vfs->truncate(w->vfs->ctx, t->file, t->end);
       t->written = t->count;
       w->write_off = t->end;
@@ -192,6 +201,8 @@ int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
   walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
   int rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, off);
   if (rc != WALRUS_OK) {
+    walrus__seg_unmap(w, t);
+    t->prealloc = 0;
     w->vfs->truncate(w->vfs->ctx, t->file, off);
     return walrus__poison(w, rc);
   }
@@ -213,12 +224,13 @@ static int writable(walrus_t *w) {
 int walrus__writable(walrus_t *w) { return writable(w); }
 
 /* The pieces of one unit's encoding: the buffer, where it starts in the
- * file, how much of it is filled. */
+ * file, how much of it is filled; or the mapping it is stored into. */
 typedef struct out_s {
   walrus_t *w;         /* handle */
   walrus__seg_t *s;    /* tail being written */
-  uint64_t buf_off;    /* file offset of w->buf[0] */
+  uint64_t buf_off;    /* file offset of w->buf[0] (or of the next store) */
   size_t used;         /* bytes filled in w->buf */
+  unsigned char *map;  /* the tail's mapping, or NULL: write with pwrite */
 } out_t;
 
 static int flush(out_t *o) {
@@ -236,6 +248,11 @@ static int flush(out_t *o) {
 static int put(out_t *o, const void *p, size_t n) {
   size_t cap = o->w->cfg.buffer_bytes;
   if (n == 0) return WALRUS_OK;
+  if (o->map != NULL) {
+    memcpy(o->map + o->buf_off, p, n);
+    o->buf_off += n;
+    return WALRUS_OK;
+  }
   if (o->used + n > cap) {
     int rc = flush(o);
     if (rc != WALRUS_OK) return rc;
@@ -311,14 +328,24 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
       if (rc != WALRUS_OK) goto out;
     }
   }
-  walrus__lock_excl(w);
-  rc = walrus__seg_reserve(w, s, s->written - s->count + n);
-  walrus__unlock(w);
-  if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
+  if (s->written + n > s->offs_cap) {
+    walrus__lock_excl(w);
+    rc = walrus__seg_reserve(w, s, s->written - s->count + n);
+    walrus__unlock(w);
+    if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
+  }
 
   int64_t now = 0;
   uint64_t start = w->write_off, pos = start;
-  out_t o = {w, s, start, 0};
+  out_t o = {w, s, start, 0, NULL};
+  /* Small units only: a store into a fresh page faults it in, which costs
+   * more than the copy pwrite makes once a unit spans pages. */
+  if (w->mapped && total <= WALRUS__MAPPED_UNIT_MAX &&
+      start + total <= w->cfg.segment_bytes) {
+    rc = walrus__seg_map(w, s);
+    if (rc != WALRUS_OK) goto out;
+    if (s->map != NULL && start + total <= s->map_len) o.map = s->map;
+  }
   for (i = 0; i < n; i++) {
     unsigned char hdr[WALRUS__REC_HEADER_BYTES];
     size_t tl = e[i].tx_id ? strlen(e[i].tx_id) : 0;

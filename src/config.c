@@ -21,6 +21,7 @@ void walrus_config_default(walrus_config_t *cfg) {
   cfg->max_segments = 0;
   cfg->buffer_bytes = (size_t)MIB;
   cfg->cached_segments = 4;
+  cfg->mapped_writes = 0;
   cfg->zero_copy = 0;
   cfg->format = WALRUS_FORMAT_BINARY;
   cfg->compression = WALRUS_COMPRESSION_NONE;
@@ -108,6 +109,8 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
           "compression: %d is not a walrus_compression_t value",
           (int)cfg->compression);
   }
+  if (cfg->mapped_writes != 0 && cfg->mapped_writes != 1)
+    BAD(WALRUS_EINVAL, "mapped_writes: %d is not 0 or 1", cfg->mapped_writes);
   if (cfg->zero_copy != 0)
     BAD(WALRUS_ENOTSUP, "zero_copy: mapped reads are not available yet");
   if (cfg->tx_max_entries < 1 || cfg->tx_max_entries > 10000000)
@@ -128,6 +131,8 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
         !v->truncate || !v->allocate || !v->size || !v->lock || !v->rename ||
         !v->unlink || !v->sync_dir || !v->list || !v->mkdir)
       BAD(WALRUS_EINVAL, "vfs: a version 1 method is NULL");
+    if (v->version >= 2 && (v->map == NULL) != (v->unmap == NULL))
+      BAD(WALRUS_EINVAL, "vfs: map and unmap must both be set or both NULL");
   }
   if (cfg->allocator != NULL &&
       (!cfg->allocator->malloc_fn || !cfg->allocator->realloc_fn ||

@@ -59,6 +59,10 @@ typedef struct walrus__seg_s {
   uint32_t *offs;            /* record offsets, or NULL (not loaded) */
   size_t offs_cap;           /* capacity of offs, in entries */
   int pins;                  /* readers using file/offs (cache_mu) */
+  unsigned char *map;        /* tail: shared writable mapping, or NULL */
+  uint64_t map_len;          /* length of map */
+  int prealloc;              /* tail: the file runs past end in zeros
+                                (preallocated for mapped writes) */
   uint64_t used;             /* LRU tick of the last use (cache_mu) */
   char name[WALRUS__SEG_NAME_LEN + 1]; /* file name in the directory */
 } walrus__seg_t;
@@ -160,6 +164,7 @@ struct walrus_s {
   uint32_t epoch;                /* sync group of the next record (wlock) */
   int group_open;                /* a record of epoch was written (wlock) */
   int dirty;                     /* written since the last sync (wlock) */
+  int mapped;                    /* write through mappings (segment.c) */
   int need_mark;                 /* entries written since the last mark,
                                     index record or sync of a later group */
   unsigned char *buf;            /* encode buffer, cfg.buffer_bytes */
@@ -227,6 +232,11 @@ int walrus__os_truncate(walrus_t *w, walrus_vfs_file_t *f, const char *name,
                         uint64_t size);
 int walrus__os_size(walrus_t *w, walrus_vfs_file_t *f, const char *name,
                     uint64_t *size);
+/* WALRUS_ENOTSUP, with no message, when the back end cannot. */
+int walrus__os_allocate(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                        uint64_t len);
+int walrus__os_map(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                   uint64_t len, void **addr);
 int walrus__os_rename(walrus_t *w, const char *from, const char *to);
 int walrus__os_unlink(walrus_t *w, const char *name);
 int walrus__os_sync_dir(walrus_t *w);
@@ -244,6 +254,9 @@ void walrus__seg_free(walrus_t *w, walrus__seg_t *s);
 int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n);
 int walrus__seg_create(walrus_t *w, uint64_t first);
 int walrus__seg_seal(walrus_t *w);
+int walrus__seg_map(walrus_t *w, walrus__seg_t *s);
+void walrus__seg_unmap(walrus_t *w, walrus__seg_t *s);
+int walrus__seg_trim(walrus_t *w, walrus__seg_t *s, uint64_t end);
 int walrus__seg_acquire(walrus_t *w, walrus__seg_t *s);
 void walrus__seg_release(walrus_t *w, walrus__seg_t *s);
 void walrus__seg_uncache(walrus_t *w, walrus__seg_t *s);
@@ -283,7 +296,8 @@ int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
 
 /* ---- truncate.c ---- */
 int walrus__retain(walrus_t *w);
-int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept);
+int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
+                                 walrus_vfs_file_t *pre);
 
 /* Lock helpers: abort on failure, as a failed pthread call on a valid
  * object means memory corruption. */

@@ -43,6 +43,7 @@ typedef struct scan_s {
   uint64_t stop;       /* offset where the scan stopped (size if clean) */
   int stopped;         /* the scan met something that is not a record */
   int at_index;        /* it stopped at an index record */
+  int at_zeros;        /* it stopped at a record header of zero bytes */
   int have_prev;       /* a valid record precedes stop */
   uint32_t prev_epoch; /* its epoch */
   uint32_t last_epoch; /* epoch of the last record of the last whole unit */
@@ -99,6 +100,12 @@ static void listing_free(listing_t *l) {
   walrus__free(l->w, l->firsts);
 }
 
+static int is_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return 0;
+  return 1;
+}
+
 /* Read the records of s from the header on, appending offsets of whole
  * units to s->offs (s->count counts them), until the end of the file or
  * the first thing that is not the expected record.  Entries after
@@ -127,6 +134,10 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
                              WALRUS__REC_HEADER_BYTES, size, &p);
     if (rc != WALRUS_OK) goto out;
     if (p == NULL) STOP("partial record header");
+    if (is_zero(p, WALRUS__REC_HEADER_BYTES)) {
+      sc->at_zeros = 1;
+      STOP("zero bytes");
+    }
     if (walrus__rec_header_decode(p, &r) != WALRUS__FMT_OK)
       STOP("malformed record header");
     uint64_t rsz = walrus__rec_size(r.body_len);
@@ -212,7 +223,8 @@ out:
 /* After damage at sc->stop, decide whether it is a torn tail (1) or
  * corruption (0), by looking for valid records further on. */
 static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
-                    const scan_t *sc, int *torn, char *why, size_t whylen) {
+                    const scan_t *sc, int *torn, int *any, char *why,
+                    size_t whylen) {
   walrus__window_t win = {0};
   const unsigned char *p;
   uint64_t last_good = s->first + sc->good_count - 1;
@@ -266,6 +278,7 @@ static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
    * (OVERLAP).  A sync mark or index record after it, epochs going
    * backwards, or an older group start prove it hit synced data. */
   uint32_t pe = sc->prev_epoch;
+  *any = found;
   if (!found) {
     *torn = 1;
   } else if (!backwards && !sealed && !group && efirst == elast &&
@@ -431,13 +444,35 @@ static int read_trailer(walrus_t *w, walrus__seg_t *s, uint64_t size,
   return WALRUS_OK;
 }
 
+/* Is what stopped the scan the end of a preallocated tail: zero bytes with
+ * no valid record after them?  Space reserved for mapped writes looks like
+ * that; so does a tail the file system extended but never wrote. */
+static int zero_end(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                    const scan_t *sc, int *yes) {
+  char why[200];
+  int torn = 1, any = 0, rc = WALRUS_OK;
+  *yes = 0;
+  if (sc->stopped && sc->at_zeros && sc->stop == sc->good_end) {
+    rc = classify(w, s, size, sc, &torn, &any, why, sizeof why);
+    *yes = rc == WALRUS_OK && !any;
+  }
+  return rc;
+}
+
 static int tail_damage(walrus_t *w, walrus__seg_t *s, uint64_t size,
                        const scan_t *sc, int *cut) {
   char why[200];
-  int torn = 1, rc;
+  int torn = 1, any = 0, rc;
   *cut = 0;
   if (!sc->stopped) return WALRUS_OK;
-  rc = classify(w, s, size, sc, &torn, why, sizeof why);
+  int zeros = 0;
+  rc = zero_end(w, s, size, sc, &zeros);
+  if (rc != WALRUS_OK) return rc;
+  if (zeros) {
+    s->prealloc = 1; /* the write path may map it; sealing cuts it */
+    return WALRUS_OK;
+  }
+  rc = classify(w, s, size, sc, &torn, &any, why, sizeof why);
   if (rc != WALRUS_OK) return rc;
   if (!torn && w->cfg.recovery != WALRUS_RECOVER_SALVAGE)
     return walrus__fail(w, WALRUS_ECORRUPT, 0,
@@ -514,7 +549,11 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
   }
   if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
   s->end = sc.good_end;
-  if (!sc.stopped && last) {
+  int zeros = 0;
+  rc = last ? zero_end(w, s, size, &sc, &zeros) : WALRUS_OK;
+  if (rc != WALRUS_OK) return rc;
+  if ((!sc.stopped || zeros) && last) {
+    s->prealloc = zeros;
     *ok = 1;
     return WALRUS_OK;
   }
@@ -787,7 +826,7 @@ int walrus__recover(walrus_t *w) {
       if (rc != WALRUS_OK) goto out;
     }
     if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-      rc = walrus__finish_truncate_back(w, w->meta.trunc_last);
+      rc = walrus__finish_truncate_back(w, w->meta.trunc_last, NULL);
       if (rc != WALRUS_OK) goto out;
     }
     /* Make what recovery found durable before anything is added to it,

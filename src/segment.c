@@ -12,6 +12,14 @@
  * From then on open reads only the 32-byte trailer of the segment, and a
  * lookup loads the index record on first use, verifies its CRC and keeps it
  * in the cache of cached_segments sealed segments (LRU, pinned while read).
+ *
+ * Mapped writes (cfg.mapped_writes, under SYNC_NONE and SYNC_INTERVAL): the
+ * tail's space up to segment_bytes is reserved, the file extended to it in
+ * zeros and mapped through the VFS, so that an append is a store into the
+ * page cache instead of a pwrite.  Open reads zero bytes running to the end
+ * of the tail as its end (docs/FORMAT.md).  The mapping is dropped before
+ * anything cuts the file, and the zeros are cut when the segment is sealed
+ * or the log closed.
  */
 #include <errno.h>
 #include <string.h>
@@ -30,6 +38,7 @@ walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first) {
 
 void walrus__seg_free(walrus_t *w, walrus__seg_t *s) {
   if (s == NULL) return;
+  walrus__seg_unmap(w, s);
   walrus__os_close(w, s->file);
   walrus__free(w, s->offs);
   walrus__free(w, s);
@@ -143,6 +152,59 @@ fail:
   return rc;
 }
 
+/* Map the tail s for mapped writes, once: reserve its space, extend the
+ * file to segment_bytes in zeros, map it.  If the VFS cannot, the handle
+ * goes back to pwrite.  A failure to reserve or extend poisons the handle
+ * (the file may have changed); one to map leaves it usable.  Caller holds
+ * wlock. */
+int walrus__seg_map(walrus_t *w, walrus__seg_t *s) {
+  uint64_t len = (w->cfg.segment_bytes + 4095) & ~(uint64_t)4095;
+  uint64_t size = 0;
+  void *addr = NULL;
+  int rc;
+  if (s->map != NULL || !w->mapped) return WALRUS_OK;
+  rc = walrus__os_allocate(w, s->file, s->name, len);
+  if (rc == WALRUS_ENOTSUP) goto unsupported;
+  if (rc == WALRUS_OK) rc = walrus__os_size(w, s->file, s->name, &size);
+  if (rc == WALRUS_OK && size < len) {
+    rc = walrus__os_truncate(w, s->file, s->name, len);
+    if (rc == WALRUS_OK) s->prealloc = 1;
+  }
+  if (rc != WALRUS_OK) return walrus__poison(w, rc);
+  rc = walrus__os_map(w, s->file, s->name, len, &addr);
+  if (rc == WALRUS_ENOTSUP) goto unsupported;
+  if (rc != WALRUS_OK) return rc;
+  s->map = addr;
+  s->map_len = len;
+  return WALRUS_OK;
+unsupported:
+  w->mapped = 0;
+  walrus__log(w, WALRUS_LOG_INFO,
+              "mapped writes: the file system cannot; writing with pwrite");
+  return WALRUS_OK;
+}
+
+/* Drop the tail's mapping, if any.  Stores made through it stay in the
+ * file. */
+void walrus__seg_unmap(walrus_t *w, walrus__seg_t *s) {
+  if (s->map == NULL) return;
+  int rc = w->vfs->unmap(w->vfs->ctx, s->file, s->map, s->map_len);
+  if (rc != 0)
+    walrus__log(w, WALRUS_LOG_WARN, "unmap %s: error %d", s->name, -rc);
+  s->map = NULL;
+  s->map_len = 0;
+}
+
+/* Drop the mapping and cut the zeros preallocated after end.  Caller holds
+ * wlock. */
+int walrus__seg_trim(walrus_t *w, walrus__seg_t *s, uint64_t end) {
+  walrus__seg_unmap(w, s);
+  if (!s->prealloc) return WALRUS_OK;
+  int rc = walrus__os_truncate(w, s->file, s->name, end);
+  if (rc == WALRUS_OK) s->prealloc = 0;
+  return rc;
+}
+
 /* Seal the tail: append its index record and trailer, fdatasync.  The
  * sealed segment keeps its file and offsets and joins the cache.  Caller
  * holds wlock; the tail holds at least one record. */
@@ -167,6 +229,9 @@ int walrus__seg_seal(walrus_t *w) {
   s = w->segs[w->nsegs - 1];
   if (s->count == 0 || s->sealed) return WALRUS_OK;
   off = w->write_off;
+  /* The trailer ends the file: cut preallocated zeros first. */
+  rc = walrus__seg_trim(w, s, off);
+  if (rc != WALRUS_OK) return walrus__poison(w, rc);
   r.body_len = (uint32_t)(s->count * 4);
   r.index = s->first;
   r.term = s->count;

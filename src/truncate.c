@@ -56,8 +56,11 @@ static int drop_segments(walrus_t *w, size_t from, size_t n,
 
 /* Make entry last_kept the last one: the second half of truncate_back, also
  * run by open when META says one was interrupted.  Caller holds wlock (or
- * is open, alone with the handle).  META already records the intent. */
-int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
+ * is open, alone with the handle).  META already records the intent.  pre,
+ * if not NULL, is the sealed segment to cut, opened writable in advance
+ * (with its index loaded), and becomes this function's. */
+int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
+                                 walrus_vfs_file_t *pre) {
   size_t keep = w->nsegs;
   int rc;
   /* At open, a META intent may name an entry a power loss took (under
@@ -65,7 +68,10 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
   if (last_kept >= w->next_index) last_kept = w->next_index - 1;
   while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
   rc = drop_segments(w, keep, w->nsegs - keep, 1);
-  if (rc != WALRUS_OK) return rc;
+  if (rc != WALRUS_OK) {
+    walrus__os_close(w, pre);
+    return rc;
+  }
   if (w->nsegs > 0) {
     walrus__seg_t *s = w->segs[w->nsegs - 1];
     uint64_t newcount = last_kept + 1 - s->first;
@@ -73,7 +79,10 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
       /* Cut the segment after last_kept; a sealed one loses its index and
        * trailer with the cut and becomes the tail. */
       walrus_vfs_file_t *f = s->file;
-      if (s->sealed) {
+      if (s->sealed && pre != NULL) {
+        f = pre;
+        pre = NULL;
+      } else if (s->sealed) {
         rc = walrus__seg_acquire(w, s);
         if (rc != WALRUS_OK) return rc;
         walrus__seg_release(w, s);
@@ -103,6 +112,8 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
         closed = (r.flags & WALRUS__REC_LAST) != 0;
         kept_epoch = r.epoch;
       }
+      walrus__seg_unmap(w, s);
+      s->prealloc = 0;
       walrus__lock_excl(w);
       rc = walrus__os_truncate(w, f, s->name, cut);
       if (rc == WALRUS_OK) {
@@ -139,6 +150,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept) {
     }
     w->write_off = s->end;
   }
+  walrus__os_close(w, pre); /* not needed after all */
   walrus__lock_excl(w);
   w->next_index = w->write_next = last_kept + 1;
   if (w->first_index > w->next_index) w->first_index = w->next_index;
@@ -174,12 +186,37 @@ int walrus_truncate_back(walrus_t *w, uint64_t last_kept) {
     goto out;
   }
   if (last_kept + 1 == w->next_index) goto out; /* nothing to remove */
+  /* What can fail for want of memory comes before the intent is recorded,
+   * so that such a failure changes nothing: the index of a sealed segment
+   * that will be cut (pinned meanwhile) and its file opened writable. */
+  walrus__seg_t *pinned = NULL;
+  walrus_vfs_file_t *pre = NULL;
+  size_t i = walrus__seg_find(w, last_kept);
+  if (i < w->nsegs && w->segs[i]->sealed &&
+      last_kept + 1 - w->segs[i]->first != w->segs[i]->count) {
+    rc = walrus__seg_acquire(w, w->segs[i]);
+    if (rc != WALRUS_OK) goto out;
+    pinned = w->segs[i];
+    rc = walrus__os_open(w, pinned->name, WALRUS_VFS_WRITE, &pre);
+    if (rc != WALRUS_OK) {
+      walrus__seg_release(w, pinned);
+      goto out;
+    }
+  }
   walrus__meta_t m = w->meta;
   m.flags |= WALRUS__META_TRUNC_PENDING;
   m.trunc_last = last_kept;
   rc = walrus__meta_write(w, &m);
-  if (rc == WALRUS_OK) rc = walrus__finish_truncate_back(w, last_kept);
-  if (rc != WALRUS_OK) walrus__poison(w, rc);
+  if (rc == WALRUS_OK) {
+    rc = walrus__finish_truncate_back(w, last_kept, pre);
+    if (rc != WALRUS_OK) walrus__poison(w, rc);
+  } else {
+    walrus__os_close(w, pre);
+    /* Out of memory can only have hit the creation of META.tmp: nothing
+     * changed and the handle stays usable. */
+    if (rc != WALRUS_ENOMEM) walrus__poison(w, rc);
+  }
+  if (pinned != NULL) walrus__seg_release(w, pinned);
 out:
   pthread_mutex_unlock(&w->wlock);
   return rc;

@@ -94,6 +94,30 @@ int walrus__os_truncate(walrus_t *w, walrus_vfs_file_t *f, const char *name,
                       (unsigned long long)size);
 }
 
+int walrus__os_allocate(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                        uint64_t len) {
+  int rc = w->vfs->allocate(w->vfs->ctx, f, 0, len);
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -EOPNOTSUPP) return WALRUS_ENOTSUP; /* no message: not an error */
+  if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG)
+    return walrus__fail(w, WALRUS_ENOSPC, -rc, "allocate %llu bytes for %s",
+                        (unsigned long long)len, name);
+  return walrus__fail(w, WALRUS_EIO_WRITE, -rc, "allocate %llu bytes for %s",
+                      (unsigned long long)len, name);
+}
+
+int walrus__os_map(walrus_t *w, walrus_vfs_file_t *f, const char *name,
+                   uint64_t len, void **addr) {
+  int rc = w->vfs->map(w->vfs->ctx, f, len, addr);
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -EOPNOTSUPP) return WALRUS_ENOTSUP;
+  if (rc == -ENOMEM)
+    return walrus__fail(w, WALRUS_ENOMEM, 0, "map %llu bytes of %s",
+                        (unsigned long long)len, name);
+  return walrus__fail(w, WALRUS_EIO_WRITE, -rc, "map %llu bytes of %s",
+                      (unsigned long long)len, name);
+}
+
 int walrus__os_size(walrus_t *w, walrus_vfs_file_t *f, const char *name,
                     uint64_t *size) {
   int rc = w->vfs->size(w->vfs->ctx, f, size);

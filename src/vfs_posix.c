@@ -8,6 +8,9 @@
  * F_FULLFSYNC is used there.  Directories are synced by opening them and
  * calling fsync, which is how Linux makes a create, rename or unlink
  * durable.
+ *
+ * map is mmap(MAP_SHARED): stores go to the page cache like pwrite, and
+ * fdatasync writes them back.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -187,11 +191,29 @@ static int px_mkdir(void *ctx, const char *path) {
   return mkdir(path, 0755) == 0 ? 0 : -errno;
 }
 
+static int px_map(void *ctx, walrus_vfs_file_t *f, uint64_t len,
+                  void **addr) {
+  (void)ctx;
+  if (len == 0 || len > (uint64_t)SIZE_MAX) return -EINVAL;
+  void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd,
+                 0);
+  if (p == MAP_FAILED) return -errno;
+  *addr = p;
+  return 0;
+}
+
+static int px_unmap(void *ctx, walrus_vfs_file_t *f, void *addr,
+                    uint64_t len) {
+  (void)ctx;
+  (void)f;
+  return munmap(addr, (size_t)len) == 0 ? 0 : -errno;
+}
+
 static const walrus_vfs_t posix_vfs = {
     WALRUS_VFS_VERSION, NULL,        px_open,     px_close, px_pread,
     px_pwrite,          px_sync,     px_truncate, px_allocate, px_size,
     px_lock,            px_rename,   px_unlink,   px_sync_dir, px_list,
-    px_mkdir,
+    px_mkdir,           px_map,      px_unmap,
 };
 
 const walrus_vfs_t *walrus_vfs_posix(void) { return &posix_vfs; }

@@ -170,6 +170,8 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   w->cfg = *cfg;
   w->alloc = alloc;
   w->vfs = cfg->vfs != NULL ? cfg->vfs : walrus_vfs_posix();
+  w->mapped = cfg->mapped_writes && cfg->sync != WALRUS_SYNC_ALWAYS &&
+              !cfg->read_only && w->vfs->version >= 2 && w->vfs->map != NULL;
 
   pthread_rwlockattr_t ra;
   pthread_condattr_t ca;
@@ -261,6 +263,12 @@ int walrus_close(walrus_t *w) {
   walrus__tx_destroy(w);
   pthread_mutex_lock(&w->wlock);
   if (!w->cfg.read_only && !w->poisoned) rc = walrus__sync_mark_locked(w, 1);
+  if (rc == WALRUS_OK && !w->cfg.read_only && w->nsegs > 0 &&
+      !w->poisoned) {
+    /* Leave no preallocated zeros for the next open to read through. */
+    walrus__seg_t *t = w->segs[w->nsegs - 1];
+    if (!t->sealed) rc = walrus__seg_trim(w, t, w->write_off);
+  }
   pthread_mutex_unlock(&w->wlock);
   walrus__log(w, WALRUS_LOG_INFO, "closed %s", w->dir);
   destroy(w);

@@ -10,6 +10,12 @@
  * and size changes; replaying a prefix of that list over the durable
  * contents gives the page cache contents at any moment since the last
  * sync, which is what a crash picks from, sector by sector.
+ *
+ * A mapping (map) is a private buffer the caller stores into.  Its stores
+ * become pending writes of the file (one per run of changed sectors) at
+ * the next state-changing call on that file, at unmap, and when the
+ * machine dies; pread sees them at once.  Stores made after the machine
+ * died, or into a mapping from before a crash, are lost.
  */
 #define _GNU_SOURCE
 #include "vfs_powerloss.h"
@@ -60,6 +66,14 @@ typedef struct pl_dop_s {
   pl_inode_t *ino; /* the inode named (NULL for mkdir) */
 } pl_dop_t;
 
+/* A mapping of the first len bytes of ino, made in generation gen. */
+typedef struct pl_map_s {
+  pl_inode_t *ino;
+  unsigned char *addr;
+  size_t len;
+  uint64_t gen;
+} pl_map_t;
+
 struct walrus_vfs_file_s {
   pl_inode_t *ino;
   uint64_t gen; /* pl_s.gen when opened */
@@ -79,6 +93,8 @@ struct pl_s {
   int dead;
   uint64_t rng;
   pl_stats_t st;
+  pl_map_t *maps; /* live mappings */
+  size_t nmaps, capmaps;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -286,12 +302,51 @@ static void ino_release(pl_inode_t *ino) {
   ino->dur_len = 0;
 }
 
+/* Fold the stores made into ino's live mappings since the last fold into
+ * its current contents, as pending writes: one per run of changed
+ * sectors. */
+static int map_fold(pl_t *pl, pl_inode_t *ino) {
+  if (pl->dead) return 0;
+  for (size_t m = 0; m < pl->nmaps; m++) {
+    pl_map_t *mp = &pl->maps[m];
+    if (mp->ino != ino || mp->gen != pl->gen) continue;
+    size_t n = mp->len < ino->cur_len ? mp->len : ino->cur_len, s = 0;
+    while (s < n) {
+      size_t k = n - s < PL_SECTOR ? n - s : PL_SECTOR;
+      if (memcmp(mp->addr + s, ino->cur + s, k) == 0) {
+        s += k;
+        continue;
+      }
+      size_t e = s + k;
+      while (e < n) {
+        size_t k2 = n - e < PL_SECTOR ? n - e : PL_SECTOR;
+        if (memcmp(mp->addr + e, ino->cur + e, k2) == 0) break;
+        e += k2;
+      }
+      int rc = op_add(ino, 1, s, mp->addr + s, e - s);
+      if (rc != 0) return rc;
+      pl->st.writes_mapped++;
+      memcpy(ino->cur + s, mp->addr + s, e - s);
+      s = e;
+    }
+  }
+  return 0;
+}
+
+/* The machine dies: what was stored into mappings has reached the page
+ * cache, nothing after. */
+static void die(pl_t *pl) {
+  for (size_t m = 0; m < pl->nmaps; m++)
+    if (pl->maps[m].gen == pl->gen) map_fold(pl, pl->maps[m].ino);
+  pl->dead = 1;
+}
+
 /* Enter a call: 0 to go on, -EIO when dead (or dying at this call). */
 static int enter(pl_t *pl, int changes) {
   if (pl->dead) return -EIO;
   if (changes) {
     if (pl->armed && pl->ops >= pl->arm_at) {
-      pl->dead = 1;
+      die(pl);
       return -EIO;
     }
     pl->ops++;
@@ -377,6 +432,13 @@ static int64_t m_pread(void *ctx, walrus_vfs_file_t *f, void *buf, size_t n,
       size_t k = ino->cur_len - (size_t)off;
       if (k > n) k = n;
       memcpy(buf, ino->cur + off, k);
+      /* Stores into a live mapping not folded yet. */
+      for (size_t m = 0; m < pl->nmaps; m++) {
+        pl_map_t *mp = &pl->maps[m];
+        if (mp->ino != ino || mp->gen != pl->gen || off >= mp->len) continue;
+        size_t j = mp->len - (size_t)off < k ? mp->len - (size_t)off : k;
+        memcpy(buf, mp->addr + off, j);
+      }
       r = (int64_t)k;
     }
   }
@@ -394,11 +456,18 @@ static int m_pwrite(void *ctx, walrus_vfs_file_t *f, const void *buf,
   if (rc == 0) {
     pl_inode_t *ino = f->ino;
     size_t end = (size_t)off + n;
-    rc = cur_reserve(ino, end);
+    rc = map_fold(pl, ino);
+    if (rc == 0) rc = cur_reserve(ino, end);
     if (rc == 0) rc = op_add(ino, 1, off, buf, n);
     if (rc == 0) {
       if (n > 0) memcpy(ino->cur + off, buf, n);
       if (end > ino->cur_len) ino->cur_len = end;
+      for (size_t m = 0; m < pl->nmaps; m++) {
+        pl_map_t *mp = &pl->maps[m];
+        if (mp->ino != ino || mp->gen != pl->gen || off >= mp->len) continue;
+        size_t j = mp->len - (size_t)off < n ? mp->len - (size_t)off : n;
+        memcpy(mp->addr + off, buf, j);
+      }
     }
   }
   pthread_mutex_unlock(&pl->mu);
@@ -411,6 +480,7 @@ static int m_sync(void *ctx, walrus_vfs_file_t *f) {
   pthread_mutex_lock(&pl->mu);
   rc = enter(pl, 1);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
+  if (rc == 0) rc = map_fold(pl, f->ino);
   if (rc == 0) {
     pl_inode_t *ino = f->ino;
     unsigned char *d = malloc(ino->cur_len ? ino->cur_len : 1);
@@ -434,6 +504,7 @@ static int m_truncate(void *ctx, walrus_vfs_file_t *f, uint64_t size) {
   pthread_mutex_lock(&pl->mu);
   rc = enter(pl, 1);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
+  if (rc == 0) rc = map_fold(pl, f->ino);
   if (rc == 0) {
     pl_inode_t *ino = f->ino;
     rc = cur_reserve(ino, (size_t)size);
@@ -623,6 +694,58 @@ done:
   return rc;
 }
 
+static int m_map(void *ctx, walrus_vfs_file_t *f, uint64_t len, void **addr) {
+  pl_t *pl = ctx;
+  int rc;
+  pthread_mutex_lock(&pl->mu);
+  rc = enter(pl, 0);
+  if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
+  if (rc == 0 && (len == 0 || len > f->ino->cur_len)) rc = -EINVAL;
+  if (rc == 0 && pl->nmaps == pl->capmaps) {
+    size_t cap = pl->capmaps ? pl->capmaps * 2 : 4;
+    pl_map_t *v = realloc(pl->maps, cap * sizeof *v);
+    if (v == NULL) rc = -ENOMEM;
+    else {
+      pl->maps = v;
+      pl->capmaps = cap;
+    }
+  }
+  if (rc == 0) {
+    pl_map_t *mp = &pl->maps[pl->nmaps];
+    mp->addr = malloc((size_t)len);
+    if (mp->addr == NULL) {
+      rc = -ENOMEM;
+    } else {
+      memcpy(mp->addr, f->ino->cur, (size_t)len);
+      mp->ino = f->ino;
+      mp->len = (size_t)len;
+      mp->gen = pl->gen;
+      pl->nmaps++;
+      *addr = mp->addr;
+    }
+  }
+  pthread_mutex_unlock(&pl->mu);
+  return rc;
+}
+
+static int m_unmap(void *ctx, walrus_vfs_file_t *f, void *addr,
+                   uint64_t len) {
+  pl_t *pl = ctx;
+  int rc = -EINVAL;
+  (void)f;
+  pthread_mutex_lock(&pl->mu);
+  for (size_t m = 0; m < pl->nmaps; m++) {
+    pl_map_t *mp = &pl->maps[m];
+    if (mp->addr != addr || mp->len != len) continue;
+    rc = map_fold(pl, mp->ino); /* a no-op once dead or after a crash */
+    free(mp->addr);
+    pl->maps[m] = pl->maps[--pl->nmaps];
+    break;
+  }
+  pthread_mutex_unlock(&pl->mu);
+  return rc;
+}
+
 /* ---- public -------------------------------------------------------------- */
 
 pl_t *pl_new(void) {
@@ -645,6 +768,8 @@ pl_t *pl_new(void) {
   pl->vfs.sync_dir = m_sync_dir;
   pl->vfs.list = m_list;
   pl->vfs.mkdir = m_mkdir;
+  pl->vfs.map = m_map;
+  pl->vfs.unmap = m_unmap;
   pl->gen = 1;
   return pl;
 }
@@ -664,6 +789,8 @@ void pl_free(pl_t *pl) {
   free(pl->dur.v);
   for (size_t i = 0; i < pl->ndops; i++) dop_free(&pl->dops[i]);
   free(pl->dops);
+  for (size_t m = 0; m < pl->nmaps; m++) free(pl->maps[m].addr);
+  free(pl->maps);
   pthread_mutex_destroy(&pl->mu);
   free(pl);
 }
@@ -707,7 +834,7 @@ void pl_disarm(pl_t *pl) {
 
 void pl_kill(pl_t *pl) {
   pthread_mutex_lock(&pl->mu);
-  pl->dead = 1;
+  if (!pl->dead) die(pl);
   pthread_mutex_unlock(&pl->mu);
 }
 

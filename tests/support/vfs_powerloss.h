@@ -17,6 +17,10 @@
  *     directory they touch (a rename across directories: of either one).
  *   - lock always succeeds (one process); allocate does nothing and
  *     succeeds.
+ *   - map gives a buffer holding the file's first bytes; what is stored
+ *     into it becomes pending writes of the file (a run of changed sectors
+ *     each) at the next state-changing call on the file, at unmap, and
+ *     when the machine dies; pread sees the stores at once.
  *
  * Power loss: pl_crash(pl, seed)
  *   For every file still reachable from the durable namespace, the pending
@@ -68,6 +72,7 @@ typedef struct pl_stats_s {
   uint64_t sizes_lost;    /**< files whose size went back to an older one */
   uint64_t dirops_kept;   /**< pending directory operations that survived */
   uint64_t dirops_lost;   /**< pending directory operations lost */
+  uint64_t writes_mapped; /**< writes made by storing into a mapping */
 } pl_stats_t;
 
 /** @brief A new, empty power-loss VFS ("/" exists).  NULL on OOM. */
