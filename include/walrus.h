@@ -258,6 +258,15 @@ typedef struct walrus_config {
   uint32_t cached_segments;    /**< Sealed segments kept open with their
                                     index loaded (LRU), 1..65536.
                                     Default 4. */
+  int prefill_segments;        /**< Under SYNC_ALWAYS, write zeros over
+                                    each new segment up to segment_bytes
+                                    before using it, so that appends
+                                    overwrite blocks already allocated and
+                                    each fdatasync has no file size or
+                                    block allocation to make durable
+                                    (fewer file system journal commits).
+                                    Costs one write of segment_bytes per
+                                    new segment.  0 or 1.  Default 1. */
   int mapped_writes;           /**< Under SYNC_NONE and SYNC_INTERVAL,
                                     store records into a shared mapping of
                                     the tail segment (space reserved first

@@ -21,6 +21,7 @@ void walrus_config_default(walrus_config_t *cfg) {
   cfg->max_segments = 0;
   cfg->buffer_bytes = (size_t)MIB;
   cfg->cached_segments = 4;
+  cfg->prefill_segments = 1;
   cfg->mapped_writes = 0;
   cfg->zero_copy = 0;
   cfg->format = WALRUS_FORMAT_BINARY;
@@ -109,6 +110,9 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
           "compression: %d is not a walrus_compression_t value",
           (int)cfg->compression);
   }
+  if (cfg->prefill_segments != 0 && cfg->prefill_segments != 1)
+    BAD(WALRUS_EINVAL, "prefill_segments: %d is not 0 or 1",
+        cfg->prefill_segments);
   if (cfg->mapped_writes != 0 && cfg->mapped_writes != 1)
     BAD(WALRUS_EINVAL, "mapped_writes: %d is not 0 or 1", cfg->mapped_writes);
   if (cfg->zero_copy != 0)

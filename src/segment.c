@@ -1,10 +1,11 @@
 /*
  * segment.c: segment files and the in-memory segment table.
  *
- * Creating a segment: the header goes to <name>.seg.tmp, is fdatasync()ed,
- * the file is renamed to <name>.seg and the directory fsync()ed.  So a
- * .seg file always starts with a whole header, and the tail of the log is
- * never ambiguous about which file it is in.
+ * Creating a segment: the header goes to <name>.seg.tmp (under SYNC_ALWAYS
+ * with cfg.prefill_segments, followed by zeros up to segment_bytes), is
+ * fdatasync()ed, the file is renamed to <name>.seg and the directory
+ * fsync()ed.  So a .seg file always starts with a whole header, and the
+ * tail of the log is never ambiguous about which file it is in.
  *
  * Sealing a segment (before the next one is created): the records are
  * synced, then the index record (every record's offset) is appended and
@@ -97,6 +98,12 @@ size_t walrus__seg_find(walrus_t *w, uint64_t index) {
   return index < s->first + s->count ? lo - 1 : w->nsegs;
 }
 
+/* Does a new segment get zeros up to segment_bytes (cfg.prefill_segments)?
+ * Only under SYNC_ALWAYS, where every append pays an fdatasync. */
+static int prefill(const walrus_t *w) {
+  return w->cfg.prefill_segments && w->cfg.sync == WALRUS_SYNC_ALWAYS;
+}
+
 /* Create a new, empty tail segment whose first record will be first, and
  * make it the last entry of the table.  Caller holds wlock; the previous
  * tail, if any, is sealed. */
@@ -131,6 +138,20 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
   if (rc == WALRUS_OK)
     rc = walrus__os_open(w, tmp, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE, &f);
   if (rc == WALRUS_OK) rc = walrus__os_write(w, f, tmp, hdr, sizeof hdr, 0);
+  if (rc == WALRUS_OK && prefill(w)) {
+    /* Zeros up to segment_bytes, written through the (idle) encode
+     * buffer: the records will overwrite allocated blocks. */
+    uint64_t len = (w->cfg.segment_bytes + 4095) & ~(uint64_t)4095;
+    uint64_t off = sizeof hdr;
+    memset(w->buf, 0, w->cfg.buffer_bytes);
+    while (rc == WALRUS_OK && off < len) {
+      size_t n = len - off < w->cfg.buffer_bytes ? (size_t)(len - off)
+                                                  : w->cfg.buffer_bytes;
+      rc = walrus__os_write(w, f, tmp, w->buf, n, off);
+      off += n;
+    }
+    s->prealloc = 1;
+  }
   if (rc == WALRUS_OK) rc = walrus__os_sync(w, f, tmp);
   if (rc == WALRUS_OK) rc = walrus__os_rename(w, tmp, s->name);
   if (rc == WALRUS_OK) rc = walrus__os_sync_dir(w);

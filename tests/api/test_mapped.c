@@ -1,6 +1,7 @@
 /*
- * test_mapped.c: mapped writes (walrus_config_t.mapped_writes) and the
- * preallocated tail they leave.
+ * test_mapped.c: mapped writes (walrus_config_t.mapped_writes), prefilled
+ * segments (walrus_config_t.prefill_segments) and the preallocated tail
+ * both leave.
  *
  * This file owns: appends, batches and transactions stored through the
  * mapping and read back before and after reopening; no pwrite per append;
@@ -302,6 +303,97 @@ Test(mapped, interval_policy_syncs_the_mapped_tail) {
   w = tu_open(tu_dir, NULL);
   tu_check_range(w, 1, 505, SEED, 100);
   walrus_close(w);
+}
+
+/* ---- prefilled segments (SYNC_ALWAYS) ----------------------------------- */
+
+Test(mapped, prefilled_segments_are_overwritten_in_place) {
+  walrus_config_t cfg = mapped_cfg(65536);
+  cfg.sync = WALRUS_SYNC_ALWAYS;
+  cfg.mapped_writes = 0;
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 1, SEED, 100);
+  /* The new segment holds zeros up to segment_bytes, synced. */
+  cr_assert_eq(tu_file_size(tail_path()), 65536);
+  tu_append_n(w, 99, SEED, 100);
+  cr_assert_eq(tu_file_size(tail_path()), 65536, "appends changed the size");
+  tu_check_range(w, 1, 100, SEED, 100);
+  /* A second process sees the same entries through the zeros. */
+  walrus_config_t ro;
+  walrus_config_default(&ro);
+  ro.read_only = 1;
+  ro.recovery = WALRUS_RECOVER_STRICT;
+  walrus_t *r = tu_open(tu_dir, &ro);
+  cr_assert_eq(walrus_last_index(r), 100u);
+  walrus_close(r);
+  cr_assert_eq(walrus_close(w), WALRUS_OK);
+  cr_assert_lt(tu_file_size(tail_path()), 65536, "close cuts the zeros");
+  walrus_config_t sc = strict_cfg();
+  w = tu_open(tu_dir, &sc);
+  tu_check_range(w, 1, 100, SEED, 100);
+  walrus_close(w);
+}
+
+Test(mapped, prefill_can_be_turned_off_and_is_not_done_without_fsyncs) {
+  walrus_config_t cfg = mapped_cfg(65536);
+  cfg.sync = WALRUS_SYNC_ALWAYS;
+  cfg.mapped_writes = 0;
+  cfg.prefill_segments = 0;
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 3, SEED, 100);
+  cr_assert_lt(tu_file_size(tail_path()), 4096);
+  walrus_close(w);
+  tu_rmrf(tu_dir);
+  cfg = mapped_cfg(65536);
+  cfg.mapped_writes = 0; /* SYNC_NONE: no fsync per append to save */
+  w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 3, SEED, 100);
+  cr_assert_lt(tu_file_size(tail_path()), 4096);
+  walrus_close(w);
+}
+
+Test(mapped, a_killed_durable_writer_leaves_a_prefilled_tail) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    walrus_config_t cfg;
+    walrus_config_default(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    walrus_t *w = NULL;
+    if (walrus_open(tu_dir, &cfg, &w) != WALRUS_OK) _exit(3);
+    for (uint64_t i = 1; i <= 50; i++) {
+      walrus_entry_t e;
+      unsigned char buf[100];
+      tu_entry_set(&e, i, SEED, 100, buf);
+      if (walrus_append(w, &e, NULL) != WALRUS_OK) _exit(4);
+    }
+    raise(SIGKILL);
+    _exit(5);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d",
+            st);
+  cr_assert_eq(tu_file_size(tail_path()), 1 << 20);
+  walrus_config_t sc = strict_cfg();
+  walrus_t *w = tu_open(tu_dir, &sc);
+  cr_assert_eq(walrus_last_index(w), 50u);
+  tu_check_range(w, 1, 50, SEED, 100);
+  tu_append_n(w, 5, SEED, 100);
+  walrus_close(w);
+  w = tu_open(tu_dir, &sc);
+  tu_check_range(w, 1, 55, SEED, 100);
+  walrus_close(w);
+}
+
+Test(mapped, prefill_config_value_is_checked) {
+  walrus_config_t cfg;
+  walrus_config_default(&cfg);
+  cr_assert_eq(cfg.prefill_segments, 1);
+  cfg.prefill_segments = -1;
+  char msg[256] = "";
+  cr_assert_eq(walrus_config_check(&cfg, msg, sizeof msg), WALRUS_EINVAL);
+  cr_assert_neq(strstr(msg, "prefill_segments"), NULL, "%s", msg);
 }
 
 /* ---- when mapping cannot be done ---------------------------------------- */

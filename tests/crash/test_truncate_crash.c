@@ -66,12 +66,18 @@ struct scen_s {
 
 /* ---- building logs ------------------------------------------------------- */
 
-static walrus_t *open_log(const char *dir, uint64_t seg_bytes, int ro) {
+static walrus_t *open_log_with(const char *dir, uint64_t seg_bytes, int ro,
+                               int prefill) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.segment_bytes = seg_bytes;
   cfg.read_only = ro;
+  cfg.prefill_segments = prefill;
   return tu_open(dir, &cfg);
+}
+
+static walrus_t *open_log(const char *dir, uint64_t seg_bytes, int ro) {
+  return open_log_with(dir, seg_bytes, ro, 1);
 }
 
 /* First index of the i-th segment file (in index order) of dir. */
@@ -143,7 +149,9 @@ static void setup_reset(scen_t *sc, const char *dir) {
 
 /* A log whose tail segment is full enough that the op's write rotates. */
 static void setup_rotation(scen_t *sc, const char *dir) {
-  walrus_t *w = open_log(dir, sc->seg_bytes, 0);
+  /* Without zeros after the records, so the tail's size says how full it
+   * is; the operation's rotation prefills the segment it creates. */
+  walrus_t *w = open_log_with(dir, sc->seg_bytes, 0, 0);
   for (;;) {
     tu_append_n(w, 1, SEED, MAX);
     if (tu_segments(dir, NULL) < 2) continue;
