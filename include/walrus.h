@@ -123,6 +123,9 @@ extern "C" {
   X(EIO, -22, "I/O error on a file or directory operation")                 \
   X(EBUSY, -23, "resource busy")
 
+/** The largest index an entry can have (2^63 - 1). */
+#define WALRUS_INDEX_MAX ((uint64_t)INT64_MAX)
+
 /** Result codes.  WALRUS_OK is success; WALRUS_DONE ends an iteration. */
 typedef enum walrus_code {
   WALRUS_OK = 0,   /**< Success. */
@@ -315,7 +318,7 @@ typedef struct walrus_config {
 
 /**
  * @brief Fill cfg with the defaults listed on each field.
- * @param[out] cfg the configuration to fill; must not be NULL.
+ * @param[out] cfg the configuration to fill; NULL does nothing.
  */
 WALRUS_API void walrus_config_default(walrus_config_t *cfg);
 
@@ -392,7 +395,8 @@ WALRUS_API int walrus_close(walrus_t *w);
  * @return WALRUS_OK; WALRUS_EINVAL (NULL w or e, data NULL with len > 0,
  *   tx_id empty or longer than 255 bytes); WALRUS_ETOOLARGE (len plus tx id
  *   above max_entry_bytes); WALRUS_EREADONLY;
- *   WALRUS_EPOISONED; WALRUS_EIO_WRITE, WALRUS_ENOSPC, WALRUS_EIO_FSYNC,
+ *   WALRUS_EPOISONED; WALRUS_EINDEX (the index would pass
+ *   WALRUS_INDEX_MAX); WALRUS_EIO_WRITE, WALRUS_ENOSPC, WALRUS_EIO_FSYNC,
  *   WALRUS_EIO (the handle is poisoned afterwards); WALRUS_ENOMEM.
  */
 WALRUS_API int walrus_append(walrus_t *w, const walrus_entry_t *e,
@@ -464,10 +468,10 @@ WALRUS_API int walrus_sync(walrus_t *w);
  * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_EREADONLY;
  *   WALRUS_EPOISONED; WALRUS_EINDEX (last_kept below first - 1 or above
  *   last); WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO
- *   (the handle is poisoned afterwards); WALRUS_ENOMEM, WALRUS_EIO_READ,
- *   WALRUS_ECHECKSUM, WALRUS_ECORRUPT, WALRUS_ENOSEGMENT (loading the
- *   index of the segment to cut, before anything changed: the log is as
- *   it was and the handle usable).
+ *   (the handle is poisoned afterwards, except as follows); WALRUS_ENOMEM,
+ *   WALRUS_EIO_READ, WALRUS_EIO, WALRUS_ECHECKSUM, WALRUS_ECORRUPT,
+ *   WALRUS_ENOSEGMENT from loading or opening the segment to cut, before
+ *   anything changed: the log is as it was and the handle usable.
  */
 WALRUS_API int walrus_truncate_back(walrus_t *w, uint64_t last_kept);
 
@@ -488,7 +492,9 @@ WALRUS_API int walrus_truncate_front(walrus_t *w, uint64_t first_kept);
  *
  * Crash-safe: a crash leaves either the old log or the empty one.  Used
  * by Raft after installing a snapshot.
- * @return WALRUS_OK; WALRUS_EINVAL (next_index 0, NULL w); WALRUS_EREADONLY; WALRUS_EPOISONED; WALRUS_EBUSY (iterators are open);
+ * @return WALRUS_OK; WALRUS_EINVAL (next_index 0 or above
+ *   WALRUS_INDEX_MAX, NULL w); WALRUS_EREADONLY; WALRUS_EPOISONED;
+ *   WALRUS_EBUSY (iterators are open);
  *   WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, WALRUS_EIO (the
  *   handle is poisoned afterwards); WALRUS_ENOMEM.
  */
@@ -634,10 +640,12 @@ WALRUS_API int walrus_stats(walrus_t *w, walrus_stats_t *out);
  * @brief The last error message of this handle: which field, file, offset
  * or errno the most recent failed call concerned ("" when none).  With
  * several threads it is the message of whichever call failed last.
+ * "no handle" when w is NULL.
  */
 WALRUS_API const char *walrus_errmsg(walrus_t *w);
 
-/** @brief The OS errno behind the handle's last I/O error, or 0. */
+/** @brief The OS errno behind the handle's last I/O error, or 0 (also
+ *  when w is NULL). */
 WALRUS_API int walrus_last_errno(walrus_t *w);
 
 /** @brief Static text for a code; never NULL, "unknown error" if unknown. */

@@ -294,6 +294,12 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
   pthread_mutex_lock(&w->wlock);
   rc = writable(w);
   if (rc != WALRUS_OK) goto out;
+  if (w->write_next > WALRUS_INDEX_MAX - (n - 1)) {
+    rc = walrus__fail(w, WALRUS_EINDEX, 0,
+                      "indexes would pass WALRUS_INDEX_MAX (%llu)",
+                      (unsigned long long)WALRUS_INDEX_MAX);
+    goto out;
+  }
 
   /* Make room: seal a full tail, start a new one.  Both change the tail a
    * group commit leader may be syncing, so they wait for it first, and

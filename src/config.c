@@ -110,6 +110,9 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
           "compression: %d is not a walrus_compression_t value",
           (int)cfg->compression);
   }
+  if (cfg->read_only && cfg->recovery == WALRUS_RECOVER_SALVAGE)
+    BAD(WALRUS_EINVAL, "recovery: salvage moves files and cannot be "
+        "read_only");
   if (cfg->prefill_segments != 0 && cfg->prefill_segments != 1)
     BAD(WALRUS_EINVAL, "prefill_segments: %d is not 0 or 1",
         cfg->prefill_segments);

@@ -70,7 +70,9 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
   const unsigned char *p;
   walrus__rec_t r;
   int rc;
-  if (it == NULL || out == NULL) return WALRUS_EINVAL;
+  if (it == NULL) return WALRUS_EINVAL;
+  if (out == NULL)
+    return walrus__fail(it->w, WALRUS_EINVAL, 0, "iter_next: out is NULL");
   walrus_t *w = it->w;
   walrus__lock_shared(w);
   if (it->next < w->first_index) {

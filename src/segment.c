@@ -176,8 +176,8 @@ fail:
 /* Map the tail s for mapped writes, once: reserve its space, extend the
  * file to segment_bytes in zeros, map it.  If the VFS cannot, the handle
  * goes back to pwrite.  A failure to reserve or extend poisons the handle
- * (the file may have changed); one to map leaves it usable.  Caller holds
- * wlock. */
+ * (the file may have changed), and so does an I/O error from map; running
+ * out of memory leaves it usable.  Caller holds wlock. */
 int walrus__seg_map(walrus_t *w, walrus__seg_t *s) {
   uint64_t len = (w->cfg.segment_bytes + 4095) & ~(uint64_t)4095;
   uint64_t size = 0;
@@ -194,7 +194,8 @@ int walrus__seg_map(walrus_t *w, walrus__seg_t *s) {
   if (rc != WALRUS_OK) return walrus__poison(w, rc);
   rc = walrus__os_map(w, s->file, s->name, len, &addr);
   if (rc == WALRUS_ENOTSUP) goto unsupported;
-  if (rc != WALRUS_OK) return rc;
+  if (rc == WALRUS_ENOMEM) return rc; /* nothing lost: still usable */
+  if (rc != WALRUS_OK) return walrus__poison(w, rc);
   s->map = addr;
   s->map_len = len;
   return WALRUS_OK;

@@ -51,7 +51,8 @@ void walrus__stats_write(walrus_t *w, uint64_t entries, uint64_t bytes) {
 }
 
 int walrus_stats(walrus_t *w, walrus_stats_t *out) {
-  if (w == NULL || out == NULL) return WALRUS_EINVAL;
+  if (w == NULL) return WALRUS_EINVAL;
+  if (out == NULL) return walrus__fail(w, WALRUS_EINVAL, 0, "stats: out is NULL");
   walrus__stats_t *st = &w->stats;
   walrus_stats_t s;
   uint64_t hist[WALRUS__HIST_BUCKETS], total = 0;

@@ -43,6 +43,7 @@ static int drop_segments(walrus_t *w, size_t from, size_t n,
     w->nsegs--;
     w->layout_gen++;
     walrus__unlock(w);
+    walrus__seg_unmap(w, s); /* the VFS unmaps before the file closes */
     walrus__os_close(w, s->file);
     s->file = NULL;
     if (rc == WALRUS_OK) rc = walrus__os_unlink(w, s->name);
@@ -277,8 +278,11 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   walrus__meta_t m;
   int rc;
   if (w == NULL) return WALRUS_EINVAL;
-  if (next_index == 0)
-    return walrus__fail(w, WALRUS_EINVAL, 0, "reset: next index must be >= 1");
+  if (next_index == 0 || next_index > WALRUS_INDEX_MAX)
+    return walrus__fail(w, WALRUS_EINVAL, 0,
+                        "reset: next index %llu is outside 1..%llu",
+                        (unsigned long long)next_index,
+                        (unsigned long long)WALRUS_INDEX_MAX);
   pthread_mutex_lock(&w->wlock);
   rc = walrus__writable(w);
   if (rc == WALRUS_OK) rc = walrus__drain_locked(w);

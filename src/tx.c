@@ -158,7 +158,8 @@ int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
     return walrus__fail(w, WALRUS_EINVAL, 0,
                         "entry names transaction %.40s, not %.40s", e->tx_id,
                         id->s);
-  if (e->len + 35 > w->cfg.max_entry_bytes)
+  if (e->len > w->cfg.max_entry_bytes || /* no overflow in the sum below */
+      e->len + 35 > w->cfg.max_entry_bytes)
     return walrus__fail(w, WALRUS_ETOOLARGE, 0,
                         "%zu bytes and the id exceed max_entry_bytes %u",
                         e->len, w->cfg.max_entry_bytes);
@@ -252,6 +253,10 @@ int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
       walrus__free(w, es);
     }
   } else {
+    /* Nothing to write, but a handle that cannot write commits nothing. */
+    pthread_mutex_lock(&w->wlock);
+    rc = walrus__writable(w);
+    pthread_mutex_unlock(&w->wlock);
     first = walrus_next_index(w);
   }
 

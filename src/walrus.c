@@ -144,12 +144,6 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
     cfg = &defaults;
   }
   rc = walrus__config_check(cfg, msg, sizeof msg);
-  if (rc == WALRUS_OK && cfg->read_only &&
-      cfg->recovery == WALRUS_RECOVER_SALVAGE) {
-    snprintf(msg, sizeof msg,
-             "recovery: salvage moves files and cannot be read_only");
-    rc = WALRUS_EINVAL;
-  }
   if (rc != WALRUS_OK) {
     copy_msg(errbuf, errlen, msg);
     if (cfg->logger != NULL) cfg->logger(cfg->logger_ud, WALRUS_LOG_ERROR, msg);

@@ -23,8 +23,10 @@
  * The next round's child goes on with the same log.  To keep the log small
  * the parent drops old entries with walrus_truncate_front now and then.
  *
- * Two variants: SYNC_ALWAYS, and SYNC_NONE, where kill -9 must lose nothing
- * either because every returned write has reached the kernel.
+ * Three variants: SYNC_ALWAYS; SYNC_NONE, where kill -9 must lose nothing
+ * either because every returned write has reached the kernel; and SYNC_NONE
+ * with mapped_writes, where the appends are stores into the mapped tail
+ * and a killed writer leaves its preallocated zeros behind.
  *
  * 200 kills each by default; WALRUS_SOAK=1 makes it 10,000.  The seed comes
  * from the clock and is printed; WALRUS_SEED=<n> replays its choices (sizes,
@@ -81,6 +83,7 @@ static void child_send(int fd, uint32_t kind, int32_t code, uint64_t first,
 typedef struct child_arg_s {
   const char *dir;    /* the log */
   walrus_sync_t sync; /* its policy */
+  int mapped;         /* cfg.mapped_writes */
   uint64_t pseed;     /* payload seed */
   uint64_t rseed;     /* sizes and batches */
   uint64_t round;     /* for the timestamps */
@@ -95,6 +98,7 @@ static void child_main(void *arg, int fd) {
   static unsigned char bufs[MAX_BATCH][MAX_PAYLOAD];
   const child_arg_t *a = arg;
   walrus_config_t cfg = crash_config(a->sync, SEG_BYTES);
+  cfg.mapped_writes = a->mapped;
   walrus_t *w = NULL;
   int rc = walrus_open(a->dir, &cfg, &w);
   if (rc != WALRUS_OK) {
@@ -137,6 +141,7 @@ static void child_main(void *arg, int fd) {
 typedef struct state_s {
   const char *dir;           /* the log */
   walrus_sync_t sync;        /* the child's policy */
+  int mapped;                /* the child's mapped_writes */
   uint64_t pseed;            /* payload seed */
   uint64_t seed;             /* master seed */
   uint64_t first;            /* expected first index once non-empty */
@@ -353,7 +358,8 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
 static void one_round(state_t *st, uint64_t round, uint64_t *rng,
                       unsigned char *want) {
   uint64_t r = crash_splitmix(rng);
-  child_arg_t ca = {st->dir, st->sync, st->pseed, crash_splitmix(rng), round};
+  child_arg_t ca = {st->dir,   st->sync, st->mapped, st->pseed,
+                    crash_splitmix(rng), round};
   round_t rd;
   memset(&rd, 0, sizeof rd);
   rd.st = st;
@@ -376,7 +382,7 @@ static void one_round(state_t *st, uint64_t round, uint64_t *rng,
   free(rd.units);
 }
 
-static void run_kills(walrus_sync_t sync, const char *name) {
+static void run_kills(walrus_sync_t sync, int mapped, const char *name) {
   crash_session_t cs;
   crash_session_begin(&cs, "test_kill", name, "log", KILLS_DEFAULT,
                       SOAK_FACTOR);
@@ -386,6 +392,7 @@ static void run_kills(walrus_sync_t sync, const char *name) {
   memset(&st, 0, sizeof st);
   st.dir = cs.dir;
   st.sync = sync;
+  st.mapped = mapped;
   st.seed = seed;
   st.pseed = seed ^ 0xA5A5A5A5ull;
   st.first = 1;
@@ -416,9 +423,13 @@ static void run_kills(walrus_sync_t sync, const char *name) {
 }
 
 Test(kill, sync_always) {
-  run_kills(WALRUS_SYNC_ALWAYS, "sync always");
+  run_kills(WALRUS_SYNC_ALWAYS, 0, "sync always");
 }
 
 Test(kill, sync_none) {
-  run_kills(WALRUS_SYNC_NONE, "sync none");
+  run_kills(WALRUS_SYNC_NONE, 0, "sync none");
+}
+
+Test(kill, sync_none_mapped_writes) {
+  run_kills(WALRUS_SYNC_NONE, 1, "sync none, mapped writes");
 }

@@ -3,8 +3,10 @@
  *
  * Each method of the table goes through on_call(), which counts the call,
  * records it in the history and decides, under the mutex, whether the armed
- * fault fires.  A failed call is not performed (except close, which is
- * always performed because walrus treats the file as gone either way); a
+ * fault fires.  A failed call is not performed (except close and unmap,
+ * which are always performed because walrus treats the file or mapping as
+ * gone either way); a
+ * short pwrite performs the first half of the write and then fails; a
  * crash sends SIGKILL to the process before the call is performed.
  *
  * Files are wrapped so that the history can name them; a rename renames
@@ -29,6 +31,7 @@
 typedef struct vf_file_s {
   walrus_vfs_file_t *inner; /* the wrapped back end's file */
   char name[VF_NAME_MAX];   /* base name, for the history; follows renames */
+  int maps;                 /* live mappings (guarded by vf_s.mu) */
   struct vf_file_s *prev;   /* open files list (guarded by vf_s.mu) */
   struct vf_file_s *next;   /* open files list */
 } vf_file_t;
@@ -40,7 +43,7 @@ typedef struct vf_call_s {
 } vf_call_t;
 
 /* The armed fault. */
-enum vf_mode { VF_MODE_NONE, VF_MODE_FAIL, VF_MODE_CRASH };
+enum vf_mode { VF_MODE_NONE, VF_MODE_FAIL, VF_MODE_SHORT, VF_MODE_CRASH };
 
 struct vf_s {
   walrus_vfs_t vfs;               /* the table handed to walrus; ctx = this */
@@ -51,9 +54,14 @@ struct vf_s {
   vf_method_t arm_m;              /* the kind of call that is counted */
   uint64_t arm_nth;               /* fire at this call (1-based) */
   uint64_t arm_seen;              /* calls of kind arm_m since arming */
-  int arm_err;                    /* negative errno for VF_MODE_FAIL */
+  int arm_err;                    /* negative errno for VF_MODE_FAIL and
+                                     VF_MODE_SHORT (0 there: return the
+                                     count written) */
   int arm_persistent;             /* keep failing after the nth call */
   uint64_t fired;                 /* calls failed by the armed fault */
+  uint64_t fired_at;              /* history position of the first (0) */
+  uint64_t misuse;                /* map contract misuse seen */
+  char misuse_msg[160];           /* the first of it */
   vf_file_t *files;               /* open files */
   size_t hist_n;                  /* calls recorded in hist */
   uint64_t hist_total;            /* calls since the history was cleared */
@@ -63,7 +71,8 @@ struct vf_s {
 static const char *const method_names[VF__COUNT] = {
     "any",    "open",     "close",    "pread", "pwrite",
     "sync",   "truncate", "allocate", "size",  "lock",
-    "rename", "unlink",   "sync_dir", "list",  "mkdir"};
+    "rename", "unlink",   "sync_dir", "list",  "mkdir",
+    "map",    "unmap"};
 
 const char *vf_method_name(vf_method_t m) {
   if ((int)m < 0 || m >= VF__COUNT) return "?";
@@ -80,8 +89,11 @@ static void base_name(char *out, const char *path) {
 /*
  * Count a call of method m on name; returns 0 to perform it, or the
  * negative errno to return instead.  Never returns when a crash fires.
+ * When a short write fires, *partial (which only pwrite passes) is set to
+ * 1 and the return value is what to return after writing half.
  */
-static int on_call(vf_t *vf, vf_method_t m, const char *name) {
+static int on_call_ex(vf_t *vf, vf_method_t m, const char *name,
+                      int *partial) {
   int rc = 0;
   pthread_mutex_lock(&vf->mu);
   vf->counts[VF_ANY]++;
@@ -102,12 +114,30 @@ static int on_call(vf_t *vf, vf_method_t m, const char *name) {
         kill(getpid(), SIGKILL);
         for (;;) pause();
       }
-      vf->fired++;
+      if (vf->fired++ == 0) vf->fired_at = vf->hist_total;
       rc = vf->arm_err;
+      if (vf->mode == VF_MODE_SHORT && partial != NULL) *partial = 1;
     }
   }
   pthread_mutex_unlock(&vf->mu);
   return rc;
+}
+
+static int on_call(vf_t *vf, vf_method_t m, const char *name) {
+  return on_call_ex(vf, m, name, NULL);
+}
+
+/* Record a misuse of the map contract.  Caller holds vf->mu. */
+static void misuse_locked(vf_t *vf, const char *what, const char *name) {
+  if (vf->misuse++ == 0)
+    snprintf(vf->misuse_msg, sizeof vf->misuse_msg, "%s %s", what, name);
+}
+
+/* A close or truncate of f: misuse if f is still mapped. */
+static void check_unmapped(vf_t *vf, vf_file_t *f, const char *what) {
+  pthread_mutex_lock(&vf->mu);
+  if (f->maps > 0) misuse_locked(vf, what, f->name);
+  pthread_mutex_unlock(&vf->mu);
 }
 
 static int vf_open(void *ctx, const char *path, int flags,
@@ -120,6 +150,7 @@ static int vf_open(void *ctx, const char *path, int flags,
   vf_file_t *f = malloc(sizeof *f);
   if (f == NULL) return -ENOMEM;
   memcpy(f->name, name, sizeof f->name);
+  f->maps = 0;
   rc = vf->posix->open(vf->posix->ctx, path, flags, &f->inner);
   if (rc != 0) {
     free(f);
@@ -138,6 +169,7 @@ static int vf_open(void *ctx, const char *path, int flags,
 static int vf_close(void *ctx, walrus_vfs_file_t *file) {
   vf_t *vf = ctx;
   vf_file_t *f = (vf_file_t *)file;
+  check_unmapped(vf, f, "close of a mapped file:");
   int rc = on_call(vf, VF_CLOSE, f->name);
   int rc2 = vf->posix->close(vf->posix->ctx, f->inner);
   pthread_mutex_lock(&vf->mu);
@@ -164,7 +196,18 @@ static int vf_pwrite(void *ctx, walrus_vfs_file_t *file, const void *buf,
                      size_t n, uint64_t off) {
   vf_t *vf = ctx;
   vf_file_t *f = (vf_file_t *)file;
-  int rc = on_call(vf, VF_PWRITE, f->name);
+  int partial = 0;
+  int rc = on_call_ex(vf, VF_PWRITE, f->name, &partial);
+  if (partial) {
+    /* A short write: the first half reaches the file, then it fails. */
+    size_t half = n / 2;
+    if (half > 0) {
+      int r = vf->posix->pwrite(vf->posix->ctx, f->inner, buf, half, off);
+      if (r != 0) return r;
+    }
+    if (rc != 0) return rc;
+    return half > 0 ? (int)half : -EIO; /* VF_SHORT_RETURNS_COUNT */
+  }
   if (rc != 0) return rc;
   return vf->posix->pwrite(vf->posix->ctx, f->inner, buf, n, off);
 }
@@ -180,6 +223,7 @@ static int vf_sync(void *ctx, walrus_vfs_file_t *file) {
 static int vf_truncate(void *ctx, walrus_vfs_file_t *file, uint64_t size) {
   vf_t *vf = ctx;
   vf_file_t *f = (vf_file_t *)file;
+  check_unmapped(vf, f, "truncate of a mapped file:");
   int rc = on_call(vf, VF_TRUNCATE, f->name);
   if (rc != 0) return rc;
   return vf->posix->truncate(vf->posix->ctx, f->inner, size);
@@ -266,6 +310,47 @@ static int vf_mkdir(void *ctx, const char *path) {
   return vf->posix->mkdir(vf->posix->ctx, path);
 }
 
+static int vf_map(void *ctx, walrus_vfs_file_t *file, uint64_t len,
+                  void **addr) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  int rc = on_call(vf, VF_MAP, f->name);
+  if (rc != 0) return rc;
+  rc = vf->posix->map(vf->posix->ctx, f->inner, len, addr);
+  if (rc == 0) {
+    pthread_mutex_lock(&vf->mu);
+    f->maps++;
+    pthread_mutex_unlock(&vf->mu);
+  }
+  return rc;
+}
+
+static int vf_unmap(void *ctx, walrus_vfs_file_t *file, void *addr,
+                    uint64_t len) {
+  vf_t *vf = ctx;
+  vf_file_t *f = (vf_file_t *)file;
+  if (f == NULL) {
+    /* Misuse (walrus_vfs.h: the file the mapping was made of); the POSIX
+     * back end does not need the file, so the mapping is still ended. */
+    pthread_mutex_lock(&vf->mu);
+    misuse_locked(vf, "unmap of no file:", "NULL");
+    pthread_mutex_unlock(&vf->mu);
+    int rc = on_call(vf, VF_UNMAP, "(null)");
+    int rc2 = vf->posix->unmap(vf->posix->ctx, NULL, addr, len);
+    return rc != 0 ? rc : rc2;
+  }
+  pthread_mutex_lock(&vf->mu);
+  if (f->maps > 0)
+    f->maps--;
+  else
+    misuse_locked(vf, "unmap of a file that is not mapped:", f->name);
+  pthread_mutex_unlock(&vf->mu);
+  int rc = on_call(vf, VF_UNMAP, f->name);
+  /* Performed even when failed: walrus forgets the mapping either way. */
+  int rc2 = vf->posix->unmap(vf->posix->ctx, f->inner, addr, len);
+  return rc != 0 ? rc : rc2;
+}
+
 vf_t *vf_new(void) {
   vf_t *vf = calloc(1, sizeof *vf);
   if (vf == NULL) return NULL;
@@ -290,6 +375,8 @@ vf_t *vf_new(void) {
   vf->vfs.sync_dir = vf_sync_dir;
   vf->vfs.list = vf_list;
   vf->vfs.mkdir = vf_mkdir;
+  vf->vfs.map = vf_map;     /* version 2 */
+  vf->vfs.unmap = vf_unmap; /* version 2 */
   vf->mode = VF_MODE_NONE;
   return vf;
 }
@@ -329,6 +416,7 @@ static void arm(vf_t *vf, enum vf_mode mode, vf_method_t m, uint64_t nth,
   vf->arm_err = err;
   vf->arm_persistent = persistent;
   vf->fired = 0;
+  vf->fired_at = 0;
   vf->hist_n = 0;
   vf->hist_total = 0;
   pthread_mutex_unlock(&vf->mu);
@@ -337,6 +425,10 @@ static void arm(vf_t *vf, enum vf_mode mode, vf_method_t m, uint64_t nth,
 void vf_arm_fail(vf_t *vf, vf_method_t m, uint64_t nth, int err,
                  int persistent) {
   arm(vf, VF_MODE_FAIL, m, nth, err < 0 ? err : -EIO, persistent);
+}
+
+void vf_arm_short(vf_t *vf, uint64_t nth, int err, int persistent) {
+  arm(vf, VF_MODE_SHORT, VF_PWRITE, nth, err < 0 ? err : 0, persistent);
 }
 
 void vf_arm_crash(vf_t *vf, vf_method_t m, uint64_t nth) {
@@ -379,6 +471,42 @@ char *vf_history(vf_t *vf, char *buf, size_t len) {
              (unsigned long long)vf->hist_total);
   pthread_mutex_unlock(&vf->mu);
   return buf;
+}
+
+int vf_history_call(vf_t *vf, uint64_t i, vf_method_t *m, char *name,
+                    size_t len) {
+  int ok = 0;
+  pthread_mutex_lock(&vf->mu);
+  if (i >= 1 && i <= vf->hist_n) {
+    if (m != NULL) *m = vf->hist[i - 1].m;
+    if (name != NULL && len > 0)
+      snprintf(name, len, "%s", vf->hist[i - 1].name);
+    ok = 1;
+  }
+  pthread_mutex_unlock(&vf->mu);
+  return ok;
+}
+
+uint64_t vf_fired_at(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  uint64_t n = vf->fired_at;
+  pthread_mutex_unlock(&vf->mu);
+  return n;
+}
+
+uint64_t vf_misuse(vf_t *vf, char *buf, size_t len) {
+  pthread_mutex_lock(&vf->mu);
+  uint64_t n = vf->misuse;
+  if (buf != NULL && len > 0) snprintf(buf, len, "%s", n ? vf->misuse_msg : "");
+  pthread_mutex_unlock(&vf->mu);
+  return n;
+}
+
+void vf_misuse_clear(vf_t *vf) {
+  pthread_mutex_lock(&vf->mu);
+  vf->misuse = 0;
+  vf->misuse_msg[0] = '\0';
+  pthread_mutex_unlock(&vf->mu);
 }
 
 void vf_history_clear(vf_t *vf) {
