@@ -180,7 +180,8 @@ int walrus__sync_mark_locked(walrus_t *w, int durable) {
   if (rc != WALRUS_OK) return rc;
   w->write_off += WALRUS__REC_HEADER_BYTES;
   w->need_mark = 0;
-  w->group_open = 1;
+  w->group_open = 1; /* the mark opened a group, with no sync running */
+  w->group_overlap = 0;
   w->dirty = 1;
   return durable ? walrus__sync_locked(w) : WALRUS_OK;
 }
@@ -367,9 +368,13 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     r.type = e[i].type;
     r.flags = (uint8_t)((i == 0 ? WALRUS__REC_FIRST : 0) |
                         (i + 1 == n ? WALRUS__REC_LAST : 0));
-    if (i == 0 && !w->group_open)
-      r.flags |= (uint8_t)(WALRUS__REC_GROUP |
-                           (w->sync_running ? WALRUS__REC_OVERLAP : 0));
+    if (i == 0 && !w->group_open) {
+      r.flags |= WALRUS__REC_GROUP;
+      w->group_overlap = w->sync_running;
+    }
+    /* Every record of a group that began during the previous group's sync
+     * says so, so that the evidence survives the loss of its first. */
+    if (w->group_overlap) r.flags |= WALRUS__REC_OVERLAP;
     r.txid_len = (uint8_t)tl;
     r.epoch = w->epoch;
     walrus__rec_header_encode(hdr, &r);

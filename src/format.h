@@ -61,8 +61,9 @@
  *   34  1  flags: 0x01 FIRST (opens a unit), 0x02 LAST (closes a unit),
  *          0x04 INDEX (the segment's index record), 0x08 GROUP (the first
  *          record written after a sync), 0x10 MARK (a sync mark, below),
- *          0x20 OVERLAP (on a GROUP record written while the previous
- *          group's sync was still running); other bits are 0
+ *          0x20 OVERLAP (on every record of a group that began while the
+ *          previous group's sync was still running; older logs have it on
+ *          the GROUP record only); other bits are 0
  *   35  1  txid_len (0: no transaction id)
  *   36  4  epoch: the sync group; it grows by one when an fdatasync of
  *          the log starts, so records two or more epochs below another
@@ -74,14 +75,15 @@
  *   when a sync starts (it covers what was written before).  Only the last
  *   group can be torn by a crash, in any order of its sectors, unless it
  *   began while the previous group's sync was still running (a group
- *   commit writes the next group meanwhile): then its GROUP record carries
+ *   commit writes the next group meanwhile): then its records carry
  *   OVERLAP and the previous group can be torn too, never an older one.
  *   So damage is a torn tail when every valid record after it is of the
  *   last group, none starts a group, and the record before it is of that
  *   group or the one before; or when the valid records after it are of
- *   the last two groups, the only group start among them is the last
- *   group's and carries OVERLAP, and the record before it is at most two
- *   groups older than the last.  Anything else, a sync mark or index
+ *   the last two groups, the only group start among them (if its record
+ *   survived) is the last group's, a record of the last group carries
+ *   OVERLAP, and the record before it is at most two groups older than
+ *   the last.  Anything else, a sync mark or index
  *   record after the damage included, means synced data was damaged:
  *   corruption.
  *

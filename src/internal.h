@@ -163,6 +163,9 @@ struct walrus_s {
   pthread_cond_t sync_cv;        /* signals the end of a sync (wlock) */
   uint32_t epoch;                /* sync group of the next record (wlock) */
   int group_open;                /* a record of epoch was written (wlock) */
+  int group_overlap;             /* the open group began while the previous
+                                    group's sync ran: its records carry
+                                    OVERLAP (wlock) */
   int dirty;                     /* written since the last sync (wlock) */
   int mapped;                    /* write through mappings (segment.c) */
   int need_mark;                 /* entries written since the last mark,

@@ -231,6 +231,7 @@ static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
   uint64_t q = (sc->stop + 8) & ~(uint64_t)7;
   uint32_t efirst = 0, elast = 0, egroup = 0;
   int found = 0, backwards = 0, group = 0, groups = 0, overlap = 0;
+  int ov_last = 0; /* a record of the last group carries OVERLAP */
   int sealed = 0, rc = WALRUS_OK;
   uint64_t found_at = 0, found_index = 0;
   walrus__rec_t r;
@@ -257,8 +258,10 @@ static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
         } else if ((int32_t)(r.epoch - elast) < 0) {
           backwards = 1; /* epochs never decrease along a file */
         } else {
+          if (r.epoch != elast) ov_last = 0;
           elast = r.epoch;
         }
+        if (r.epoch == elast && (r.flags & WALRUS__REC_OVERLAP)) ov_last = 1;
         found = 1;
         if (r.flags & WALRUS__REC_GROUP) {
           group = 1;
@@ -284,10 +287,14 @@ static int classify(walrus_t *w, walrus__seg_t *s, uint64_t size,
   } else if (!backwards && !sealed && !group && efirst == elast &&
              (!sc->have_prev || pe == elast || pe + 1 == elast)) {
     *torn = 1; /* inside the last group */
-  } else if (!backwards && !sealed && groups == 1 && egroup == elast &&
-             overlap && (uint32_t)(elast - efirst) <= 1 &&
+  } else if (!backwards && !sealed &&
+             ((groups == 1 && egroup == elast && overlap) ||
+              (groups == 0 && ov_last)) &&
+             (uint32_t)(elast - efirst) <= 1 &&
              (!sc->have_prev || (uint32_t)(elast - pe) <= 2)) {
-    *torn = 1; /* in the group whose sync the last one overlapped */
+    /* In the group whose sync the last one overlapped, as its GROUP
+     * record says, or, when that record was lost too, its others. */
+    *torn = 1;
   } else {
     *torn = 0;
     snprintf(why, whylen,

@@ -585,6 +585,81 @@ Test(recovery, garbage_after_last_record) {
 
 /* After a clean close the sync mark proves the last entries were synced:
  * damage to the last record is corruption, reported, the file unchanged. */
+/* Give the record at off of segment file path this epoch and these flags
+ * (FIRST|LAST are kept), with its CRC made valid again. */
+static void rewrite_record(const char *path, uint64_t off, uint32_t epoch,
+                           uint8_t flags) {
+  size_t len;
+  unsigned char *b = tu_read_file(path, &len);
+  walrus__seg_header_t h;
+  walrus__rec_t r;
+  cr_assert_eq(walrus__seg_header_decode(b, &h), WALRUS__FMT_OK);
+  cr_assert_eq(walrus__rec_header_decode(b + off, &r), WALRUS__FMT_OK);
+  r.epoch = epoch;
+  r.flags = (uint8_t)(flags | (r.flags & (WALRUS__REC_FIRST | WALRUS__REC_LAST)));
+  walrus__rec_header_encode(b + off, &r);
+  walrus__put32(b + off, walrus__rec_crc(h.salt, b + off,
+                                         b + off + WALRUS__REC_HEADER_BYTES,
+                                         r.body_len));
+  tu_write_file(path, b, len);
+  free(b);
+}
+
+static uint32_t record_epoch(const char *path, uint64_t off) {
+  size_t len;
+  unsigned char *b = tu_read_file(path, &len);
+  walrus__rec_t r;
+  cr_assert_eq(walrus__rec_header_decode(b + off, &r), WALRUS__FMT_OK);
+  free(b);
+  return r.epoch;
+}
+
+/*
+ * Group commit: group L began while group L-1 was being synced, so a crash
+ * can tear both.  When the crash loses L-1's records and L's first record
+ * (the one with GROUP), L's surviving records still carry OVERLAP, and the
+ * damage is a torn tail; without OVERLAP on them, group L-1 was durable
+ * before L began, and the same damage is corruption.
+ */
+Test(recovery, torn_overlapping_groups_without_their_group_record) {
+  char *root = tu_tmpdir();
+  for (int overlap = 1; overlap >= 0; overlap--) {
+    char *dir = strdup(tu_path(root, overlap ? "ov" : "plain"));
+    model_t m;
+    build(dir, &m, k_singles, 5, NULL, 0);
+    const char *path = tu_path(dir, SEG1);
+    /* Entries 1..5 are one group each.  Entry 3 stays group L-1; entries
+     * 4 and 5 become group L, 4 with GROUP, both with OVERLAP (or not). */
+    uint32_t e3 = record_epoch(path, m.off[3]);
+    uint8_t ov = overlap ? WALRUS__REC_OVERLAP : 0;
+    rewrite_record(path, m.off[4], e3 + 1, (uint8_t)(WALRUS__REC_GROUP | ov));
+    rewrite_record(path, m.off[5], e3 + 1, ov);
+    /* The crash loses entry 3 and entry 4 (zeros), keeps entry 5. */
+    size_t len;
+    unsigned char *b = tu_read_file(path, &len);
+    memset(b + m.off[3], 0, (size_t)(m.off[5] - m.off[3]));
+    tu_write_file(path, b, len);
+    free(b);
+    walrus_config_t cfg;
+    config(&cfg, 1u << 20);
+    walrus_t *w = NULL;
+    char msg[512];
+    int rc = open_msg(dir, &cfg, &w, msg, sizeof msg);
+    if (overlap) {
+      cr_assert_eq(rc, WALRUS_OK, "torn overlapping groups: %s", msg);
+      cr_assert_eq(walrus_last_index(w), 2u);
+      check_model(w, &m, 2);
+      walrus_close(w);
+    } else {
+      cr_assert_eq(rc, WALRUS_ECORRUPT,
+                   "damage to a group synced before the next began: %s",
+                   walrus_errname(rc));
+    }
+    free(dir);
+  }
+  tu_tmpdir_remove(root);
+}
+
 Test(recovery, damaged_last_record_after_clean_close_is_reported) {
   char *root = tu_tmpdir();
   char *dir = strdup(tu_path(root, "log"));
