@@ -1033,6 +1033,11 @@ Test(tx_state, remembers_the_last_4096_endings) {
 
 /* ---- expiry ------------------------------------------------------------- */
 
+/* A timeout that a busy machine (sanitizers, 2 cores) cannot outrun
+ * between two calls, and a sleep that surely passes it. */
+#define SHORT_MS 100
+#define PAST_SHORT_MS 250
+
 /* Begin a transaction of timeout_ms with one entry. */
 static void begin_one(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id,
                       uint64_t tag) {
@@ -1043,8 +1048,8 @@ static void begin_one(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id,
 Test(tx_expiry, add_after_timeout) {
   walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  begin_one(w, 1, &id, 1);
-  tu_sleep_ms(20);
+  begin_one(w, SHORT_MS, &id, 1);
+  tu_sleep_ms(PAST_SHORT_MS);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_add(w, &id, &e));
@@ -1060,9 +1065,9 @@ Test(tx_expiry, commit_after_timeout) {
   walrus_t *w = tu_open_default();
   tu_append_n(w, 1, SEED, 10);
   walrus_txid_t id;
-  begin_one(w, 1, &id, 2);
+  begin_one(w, SHORT_MS, &id, 2);
   add_test_entry(w, &id, 2, 1, 100);
-  tu_sleep_ms(20);
+  tu_sleep_ms(PAST_SHORT_MS);
   uint64_t first = 5;
   size_t count = 5;
   TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_commit(w, &id, &first, &count));
@@ -1081,8 +1086,8 @@ Test(tx_expiry, commit_after_timeout) {
 Test(tx_expiry, rollback_after_timeout) {
   walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  begin_one(w, 1, &id, 3);
-  tu_sleep_ms(20);
+  begin_one(w, SHORT_MS, &id, 3);
+  tu_sleep_ms(PAST_SHORT_MS);
   TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_rollback(w, &id));
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED);
   TU_EXPECT(WALRUS_ETXNOTPENDING, walrus_tx_rollback(w, &id));
@@ -1093,8 +1098,8 @@ Test(tx_expiry, rollback_after_timeout) {
 Test(tx_expiry, state_after_timeout_is_aborted) {
   walrus_t *w = tu_open_default();
   walrus_txid_t id;
-  begin_one(w, 1, &id, 4);
-  tu_sleep_ms(20);
+  begin_one(w, SHORT_MS, &id, 4);
+  tu_sleep_ms(PAST_SHORT_MS);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_ABORTED,
                "an expired transaction must not report PENDING");
   cr_assert_eq(walrus_tx_active_count(w), 0);
@@ -1108,7 +1113,7 @@ Test(tx_expiry, long_timeout_does_not_expire) {
   walrus_t *w = tu_open_default();
   walrus_txid_t id;
   begin_one(w, 60000, &id, 5);
-  tu_sleep_ms(30);
+  tu_sleep_ms(PAST_SHORT_MS);
   add_test_entry(w, &id, 5, 1, 100);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0);
   cr_assert_eq(state_of(w, &id), WALRUS_TX_PENDING);
@@ -1121,12 +1126,12 @@ Test(tx_expiry, long_timeout_does_not_expire) {
 Test(tx_expiry, timeout_zero_uses_the_config) {
   /* Config timeout 1 ms: begin(0) expires. */
   walrus_config_t c = cfg_default();
-  c.tx_timeout_ms = 1;
+  c.tx_timeout_ms = SHORT_MS;
   walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t a, b;
   begin_one(w, 0, &a, 6);
   begin_one(w, 60000, &b, 7); /* an explicit timeout overrides it */
-  tu_sleep_ms(20);
+  tu_sleep_ms(PAST_SHORT_MS);
   walrus_entry_t e;
   memset(&e, 0, sizeof e);
   TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_add(w, &a, &e));
@@ -1137,7 +1142,7 @@ Test(tx_expiry, timeout_zero_uses_the_config) {
   /* The default config timeout (30 s): begin(0) does not expire in 20 ms. */
   w = tu_open_default();
   begin_one(w, 0, &a, 8);
-  tu_sleep_ms(20);
+  tu_sleep_ms(PAST_SHORT_MS);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0);
   TU_OK(w, walrus_tx_add(w, &a, &e));
   TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
@@ -1150,8 +1155,8 @@ Test(tx_expiry, config_zero_means_never) {
   walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t a, b;
   begin_one(w, 0, &a, 9);
-  begin_one(w, 1, &b, 10); /* an explicit timeout still expires */
-  tu_sleep_ms(30);
+  begin_one(w, SHORT_MS, &b, 10); /* an explicit timeout still expires */
+  tu_sleep_ms(PAST_SHORT_MS);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 1);
   cr_assert_eq(state_of(w, &a), WALRUS_TX_PENDING);
   cr_assert_eq(state_of(w, &b), WALRUS_TX_ABORTED);
@@ -1167,13 +1172,13 @@ Test(tx_expiry, config_zero_means_never) {
 Test(tx_expiry, cleanup_expired_returns_how_many) {
   walrus_t *w = tu_open_default();
   walrus_txid_t s[3], l;
-  for (int i = 0; i < 3; i++) begin_one(w, 1, &s[i], 20 + (uint64_t)i);
+  for (int i = 0; i < 3; i++) begin_one(w, SHORT_MS, &s[i], 20 + (uint64_t)i);
   begin_one(w, 60000, &l, 30);
   walrus_txid_t done;
-  TU_OK(w, walrus_tx_begin(w, 1, &done));
+  TU_OK(w, walrus_tx_begin(w, SHORT_MS, &done));
   TU_OK(w, walrus_tx_commit(w, &done, NULL, NULL)); /* finished: not counted */
   cr_assert_eq(walrus_tx_active_count(w), 4);
-  tu_sleep_ms(20);
+  tu_sleep_ms(PAST_SHORT_MS);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 3);
   cr_assert_eq(walrus_tx_active_count(w), 1);
   cr_assert_eq(walrus_tx_cleanup_expired(w), 0, "a second cleanup found more");
@@ -1191,8 +1196,8 @@ Test(tx_expiry, cleanup_expired_returns_how_many) {
 Test(tx_expiry, no_cleaner_without_the_option) {
   walrus_t *w = tu_open_default(); /* tx_cleanup_interval_ms = 0 */
   walrus_txid_t id;
-  begin_one(w, 1, &id, 40);
-  tu_sleep_ms(50);
+  begin_one(w, SHORT_MS, &id, 40);
+  tu_sleep_ms(PAST_SHORT_MS);
   cr_assert_eq(walrus_tx_active_count(w), 1,
                "something aborted an untouched transaction without a "
                "cleaner");
@@ -1206,7 +1211,7 @@ Test(tx_expiry, background_cleaner) {
   c.tx_cleanup_interval_ms = 5;
   walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t s[5], l;
-  for (int i = 0; i < 5; i++) begin_one(w, 1, &s[i], 50 + (uint64_t)i);
+  for (int i = 0; i < 5; i++) begin_one(w, SHORT_MS, &s[i], 50 + (uint64_t)i);
   begin_one(w, 60000, &l, 60);
   uint64_t deadline = tu_now_ms() + 5000;
   int n;
@@ -1223,7 +1228,7 @@ Test(tx_expiry, background_cleaner) {
   cr_assert_eq(state_of(w, &l), WALRUS_TX_PENDING);
   /* Transactions begun later are cleaned too. */
   walrus_txid_t late;
-  begin_one(w, 1, &late, 61);
+  begin_one(w, SHORT_MS, &late, 61);
   deadline = tu_now_ms() + 5000;
   while ((n = walrus_tx_active_count(w)) > 1 && tu_now_ms() < deadline)
     tu_sleep_ms(2);
@@ -1241,7 +1246,7 @@ Test(tx_expiry, close_stops_the_cleaner_promptly) {
   c.tx_cleanup_interval_ms = 3600000;
   walrus_t *w = tu_open(tu_dir, &c);
   walrus_txid_t id;
-  begin_one(w, 1, &id, 70);
+  begin_one(w, SHORT_MS, &id, 70);
   uint64_t t0 = tu_now_ms();
   TU_OK(w, walrus_close(w));
   cr_assert_lt(tu_now_ms() - t0, 2000u,
@@ -1250,7 +1255,7 @@ Test(tx_expiry, close_stops_the_cleaner_promptly) {
   c.tx_cleanup_interval_ms = 1;
   for (int i = 0; i < 30; i++) {
     w = tu_open(tu_dir, &c);
-    begin_one(w, 1, &id, 71);
+    begin_one(w, SHORT_MS, &id, 71);
     if (i % 3 == 0) tu_sleep_ms(3);
     TU_OK(w, walrus_close(w));
   }
@@ -1269,14 +1274,14 @@ Test(tx_active, counts_pending_transactions) {
   TU_OK(w, walrus_tx_begin(w, 0, &a));
   TU_OK(w, walrus_tx_begin(w, 0, &b));
   TU_OK(w, walrus_tx_begin(w, 0, &c));
-  TU_OK(w, walrus_tx_begin(w, 1, &d));
+  TU_OK(w, walrus_tx_begin(w, SHORT_MS, &d));
   cr_assert_eq(walrus_tx_active_count(w), 4);
   add_test_entry(w, &a, 1, 0, 10);
   TU_OK(w, walrus_tx_commit(w, &a, NULL, NULL));
   cr_assert_eq(walrus_tx_active_count(w), 3);
   TU_OK(w, walrus_tx_rollback(w, &b));
   cr_assert_eq(walrus_tx_active_count(w), 2);
-  tu_sleep_ms(20);
+  tu_sleep_ms(PAST_SHORT_MS);
   TU_EXPECT(WALRUS_ETXEXPIRED, walrus_tx_rollback(w, &d));
   cr_assert_eq(walrus_tx_active_count(w), 1);
   /* Failed calls change nothing. */
