@@ -472,15 +472,13 @@ static int tail_damage(walrus_t *w, walrus__seg_t *s, uint64_t size,
   int torn = 1, any = 0, rc;
   *cut = 0;
   if (!sc->stopped) return WALRUS_OK;
-  int zeros = 0;
-  rc = zero_end(w, s, size, sc, &zeros);
+  rc = classify(w, s, size, sc, &torn, &any, why, sizeof why);
   if (rc != WALRUS_OK) return rc;
-  if (zeros) {
+  if (sc->at_zeros && sc->stop == sc->good_end && !any) {
+    /* The end of a preallocated tail (zero_end): not damage. */
     s->prealloc = 1; /* the write path may map it; sealing cuts it */
     return WALRUS_OK;
   }
-  rc = classify(w, s, size, sc, &torn, &any, why, sizeof why);
-  if (rc != WALRUS_OK) return rc;
   if (!torn && w->cfg.recovery != WALRUS_RECOVER_SALVAGE)
     return walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s/%s: damage at offset %llu (%s), but %s", w->dir,

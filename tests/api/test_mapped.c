@@ -187,14 +187,15 @@ Test(mapped, ignored_under_sync_always) {
   walrus_close(w);
 }
 
-Test(mapped, a_killed_writer_leaves_a_tail_a_strict_open_accepts) {
+/* Fork a writer that opens tu_dir with cfg, appends entries 1..n (SEED,
+ * up to 100 bytes) and sends itself SIGKILL without closing; wait for it. */
+static void killed_writer(walrus_config_t cfg, uint64_t n) {
   pid_t pid = fork();
   cr_assert_geq(pid, 0);
   if (pid == 0) {
-    walrus_config_t cfg = mapped_cfg(1 << 20);
     walrus_t *w = NULL;
     if (walrus_open(tu_dir, &cfg, &w) != WALRUS_OK) _exit(3);
-    for (uint64_t i = 1; i <= 1000; i++) {
+    for (uint64_t i = 1; i <= n; i++) {
       walrus_entry_t e;
       unsigned char buf[100];
       tu_entry_set(&e, i, SEED, 100, buf);
@@ -207,6 +208,10 @@ Test(mapped, a_killed_writer_leaves_a_tail_a_strict_open_accepts) {
   cr_assert_eq(waitpid(pid, &st, 0), pid);
   cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d",
             st);
+}
+
+Test(mapped, a_killed_writer_leaves_a_tail_a_strict_open_accepts) {
+  killed_writer(mapped_cfg(1 << 20), 1000);
   /* The whole segment was reserved and the file extended to it. */
   cr_assert_eq(tu_file_size(tail_path()), 1 << 20);
   walrus_config_t sc = strict_cfg();
@@ -353,27 +358,10 @@ Test(mapped, prefill_can_be_turned_off_and_is_not_done_without_fsyncs) {
 }
 
 Test(mapped, a_killed_durable_writer_leaves_a_prefilled_tail) {
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    walrus_config_t cfg;
-    walrus_config_default(&cfg);
-    cfg.segment_bytes = 1 << 20;
-    walrus_t *w = NULL;
-    if (walrus_open(tu_dir, &cfg, &w) != WALRUS_OK) _exit(3);
-    for (uint64_t i = 1; i <= 50; i++) {
-      walrus_entry_t e;
-      unsigned char buf[100];
-      tu_entry_set(&e, i, SEED, 100, buf);
-      if (walrus_append(w, &e, NULL) != WALRUS_OK) _exit(4);
-    }
-    raise(SIGKILL);
-    _exit(5);
-  }
-  int st;
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
-  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d",
-            st);
+  walrus_config_t cfg;
+  walrus_config_default(&cfg);
+  cfg.segment_bytes = 1 << 20;
+  killed_writer(cfg, 50);
   cr_assert_eq(tu_file_size(tail_path()), 1 << 20);
   walrus_config_t sc = strict_cfg();
   walrus_t *w = tu_open(tu_dir, &sc);
