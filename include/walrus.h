@@ -43,7 +43,9 @@
  *    keep logs on a local file system.
  *  - One writer per directory: two handles, even in one process, cannot both
  *    open a directory for writing.
- *  - Read-only handles see the log as it was when they were opened.
+ *  - Read-only handles see the log as it was when they were opened, until
+ *    walrus_refresh() (or walrus_wait() or a follow iterator, which call
+ *    it) brings in what the writer has made durable since.
  *
  * @section memory Memory ownership
  *
@@ -54,6 +56,10 @@
  *  - walrus_iter_next() returns a borrowed entry: its data and tx_id are valid
  *    until the next walrus_iter_next() or walrus_iter_close() on that
  *    iterator.  Do not modify or free them.
+ *  - walrus_get_view() returns a borrowed entry whose data points into a
+ *    read-only mapping of its segment: valid, with the same bytes, until
+ *    walrus_view_release(), even across rotation, walrus_truncate_front(),
+ *    retention and walrus_close() of the handle.
  *  - Strings from walrus_strerror(), walrus_errname() and
  *    walrus_version_string() are static.  walrus_errmsg() is valid until the
  *    next failing call on the same handle.
@@ -121,7 +127,9 @@ extern "C" {
   X(ETXEXPIRED, -20, "transaction expired")                                  \
   X(ETXTOOLARGE, -21, "transaction too large")                               \
   X(EIO, -22, "I/O error on a file or directory operation")                 \
-  X(EBUSY, -23, "resource busy")
+  X(EBUSY, -23, "resource busy")                                            \
+  X(ETIMEDOUT, -24, "timed out")                                             \
+  X(ESTALE, -25, "the writer rewrote the log; reopen to follow it")
 
 /** The largest index an entry can have (2^63 - 1). */
 #define WALRUS_INDEX_MAX ((uint64_t)INT64_MAX)
@@ -133,7 +141,7 @@ typedef enum walrus_code {
 #define WALRUS_ERRNO_ENUM_(name, value, msg) WALRUS_##name = (value),
   WALRUS_ERRNO_MAP(WALRUS_ERRNO_ENUM_)
 #undef WALRUS_ERRNO_ENUM_
-  WALRUS__ELAST = -24 /**< Internal sentinel: one below the lowest code. */
+  WALRUS__ELAST = -26 /**< Internal sentinel: one below the lowest code. */
 } walrus_code_t;
 
 /** An open log.  Opaque. */
@@ -286,8 +294,19 @@ typedef struct walrus_config {
                                     SIGBUS.  Ignored under SYNC_ALWAYS and
                                     when the VFS has no map method.
                                     Default 0. */
-  int zero_copy;               /**< Read through mappings: not available
-                                    yet, must be 0. */
+  int zero_copy;               /**< walrus_get(), walrus_get_range() and
+                                    iterators read records through
+                                    read-only mappings of the segments
+                                    (the checksum still verified on every
+                                    read) instead of pread: no system call
+                                    per read.  The cost: an I/O error while
+                                    the kernel pages a mapping in, or a
+                                    segment file cut by another process,
+                                    raises SIGBUS instead of returning
+                                    WALRUS_EIO_READ.  walrus_get_view()
+                                    always maps.  Ignored when the VFS
+                                    cannot map for reading.  0 or 1.
+                                    Default 0. */
   walrus_format_t format;      /**< Must be WALRUS_FORMAT_BINARY for now. */
   walrus_compression_t compression; /**< Must be NONE for now. */
   uint32_t tx_timeout_ms;      /**< Timeout of a transaction begun with
@@ -435,6 +454,120 @@ WALRUS_API int walrus_get(walrus_t *w, uint64_t index, walrus_entry_t *out);
  */
 WALRUS_API void walrus_entry_free(walrus_entry_t *e);
 
+/**
+ * A borrowed entry (walrus_get_view).  entry.data points into a read-only
+ * mapping of the segment file, or, when the VFS cannot map, into a private
+ * copy.  The fields ending in _ are walrus's own.
+ */
+typedef struct walrus_view {
+  walrus_entry_t entry; /**< The entry; data and tx_id are borrowed. */
+  void *map_;           /**< The mapping borrowed, or NULL. */
+  void *copy_;          /**< The private copy, or NULL. */
+  char tx_id_[256];     /**< entry.tx_id points here when it is set. */
+} walrus_view_t;
+
+/**
+ * @brief Borrow entry index without copying its payload (GetZeroCopy).
+ *
+ * The record's checksum, index and framing are verified before the call
+ * returns.  view->entry.data points into a read-only mapping of the
+ * segment and stays valid, with the same bytes, until
+ * walrus_view_release(view): the mapping lives on while any view holds it,
+ * even after rotation, walrus_truncate_front() or retention removed the
+ * file, or walrus_close() freed the handle.  A walrus_truncate_back() that
+ * would cut a file under a held view writes the kept records to a new file
+ * instead, so views never see their bytes change.  Makes no allocation once
+ * the segment is mapped.  Release every view; a view is not thread-safe,
+ * but views of one handle may be taken and released on any threads.
+ * @return as walrus_get(); view is untouched on failure.
+ */
+WALRUS_API int walrus_get_view(walrus_t *w, uint64_t index,
+                               walrus_view_t *view);
+
+/**
+ * @brief End a borrow made by walrus_get_view() or walrus_get_range_view().
+ * NULL, and a view already released, are fine.
+ */
+WALRUS_API void walrus_view_release(walrus_view_t *view);
+
+/**
+ * @brief Read entries start..end (both included) into out (GetRange),
+ * bounded in count and bytes.
+ *
+ * Reads in index order and stops at end (clamped to the last index), after
+ * max_count entries, or before the entry that would take the payload bytes
+ * read past max_bytes; the first entry is always read, whatever its size,
+ * so every call makes progress.  Continue from out[*n - 1].index + 1.
+ * Every entry is the caller's, as from walrus_get(); free each with
+ * walrus_entry_free().
+ * @param[in]  max_count size of out, at least 1.
+ * @param[in]  max_bytes payload bytes to read at most (0: no bound).
+ * @param[out] n         entries read; 0 on failure.
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w, out or n, max_count 0, end
+ *   below start); WALRUS_EINDEX (start outside first..last); any error of
+ *   walrus_get() (the entries read before it are freed).
+ */
+WALRUS_API int walrus_get_range(walrus_t *w, uint64_t start, uint64_t end,
+                                size_t max_count, size_t max_bytes,
+                                walrus_entry_t *out, size_t *n);
+
+/**
+ * @brief walrus_get_range() into borrowed views (GetRangeZeroCopy).
+ * Release each view with walrus_view_release().
+ * @return as walrus_get_range().
+ */
+WALRUS_API int walrus_get_range_view(walrus_t *w, uint64_t start,
+                                     uint64_t end, size_t max_count,
+                                     size_t max_bytes, walrus_view_t *out,
+                                     size_t *n);
+
+/** walrus_wait() and follow iterators: no time limit. */
+#define WALRUS_WAIT_FOREVER UINT32_MAX
+
+/**
+ * @brief The last durable index: every entry up to it has been made
+ * durable (fdatasync) by this handle, or was found by walrus_open() or
+ * walrus_refresh().  0 when none is.
+ */
+WALRUS_API uint64_t walrus_durable_index(walrus_t *w);
+
+/**
+ * @brief Block until entry index is durable, or timeout_ms passes.
+ *
+ * On a writable handle it sleeps until a sync covers index (under
+ * SYNC_ALWAYS as soon as the append returns, under SYNC_INTERVAL at the
+ * next interval, under SYNC_NONE at the next walrus_sync()).  It never
+ * takes the writer's lock and never delays an append.  On a read-only
+ * handle it calls walrus_refresh() until the writer, in this or another
+ * process, has made index durable, sleeping between calls from 1 ms,
+ * doubling while nothing changes, up to 50 ms.
+ * @param[in] timeout_ms 0 checks without sleeping; WALRUS_WAIT_FOREVER
+ *   waits without limit.
+ * @return WALRUS_OK (index is durable); WALRUS_ETIMEDOUT; WALRUS_EINVAL
+ *   (NULL w, index 0); WALRUS_EPOISONED (an I/O failure means it never
+ *   will be); any error of walrus_refresh().
+ */
+WALRUS_API int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms);
+
+/**
+ * @brief Read-only handle: bring in the entries the writer has made
+ * durable since the open or the last refresh.
+ *
+ * The writer publishes how far its log is durable in the file DURABLE of
+ * the log directory (docs/FORMAT.md), by a store into a mapping, after
+ * every sync.  refresh reads it, reads the new records (verifying each
+ * checksum) from the tail and from any segment created since, and applies
+ * a walrus_truncate_front() by moving the first index.  Entries are never
+ * shown before the writer made them durable.  On a writable handle it does
+ * nothing.
+ * @return WALRUS_OK (also when nothing is new, or no writer publishes);
+ *   WALRUS_ESTALE (the writer truncated the log back or reset it since
+ *   this handle read it: entries it shows may be gone; reopen);
+ *   WALRUS_ECORRUPT, WALRUS_ECHECKSUM (a durable record is damaged);
+ *   WALRUS_EIO_READ; WALRUS_EIO; WALRUS_ENOMEM; WALRUS_EINVAL.
+ */
+WALRUS_API int walrus_refresh(walrus_t *w);
+
 /** @brief The first index in the log; 0 when the log is empty or w NULL. */
 WALRUS_API uint64_t walrus_first_index(walrus_t *w);
 
@@ -524,6 +657,21 @@ WALRUS_API int walrus_iter_open(walrus_t *w, uint64_t start,
  *   WALRUS_ENOSEGMENT; WALRUS_EIO_READ; WALRUS_ENOMEM.
  */
 WALRUS_API int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out);
+
+/**
+ * @brief Open an iterator in follow mode at start (0: the first index).
+ *
+ * Its walrus_iter_next() returns only durable entries and, at the end of
+ * the log, waits up to timeout_ms for the next one to become durable
+ * (walrus_wait()) instead of returning WALRUS_DONE: the building block of
+ * replication and tail -f.  On a read-only handle it follows a writer in
+ * another process.
+ * @return as walrus_iter_open(); its walrus_iter_next() also returns
+ *   WALRUS_ETIMEDOUT (nothing new within timeout_ms; call again),
+ *   WALRUS_EPOISONED and any error of walrus_refresh(), never WALRUS_DONE.
+ */
+WALRUS_API int walrus_iter_open_follow(walrus_t *w, uint64_t start,
+                                       uint32_t timeout_ms, walrus_iter_t **it);
 
 /** @brief Close an iterator.  NULL is fine. */
 WALRUS_API void walrus_iter_close(walrus_iter_t *it);

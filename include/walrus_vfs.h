@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /** The current version of walrus_vfs_t. */
-#define WALRUS_VFS_VERSION 2
+#define WALRUS_VFS_VERSION 3
 
 /** Flags for walrus_vfs_t.open. */
 #define WALRUS_VFS_READ 0x1   /**< Open for reading. */
@@ -104,6 +104,21 @@ struct walrus_vfs_s {
   int (*map)(void *ctx, walrus_vfs_file_t *f, uint64_t len, void **addr);
   /** End a mapping made by map; stores made into it are kept. */
   int (*unmap)(void *ctx, walrus_vfs_file_t *f, void *addr, uint64_t len);
+
+  /* Version 3.  Optional: NULL (or -EOPNOTSUPP) means walrus reads with
+   * pread only, and walrus_get_view() copies. */
+
+  /** Map bytes [0, len) of f shared and read-only (len is a multiple of
+   *  4096; it may run past the file's end, where walrus never reads).  The
+   *  mapping shows the file's bytes as pread would, and stays valid after f
+   *  is closed and the file removed, until unmap_read. */
+  int (*map_read)(void *ctx, walrus_vfs_file_t *f, uint64_t len,
+                  void **addr);
+  /** End a mapping made by map_read.  f may already be closed. */
+  int (*unmap_read)(void *ctx, void *addr, uint64_t len);
+  /** A hint that bytes [off, off + len) of f will be read soon, in order
+   *  (posix_fadvise WILLNEED).  Its result is ignored. */
+  int (*advise)(void *ctx, walrus_vfs_file_t *f, uint64_t off, uint64_t len);
 };
 
 /** @brief The POSIX table walrus uses when walrus_config_t.vfs is NULL. */

@@ -123,6 +123,7 @@ int walrus__sync_locked(walrus_t *w) {
   if (rc != WALRUS_OK) return fail_writes(w, rc);
   publish(w, c.t, c.count, c.end, c.next);
   if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+  walrus__durable_set(w, c.next, 0);
   pthread_cond_broadcast(&w->sync_cv);
   return WALRUS_OK;
 }
@@ -153,6 +154,7 @@ static int wait_durable(walrus_t *w, uint64_t seq) {
     }
     publish(w, c.t, c.count, c.end, c.next);
     if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+    walrus__durable_set(w, c.next, 0);
     pthread_cond_broadcast(&w->sync_cv);
   }
   return WALRUS_OK;

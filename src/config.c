@@ -118,8 +118,8 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
         cfg->prefill_segments);
   if (cfg->mapped_writes != 0 && cfg->mapped_writes != 1)
     BAD(WALRUS_EINVAL, "mapped_writes: %d is not 0 or 1", cfg->mapped_writes);
-  if (cfg->zero_copy != 0)
-    BAD(WALRUS_ENOTSUP, "zero_copy: mapped reads are not available yet");
+  if (cfg->zero_copy != 0 && cfg->zero_copy != 1)
+    BAD(WALRUS_EINVAL, "zero_copy: %d is not 0 or 1", cfg->zero_copy);
   if (cfg->tx_max_entries < 1 || cfg->tx_max_entries > 10000000)
     BAD(WALRUS_EINVAL, "tx_max_entries: %u is outside 1..10000000",
         cfg->tx_max_entries);

@@ -77,6 +77,11 @@ int walrus__poison(walrus_t *w, int code) {
   if (!w->poisoned) {
     w->poisoned = 1;
     w->poison_code = code;
+    atomic_store(&w->broken, 1);
+    /* walrus_wait() sleepers must see that they wait in vain. */
+    pthread_mutex_lock(&w->wait_mu);
+    pthread_cond_broadcast(&w->wait_cv);
+    pthread_mutex_unlock(&w->wait_mu);
     walrus__log(w, WALRUS_LOG_ERROR,
                 "handle poisoned by %s; writes refused until reopened",
                 walrus_errname(code));

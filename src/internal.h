@@ -46,6 +46,22 @@
 #include "walrus.h"
 #include "walrus_vfs.h"
 
+/* A read-only mapping of one segment file (rmap.c), shared by its segment
+ * and by every view and iterator that borrows it.  It lives until the last
+ * reference goes, so borrowed bytes outlive rotation, removal of the file
+ * and the handle itself: it keeps what it needs to unmap and free itself. */
+typedef struct walrus__rmap_s {
+  atomic_long refs;              /* the segment's (while it holds it) plus
+                                    one per borrow */
+  unsigned char *addr;           /* the mapping */
+  uint64_t len;                  /* its length, a multiple of 4096 */
+  const walrus_vfs_t *vfs;       /* unmaps it */
+  walrus_allocator_t alloc;      /* frees this struct */
+  struct walrus__rmap_s *older;  /* segment's older mappings still held */
+  uint32_t salt;                 /* the segment's salt, for its records */
+  char name[WALRUS__SEG_NAME_LEN + 1]; /* the segment's file name */
+} walrus__rmap_t;
+
 /* One segment file. */
 typedef struct walrus__seg_s {
   uint64_t first;            /* index of its first record */
@@ -58,7 +74,12 @@ typedef struct walrus__seg_s {
   walrus_vfs_file_t *file;   /* open file, or NULL (sealed, not cached) */
   uint32_t *offs;            /* record offsets, or NULL (not loaded) */
   size_t offs_cap;           /* capacity of offs, in entries */
-  int pins;                  /* readers using file/offs (cache_mu) */
+  int pins;                  /* slow-path users of file/offs (cache_mu) */
+  atomic_int ready;          /* file and offs are loaded: readers holding
+                                the lock shared may use them unpinned */
+  _Atomic(walrus__rmap_t *) rmap; /* read mapping, or NULL (cache_mu to
+                                set; the lock held exclusively to drop) */
+  walrus__rmap_t *rmap_old;  /* replaced mappings, still held (cache_mu) */
   unsigned char *map;        /* tail: shared writable mapping, or NULL */
   uint64_t map_len;          /* length of map */
   int prealloc;              /* tail: the file runs past end in zeros
@@ -83,6 +104,15 @@ struct walrus_iter_s {
   uint64_t off;                   /* file offset of record next */
   walrus__window_t win;           /* read-ahead window over seg */
   char txid[256];                 /* NUL-terminated tx id of the entry */
+  walrus__rmap_t *map;            /* mapped reading: seg's mapping, borrowed */
+  uint64_t run_next;              /* mapped: entries below it, from off up
+                                     to run_end, are published in map */
+  uint64_t run_end;               /* mapped: end of those records */
+  uint64_t hinted;                /* offset up to which read-ahead was asked */
+  int mapped;                     /* reads through map (cfg.zero_copy) */
+  int follow;                     /* follow mode: durable entries only,
+                                     waits at the end */
+  uint32_t timeout_ms;            /* follow mode: how long next() waits */
   struct walrus_iter_s *prev_it;  /* list of the handle's iterators */
   struct walrus_iter_s *next_it;  /* list of the handle's iterators */
 };
@@ -149,9 +179,11 @@ struct walrus_s {
   size_t segs_cap;               /* capacity of segs */
   uint64_t first_index;          /* first readable index (== next: empty) */
   uint64_t next_index;           /* index the next append gets */
-  uint64_t layout_gen;           /* bumped when segments go or shrink */
+  _Atomic uint64_t layout_gen;   /* bumped when segments go or shrink */
   walrus_iter_t *iters;          /* open iterators (lock) */
-  size_t cached;                 /* sealed segments with files open */
+  atomic_size_t cached;          /* sealed segments with files open */
+  int can_map;                   /* the VFS has map_read */
+  atomic_int rmap_stale;         /* a segment has older mappings to prune */
   uint64_t cache_tick;           /* LRU clock (cache_mu) */
 
   walrus__meta_t meta;           /* META as last written (wlock) */
@@ -159,6 +191,16 @@ struct walrus_s {
   uint64_t write_next;           /* index the next written entry gets */
   uint64_t write_seq;            /* units written so far (wlock) */
   uint64_t durable_seq;          /* units durable and published (wlock) */
+  _Atomic uint64_t durable_next; /* every index below it is durable */
+  pthread_mutex_t wait_mu;       /* with wait_cv: walrus_wait() sleepers */
+  pthread_cond_t wait_cv;        /* broadcast when durable_next moves */
+  atomic_int waiters;            /* threads sleeping on wait_cv */
+  atomic_int broken;             /* poisoned: seen without wlock */
+  walrus_vfs_file_t *durable_file; /* DURABLE: writer publishes, followers
+                                    read (follow.c) */
+  unsigned char *durable_map;    /* writer: DURABLE mapped, or NULL */
+  uint64_t durable_gen;          /* DURABLE's rewrite count as last read or
+                                    written (wlock) */
   int sync_running;              /* a group commit leader is syncing */
   pthread_cond_t sync_cv;        /* signals the end of a sync (wlock) */
   uint32_t epoch;                /* sync group of the next record (wlock) */
@@ -270,6 +312,48 @@ int walrus__window_read(walrus_t *w, walrus__window_t *win,
                         size_t need, uint64_t limit,
                         const unsigned char **out);
 void walrus__window_free(walrus_t *w, walrus__window_t *win);
+
+/* ---- rmap.c ---- */
+/* The mapping of s covering [0, need), mapped now if it is not; NULL with
+ * no error if the VFS cannot map.  Caller holds the lock, shared is
+ * enough; the result is valid while it does. */
+int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
+                     walrus__rmap_t **out);
+void walrus__rmap_ref(walrus__rmap_t *m);
+void walrus__rmap_unref(walrus__rmap_t *m);
+/* Is any mapping of s borrowed?  Caller holds the lock exclusively. */
+int walrus__rmap_borrowed(walrus__seg_t *s);
+/* Drop older mappings of s that nothing borrows any more.  Caller holds
+ * the lock exclusively: readers holding it shared may be about to borrow
+ * one. */
+void walrus__rmap_prune(walrus__seg_t *s);
+/* Drop s's own references to its mappings.  Caller holds the lock
+ * exclusively, or s has left the table. */
+void walrus__rmap_drop(walrus__seg_t *s);
+/* Trim the cache of sealed segments to cached_segments and prune older
+ * mappings, taking the lock exclusively.  Call with no lock held. */
+void walrus__cache_trim(walrus_t *w);
+/* Does the cache need trimming?  Cheap; no lock needed. */
+static inline int walrus__cache_over(walrus_t *w) {
+  return atomic_load_explicit(&w->cached, memory_order_relaxed) >
+             w->cfg.cached_segments ||
+         atomic_load_explicit(&w->rmap_stale, memory_order_relaxed);
+}
+/* Verify the record of entry index at p (len bytes available) and fill
+ * out's fields, borrowing data from p; tx id to txid. */
+int walrus__rec_view(walrus_t *w, const char *name, uint32_t salt,
+                     uint64_t index, uint64_t off, const unsigned char *p,
+                     uint64_t len, walrus_entry_t *out, char txid[256]);
+
+/* ---- follow.c ---- */
+/* Move durable_next forward to next (or, with lower, back to it, telling
+ * followers that entries went) and wake walrus_wait() sleepers; the writer
+ * also publishes it in DURABLE. */
+void walrus__durable_set(walrus_t *w, uint64_t next, int lower);
+/* Store the writer's state (first index, log id) into DURABLE. */
+void walrus__durable_publish(walrus_t *w);
+int walrus__durable_open(walrus_t *w);
+void walrus__durable_close(walrus_t *w);
 
 /* ---- recover.c ---- */
 int walrus__recover(walrus_t *w);

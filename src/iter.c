@@ -1,28 +1,49 @@
 /*
- * iter.c: sequential reading (walrus_iter_*).
+ * iter.c: sequential reading (walrus_iter_*), plain and in follow mode.
  *
  * An iterator remembers the index it returns next, the segment holding it
- * and the record's file offset, and reads ahead through a window of the
- * file, so that a step costs a checksum and, once per window, a pread.
- * Entries it returns are borrowed from the window.
+ * and the record's file offset.  It reads in one of two ways:
  *
- * The window only ever holds published bytes (below the tail's end), so it
- * never sees a record being written.  When a truncation or reset changes
- * the segment table (layout_gen moves) the iterator finds its place again
- * by index.  Open iterators are listed on the handle, so that retention
- * never removes a segment an iterator still has to read.
+ *  - Mapped (cfg.zero_copy): it borrows the segment's read-only mapping
+ *    (rmap.c) and, under the lock, notes how far the segment's published
+ *    records run.  Steps inside that run take no lock at all: a load of
+ *    layout_gen (which truncation and reset move) and a checksum.  Entries
+ *    point into the mapping, which the borrow keeps valid.  Read-ahead is
+ *    asked for with madvise(WILLNEED) a few MiB ahead.
+ *  - pread: it reads ahead through a window of the file (hinted with the
+ *    VFS's advise), so that a step costs a checksum and, once per window,
+ *    a pread.  Entries are borrowed from the window.
+ *
+ * Either way an iterator only ever reads published bytes, so it never sees
+ * a record being written.  When a truncation or reset changes the segment
+ * table (layout_gen moves) the iterator finds its place again by index: if
+ * walrus_truncate_back() cut below its position, it goes on at the new
+ * end.  Open iterators are listed on the handle, so that retention never
+ * removes a segment an iterator still has to read.
+ *
+ * A follow iterator (walrus_iter_open_follow) returns durable entries only
+ * and, at the end, waits for the next one with walrus_wait().
  */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
-int walrus_iter_open(walrus_t *w, uint64_t start, walrus_iter_t **out) {
+/* Read-ahead: ask for this much ahead of the reader, every STEP bytes. */
+#define AHEAD_BYTES (4u << 20)
+#define AHEAD_STEP (1u << 20)
+
+static int open_iter(walrus_t *w, uint64_t start, int follow,
+                     uint32_t timeout_ms, walrus_iter_t **out) {
   if (w == NULL || out == NULL)
     return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or iterator");
   walrus_iter_t *it = walrus__malloc(w, sizeof *it);
   if (it == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "iterator");
   memset(it, 0, sizeof *it);
   it->w = w;
+  it->mapped = w->cfg.zero_copy && w->can_map;
+  it->follow = follow;
+  it->timeout_ms = timeout_ms;
   walrus__lock_excl(w);
   if (start == 0) start = w->first_index;
   if (start < w->first_index || start > w->next_index) {
@@ -44,6 +65,22 @@ int walrus_iter_open(walrus_t *w, uint64_t start, walrus_iter_t **out) {
   return WALRUS_OK;
 }
 
+int walrus_iter_open(walrus_t *w, uint64_t start, walrus_iter_t **out) {
+  return open_iter(w, start, 0, 0, out);
+}
+
+int walrus_iter_open_follow(walrus_t *w, uint64_t start, uint32_t timeout_ms,
+                            walrus_iter_t **out) {
+  return open_iter(w, start, 1, timeout_ms, out);
+}
+
+/* Drop the iterator's borrow of a mapping, if any. */
+static void unborrow(walrus_iter_t *it) {
+  walrus__rmap_unref(it->map);
+  it->map = NULL;
+  it->run_next = 0;
+}
+
 /* Point the iterator at the record it->next.  Caller holds the lock. */
 static int seek(walrus_iter_t *it) {
   walrus_t *w = it->w;
@@ -60,21 +97,110 @@ static int seek(walrus_iter_t *it) {
     it->off = s->offs[it->next - s->first];
     walrus__seg_release(w, s);
   }
+  if (it->seg != s) unborrow(it);
   it->seg = s;
   it->gen = w->layout_gen;
   it->win.len = 0;
+  it->hinted = it->off;
   return WALRUS_OK;
 }
 
-int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
+/* Skip sync marks (format.h) at it->off: they are not entries.  p points
+ * at it->off and avail bytes follow it; returns the record's start, with
+ * *left the bytes from there, or NULL if avail runs out first. */
+static const unsigned char *skip_marks(walrus_iter_t *it, uint32_t salt,
+                                       const unsigned char *p,
+                                       uint64_t avail, uint64_t *left) {
+  walrus__rec_t r;
+  while (avail >= WALRUS__REC_HEADER_BYTES &&
+         walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK &&
+         (r.flags & WALRUS__REC_MARK) && r.body_len == 0 &&
+         r.index + 1 == it->next &&
+         walrus__rec_crc(salt, p, NULL, 0) == r.crc) {
+    p += WALRUS__REC_HEADER_BYTES;
+    avail -= WALRUS__REC_HEADER_BYTES;
+    it->off += WALRUS__REC_HEADER_BYTES;
+  }
+  *left = avail;
+  return p;
+}
+
+/* A mapped step inside the current run: no lock, so nothing of it->seg is
+ * used (a truncation may free it meanwhile); the mapping has what it
+ * needs. */
+static int mapped_step(walrus_iter_t *it, walrus_entry_t *out) {
+  walrus__rmap_t *m = it->map;
+  uint64_t left;
+  const unsigned char *p = skip_marks(it, m->salt, m->addr + it->off,
+                                      it->run_end - it->off, &left);
+  int rc = walrus__rec_view(it->w, m->name, m->salt, it->next, it->off, p,
+                            left, out, it->txid);
+  if (rc != WALRUS_OK) return rc;
+  it->off += walrus__rec_size(out->len + (out->tx_id ? strlen(it->txid) : 0));
+  it->next++;
+  if (it->off >= it->hinted) {
+    uint64_t from = it->off & ~(uint64_t)4095;
+    uint64_t to = it->off + AHEAD_BYTES;
+    if (to > m->len) to = m->len;
+    if (to > from) madvise(m->addr + from, to - from, MADV_WILLNEED);
+    it->hinted = it->off + AHEAD_STEP;
+  }
+  return WALRUS_OK;
+}
+
+/* A pread step, through the window.  Caller holds the lock; it->seg is
+ * ready. */
+static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
+  walrus_t *w = it->w;
+  walrus__seg_t *s = it->seg;
+  uint64_t limit = s->sealed ? s->index_offset : s->end;
   const unsigned char *p;
   walrus__rec_t r;
+  uint64_t left = 0;
   int rc;
-  if (it == NULL) return WALRUS_EINVAL;
-  if (out == NULL)
-    return walrus__fail(it->w, WALRUS_EINVAL, 0, "iter_next: out is NULL");
+  for (;;) {
+    /* A whole header, then the whole record, in the window. */
+    rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
+                             WALRUS__REC_HEADER_BYTES, limit, &p);
+    if (rc == WALRUS_OK && p != NULL &&
+        walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
+      rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
+                               WALRUS__REC_HEADER_BYTES + r.body_len, limit,
+                               &p);
+    if (rc != WALRUS_OK) return rc;
+    if (p == NULL) {
+      left = 0;
+      break;
+    }
+    uint64_t avail = it->win.off + it->win.len - it->off;
+    uint64_t before = it->off;
+    p = skip_marks(it, s->salt, p, avail, &left);
+    if (it->off == before) break; /* no mark: p is the record */
+  }
+  if (it->win.off + it->win.len >= it->hinted && w->vfs->version >= 3 &&
+      w->vfs->advise != NULL) {
+    w->vfs->advise(w->vfs->ctx, s->file, it->hinted, AHEAD_BYTES);
+    it->hinted += AHEAD_BYTES;
+  }
+  rc = walrus__rec_view(w, s->name, s->salt, it->next, it->off, p, left, out,
+                        it->txid);
+  if (rc != WALRUS_OK) return rc;
+  it->off += walrus__rec_size(out->len + (out->tx_id ? strlen(it->txid) : 0));
+  it->next++;
+  return WALRUS_OK;
+}
+
+/* One step of a plain iterator: WALRUS_OK, WALRUS_DONE at the end, or an
+ * error.  A follow iterator passes its bound: the durable end. */
+static int step(walrus_iter_t *it, walrus_entry_t *out, int durable_only) {
   walrus_t *w = it->w;
+  int rc;
+  if (it->map != NULL && it->next < it->run_next &&
+      atomic_load_explicit(&w->layout_gen, memory_order_acquire) == it->gen)
+    return mapped_step(it, out);
   walrus__lock_shared(w);
+  if (it->gen != w->layout_gen && it->next > w->next_index)
+    it->next = w->next_index; /* truncate_back cut below us: go on there */
   if (it->next < w->first_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
                       "iterator at %llu: entries before %llu were removed",
@@ -82,7 +208,12 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
                       (unsigned long long)w->first_index);
     goto out;
   }
-  if (it->next >= w->next_index) {
+  uint64_t bound = w->next_index;
+  if (durable_only) {
+    uint64_t d = atomic_load(&w->durable_next);
+    if (d < bound) bound = d;
+  }
+  if (it->next >= bound) {
     rc = WALRUS_DONE;
     goto out;
   }
@@ -92,64 +223,62 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
     if (rc != WALRUS_OK) goto out;
   }
   walrus__seg_t *s = it->seg;
-  rc = walrus__seg_acquire(w, s);
+  rc = walrus__seg_acquire(w, s); /* loads it if evicted */
   if (rc != WALRUS_OK) goto out;
-  uint64_t limit = s->sealed ? s->index_offset : s->end;
-  for (;;) {
-    rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                             WALRUS__REC_HEADER_BYTES, limit, &p);
-    if (rc == WALRUS_OK && p != NULL &&
-        walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
-      rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                               WALRUS__REC_HEADER_BYTES + r.body_len, limit,
-                               &p);
-    else if (rc == WALRUS_OK)
-      p = NULL;
-    /* Step over a sync mark (format.h): it is not an entry.  Its CRC is
-     * checked like any record's. */
-    if (rc != WALRUS_OK || p == NULL || !(r.flags & WALRUS__REC_MARK) ||
-        r.body_len != 0 ||
-        walrus__rec_crc(s->salt, p, NULL, 0) != r.crc || r.index + 1 != it->next)
-      break;
-    it->off += WALRUS__REC_HEADER_BYTES;
+  walrus__seg_release(w, s); /* ready while the lock is held */
+  if (it->mapped) {
+    /* Borrow the mapping as far as the published records run, then step
+     * without the lock until the run ends. */
+    uint64_t last = s->first + s->count; /* index after the run */
+    if (last > bound) last = bound;
+    uint64_t end = last - s->first < s->count ? s->offs[last - s->first]
+                                              : (s->sealed ? s->index_offset
+                                                           : s->end);
+    walrus__rmap_t *m;
+    rc = walrus__rmap_get(w, s, end, &m);
+    if (rc != WALRUS_OK) goto out;
+    if (m != NULL) {
+      if (m != it->map) {
+        walrus__rmap_ref(m);
+        walrus__rmap_unref(it->map);
+        it->map = m;
+      }
+      it->run_next = last;
+      it->run_end = end;
+      walrus__unlock(w);
+      rc = mapped_step(it, out);
+      if (walrus__cache_over(w)) walrus__cache_trim(w);
+      return rc;
+    }
+    unborrow(it); /* the VFS would not map: pread from here on */
+    it->mapped = 0;
   }
-  if (rc == WALRUS_OK && p == NULL)
-    rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
-                      "%s/%s: record %llu at offset %llu is malformed",
-                      w->dir, s->name, (unsigned long long)it->next,
-                      (unsigned long long)it->off);
-  if (rc == WALRUS_OK) {
-    if (walrus__rec_crc(s->salt, p, p + WALRUS__REC_HEADER_BYTES,
-                        r.body_len) != r.crc)
-      rc = walrus__fail(w, WALRUS_ECHECKSUM, 0,
-                        "%s/%s: record %llu at offset %llu fails its "
-                        "checksum",
-                        w->dir, s->name, (unsigned long long)it->next,
-                        (unsigned long long)it->off);
-    else if (r.index != it->next ||
-             (r.flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)))
-      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
-                        "%s/%s: record at offset %llu is not entry %llu",
-                        w->dir, s->name, (unsigned long long)it->off,
-                        (unsigned long long)it->next);
-  }
-  walrus__seg_release(w, s);
-  if (rc != WALRUS_OK) goto out;
-  memcpy(it->txid, p + WALRUS__REC_HEADER_BYTES, r.txid_len);
-  it->txid[r.txid_len] = '\0';
-  out->index = r.index;
-  out->term = r.term;
-  out->timestamp_ns = r.timestamp_ns;
-  out->checksum = r.crc;
-  out->type = r.type;
-  out->tx_id = r.txid_len ? it->txid : NULL;
-  out->data = p + WALRUS__REC_HEADER_BYTES + r.txid_len;
-  out->len = r.body_len - r.txid_len;
-  it->off += walrus__rec_size(r.body_len);
-  it->next++;
+  rc = window_step(it, out);
 out:
   walrus__unlock(w);
+  if (walrus__cache_over(w)) walrus__cache_trim(w);
   return rc;
+}
+
+int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
+  if (it == NULL) return WALRUS_EINVAL;
+  if (out == NULL)
+    return walrus__fail(it->w, WALRUS_EINVAL, 0, "iter_next: out is NULL");
+  if (!it->follow) return step(it, out, 0);
+  int64_t deadline = 0;
+  for (;;) {
+    int rc = step(it, out, 1);
+    if (rc != WALRUS_DONE) return rc;
+    /* At the durable end: wait for the next entry, then step again. */
+    uint32_t ms = it->timeout_ms;
+    if (ms != WALRUS_WAIT_FOREVER) {
+      int64_t now = walrus__mono_ns();
+      if (deadline == 0) deadline = now + (int64_t)ms * 1000000;
+      ms = now >= deadline ? 0 : (uint32_t)((deadline - now + 999999) / 1000000);
+    }
+    rc = walrus_wait(it->w, it->next, ms);
+    if (rc != WALRUS_OK) return rc;
+  }
 }
 
 void walrus_iter_close(walrus_iter_t *it) {
@@ -162,6 +291,7 @@ void walrus_iter_close(walrus_iter_t *it) {
     w->iters = it->next_it;
   if (it->next_it) it->next_it->prev_it = it->prev_it;
   walrus__unlock(w);
+  unborrow(it);
   walrus__window_free(w, &it->win);
   walrus__free(w, it);
 }

@@ -1,15 +1,19 @@
 /*
- * read.c: walrus_get() and walrus_entry_free().
+ * read.c: reading by index: walrus_get(), walrus_get_view(), the range
+ * reads, walrus_entry_free() and walrus_view_release().
  *
  * A lookup is a binary search of the segment table for the segment, then
  * the record's offset from that segment's index (in memory for the tail,
- * loaded and verified on first use for a sealed segment), then one pread
- * of exactly the record.  Its CRC, index and framing are checked before a
- * byte is returned.  Readers hold the table lock shared, so they never wait
- * for an append's fsync.
+ * loaded and verified on first use for a sealed segment), then the record
+ * itself: from the segment's read-only mapping (rmap.c) for a view, or for
+ * walrus_get() with cfg.zero_copy, else one pread of exactly the record.
+ * Its CRC, index and framing are checked before a byte is returned.
+ * Readers hold the table lock shared, so they never wait for an append's
+ * fsync, and a segment that is ready (loaded) needs no pin while they do.
  *
  * An entry from walrus_get() is one allocation: a 16-byte prefix naming
  * the allocator to free it with, the payload, then the tx id and its NUL.
+ * A view borrows a reference to the mapping and allocates nothing.
  */
 #include <string.h>
 
@@ -22,8 +26,8 @@ typedef struct block_prefix_s {
 
 #define PREFIX_BYTES 16
 
-/* Read record index of s into a new entry.  Caller holds the lock and a
- * pin on s. */
+/* Read record index of s into a new entry with pread.  Caller holds the
+ * lock, and s is ready or pinned. */
 int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
                         walrus_entry_t *out) {
   uint64_t k = index - s->first;
@@ -96,38 +100,224 @@ fail:
   return rc;
 }
 
-int walrus_get(walrus_t *w, uint64_t index, walrus_entry_t *out) {
-  int rc;
-  if (w == NULL || out == NULL)
-    return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or entry");
-  walrus__lock_shared(w);
+/* Where the record of entry index (in s) lies: [*off, *end).  The extent
+ * may end in a sync mark (format.h), so the record may be shorter than it,
+ * never longer.  Caller holds the lock, and s is ready or pinned. */
+static void extent(const walrus__seg_t *s, uint64_t index, uint64_t *off,
+                   uint64_t *end) {
+  uint64_t k = index - s->first;
+  *off = s->offs[k];
+  *end = k + 1 < s->count ? s->offs[k + 1]
+                          : (s->sealed ? s->index_offset : s->end);
+}
+
+/* The segment holding index, ready to read until the lock is released.
+ * Caller holds the lock shared. */
+static int locate(walrus_t *w, uint64_t index, walrus__seg_t **out) {
   if (index == 0 || index < w->first_index || index >= w->next_index) {
-    uint64_t first = w->first_index, next = w->next_index;
-    walrus__unlock(w);
-    if (first == next)
-      return walrus__fail(w, WALRUS_EINDEX, 0,
-                          "index %llu: the log is empty",
+    if (w->first_index == w->next_index)
+      return walrus__fail(w, WALRUS_EINDEX, 0, "index %llu: the log is empty",
                           (unsigned long long)index);
-    return walrus__fail(w, WALRUS_EINDEX, 0,
-                        "index %llu is outside %llu..%llu",
-                        (unsigned long long)index, (unsigned long long)first,
-                        (unsigned long long)(next - 1));
+    return walrus__fail(w, WALRUS_EINDEX, 0, "index %llu is outside %llu..%llu",
+                        (unsigned long long)index,
+                        (unsigned long long)w->first_index,
+                        (unsigned long long)(w->next_index - 1));
   }
   size_t i = walrus__seg_find(w, index);
-  if (i == w->nsegs) {
-    walrus__unlock(w);
-    return walrus__fail(w, WALRUS_ENOSEGMENT, 0,
-                        "no segment holds index %llu",
+  if (i == w->nsegs)
+    return walrus__fail(w, WALRUS_ENOSEGMENT, 0, "no segment holds index %llu",
                         (unsigned long long)index);
-  }
   walrus__seg_t *s = w->segs[i];
-  rc = walrus__seg_acquire(w, s);
-  if (rc == WALRUS_OK) {
-    rc = walrus__read_record(w, s, index, out);
+  if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
+    /* Load it; it stays loaded while the lock is held shared, since only
+     * the lock held exclusively evicts. */
+    int rc = walrus__seg_acquire(w, s);
+    if (rc != WALRUS_OK) return rc;
     walrus__seg_release(w, s);
   }
+  *out = s;
+  return WALRUS_OK;
+}
+
+/* Copy a verified, borrowed entry into a new one the caller owns. */
+static int copy_entry(walrus_t *w, const walrus_entry_t *v,
+                      walrus_entry_t *out) {
+  size_t tl = v->tx_id ? strlen(v->tx_id) : 0;
+  unsigned char *block = walrus__malloc(w, PREFIX_BYTES + v->len + tl + 1);
+  if (block == NULL)
+    return walrus__fail(w, WALRUS_ENOMEM, 0, "entry %llu",
+                        (unsigned long long)v->index);
+  block_prefix_t pre = {w->alloc.free_fn, w->alloc.ud};
+  memcpy(block, &pre, sizeof pre);
+  unsigned char *data = block + PREFIX_BYTES;
+  if (v->len > 0) memcpy(data, v->data, v->len);
+  if (tl > 0) memcpy(data + v->len, v->tx_id, tl);
+  data[v->len + tl] = '\0';
+  *out = *v;
+  out->data = data;
+  out->tx_id = tl ? (const char *)data + v->len : NULL;
+  return WALRUS_OK;
+}
+
+/* Read entry index of s into out: borrowed from the mapping when view is
+ * not NULL (which then holds a reference), else copied (mapped with
+ * cfg.zero_copy, else with pread).  Caller holds the lock shared and s is
+ * ready. */
+static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                    walrus_entry_t *out, walrus_view_t *view) {
+  uint64_t off, end;
+  walrus__rmap_t *m = NULL;
+  int rc;
+  extent(s, index, &off, &end);
+  if (view != NULL || w->cfg.zero_copy) {
+    if (end <= off || end - off > walrus__rec_size(WALRUS__BODY_MAX))
+      return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                          "%s/%s: record %llu at offset %llu has a bad extent",
+                          w->dir, s->name, (unsigned long long)index,
+                          (unsigned long long)off);
+    rc = walrus__rmap_get(w, s, end, &m);
+    if (rc != WALRUS_OK) return rc;
+  }
+  if (m == NULL) {
+    /* pread; a view without a mapping gets a private copy. */
+    rc = walrus__read_record(w, s, index, out);
+    if (rc == WALRUS_OK && view != NULL) {
+      view->entry = *out;
+      view->map_ = NULL;
+      view->copy_ = (void *)(uintptr_t)out->data;
+    }
+    return rc;
+  }
+  walrus_entry_t v;
+  char txid[256];
+  rc = walrus__rec_view(w, m->name, m->salt, index, off, m->addr + off, end - off, &v,
+                        view != NULL ? view->tx_id_ : txid);
+  if (rc != WALRUS_OK) return rc;
+  if (view == NULL) return copy_entry(w, &v, out);
+  walrus__rmap_ref(m);
+  view->entry = v;
+  view->map_ = m;
+  view->copy_ = NULL;
+  return WALRUS_OK;
+}
+
+/* walrus_get and walrus_get_view: one entry, into out or view. */
+static int get(walrus_t *w, uint64_t index, walrus_entry_t *out,
+               walrus_view_t *view) {
+  walrus__seg_t *s;
+  walrus_entry_t e;
+  walrus__lock_shared(w);
+  int rc = locate(w, index, &s);
+  if (rc == WALRUS_OK) rc = read_one(w, s, index, view ? &e : out, view);
   walrus__unlock(w);
+  if (walrus__cache_over(w)) walrus__cache_trim(w);
   return rc;
+}
+
+int walrus_get(walrus_t *w, uint64_t index, walrus_entry_t *out) {
+  if (w == NULL || out == NULL)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or entry");
+  return get(w, index, out, NULL);
+}
+
+int walrus_get_view(walrus_t *w, uint64_t index, walrus_view_t *view) {
+  if (w == NULL || view == NULL)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or view");
+  walrus_view_t v;
+  int rc = get(w, index, NULL, &v);
+  if (rc == WALRUS_OK) {
+    *view = v;
+    if (view->entry.tx_id != NULL && view->map_ != NULL)
+      view->entry.tx_id = view->tx_id_; /* it pointed into v */
+  }
+  return rc;
+}
+
+void walrus_view_release(walrus_view_t *view) {
+  if (view == NULL) return;
+  if (view->map_ != NULL) walrus__rmap_unref(view->map_);
+  if (view->copy_ != NULL) {
+    walrus_entry_t e = view->entry;
+    e.data = view->copy_;
+    walrus_entry_free(&e);
+  }
+  view->map_ = view->copy_ = NULL;
+  view->entry.data = NULL;
+  view->entry.tx_id = NULL;
+  view->entry.len = 0;
+}
+
+/* walrus_get_range and walrus_get_range_view: entries start..end into
+ * out or views, bounded by max_count and max_bytes; one lock hold. */
+static int get_range(walrus_t *w, uint64_t start, uint64_t end,
+                     size_t max_count, size_t max_bytes, walrus_entry_t *out,
+                     walrus_view_t *views, size_t *n) {
+  size_t got = 0;
+  uint64_t bytes = 0;
+  int rc = WALRUS_OK;
+  if (w == NULL) return WALRUS_EINVAL;
+  if ((out == NULL && views == NULL) || n == NULL)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "get_range: NULL out or n");
+  *n = 0;
+  if (max_count == 0)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "get_range: max_count is 0");
+  if (end < start)
+    return walrus__fail(w, WALRUS_EINVAL, 0,
+                        "get_range: end %llu is below start %llu",
+                        (unsigned long long)end, (unsigned long long)start);
+  walrus__lock_shared(w);
+  walrus__seg_t *first_seg;
+  rc = locate(w, start, &first_seg); /* start must be in the log */
+  if (end >= w->next_index) end = w->next_index - 1;
+  if (rc != WALRUS_OK) end = 0;
+  for (uint64_t i = start; i <= end && got < max_count; i++) {
+    walrus__seg_t *s;
+    walrus_entry_t e;
+    rc = locate(w, i, &s);
+    if (rc != WALRUS_OK) break;
+    if (views != NULL) {
+      views[got].tx_id_[0] = '\0';
+      rc = read_one(w, s, i, &e, &views[got]);
+    } else {
+      rc = read_one(w, s, i, &out[got], NULL);
+    }
+    if (rc != WALRUS_OK) break;
+    size_t len = views != NULL ? views[got].entry.len : out[got].len;
+    if (got > 0 && max_bytes > 0 && bytes + len > max_bytes) {
+      if (views != NULL)
+        walrus_view_release(&views[got]);
+      else
+        walrus_entry_free(&out[got]);
+      break;
+    }
+    bytes += len;
+    got++;
+  }
+  walrus__unlock(w);
+  if (rc != WALRUS_OK) {
+    for (size_t k = 0; k < got; k++) {
+      if (views != NULL)
+        walrus_view_release(&views[k]);
+      else
+        walrus_entry_free(&out[k]);
+    }
+    got = 0;
+  }
+  *n = got;
+  if (walrus__cache_over(w)) walrus__cache_trim(w);
+  return rc;
+}
+
+int walrus_get_range(walrus_t *w, uint64_t start, uint64_t end,
+                     size_t max_count, size_t max_bytes, walrus_entry_t *out,
+                     size_t *n) {
+  return get_range(w, start, end, max_count, max_bytes, out, NULL, n);
+}
+
+int walrus_get_range_view(walrus_t *w, uint64_t start, uint64_t end,
+                          size_t max_count, size_t max_bytes,
+                          walrus_view_t *out, size_t *n) {
+  return get_range(w, start, end, max_count, max_bytes, NULL, out, n);
 }
 
 void walrus_entry_free(walrus_entry_t *e) {

@@ -12,7 +12,10 @@
  * synced, then the 32-byte trailer is appended and synced.
  * From then on open reads only the 32-byte trailer of the segment, and a
  * lookup loads the index record on first use, verifies its CRC and keeps it
- * in the cache of cached_segments sealed segments (LRU, pinned while read).
+ * in the cache of cached_segments sealed segments (LRU).  A cached segment
+ * may also hold a read-only mapping (rmap.c); eviction drops it, and only
+ * happens with the table lock held exclusively, so a reader holding it
+ * shared uses a ready segment's file, offsets and mapping without a pin.
  *
  * Mapped writes (cfg.mapped_writes, under SYNC_NONE and SYNC_INTERVAL): the
  * tail's space up to segment_bytes is reserved, the file extended to it in
@@ -39,6 +42,7 @@ walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first) {
 
 void walrus__seg_free(walrus_t *w, walrus__seg_t *s) {
   if (s == NULL) return;
+  walrus__rmap_drop(s);
   walrus__seg_unmap(w, s);
   walrus__os_close(w, s->file);
   walrus__free(w, s->offs);
@@ -319,7 +323,9 @@ fail:
 }
 
 /* Close the least recently used unpinned sealed segments until at most
- * cached_segments are open.  Caller holds cache_mu. */
+ * cached_segments are open, dropping their mappings (views keep what they
+ * borrowed).  Caller holds the lock exclusively, so no reader is using a
+ * segment's file, offsets or mapping unpinned, and cache_mu. */
 static void evict(walrus_t *w) {
   while (w->cached > w->cfg.cached_segments) {
     walrus__seg_t *victim = NULL;
@@ -329,6 +335,8 @@ static void evict(walrus_t *w) {
       if (victim == NULL || s->used < victim->used) victim = s;
     }
     if (victim == NULL) return; /* all pinned: over the bound for now */
+    atomic_store(&victim->ready, 0);
+    walrus__rmap_drop(victim);
     walrus__os_close(w, victim->file);
     walrus__free(w, victim->offs);
     victim->file = NULL;
@@ -336,6 +344,16 @@ static void evict(walrus_t *w) {
     victim->offs_cap = 0;
     w->cached--;
   }
+}
+
+void walrus__cache_trim(walrus_t *w) {
+  walrus__lock_excl(w);
+  pthread_mutex_lock(&w->cache_mu);
+  evict(w);
+  atomic_store(&w->rmap_stale, 0);
+  for (size_t i = 0; i < w->nsegs; i++) walrus__rmap_prune(w->segs[i]);
+  pthread_mutex_unlock(&w->cache_mu);
+  walrus__unlock(w);
 }
 
 /* Load a sealed segment's index record: open the file, read and verify the
@@ -401,17 +419,18 @@ fail:
 }
 
 /* Pin s so that its file and offsets stay while the caller reads.  Loads a
- * sealed segment that is not cached.  Caller holds the lock (shared is
- * enough) and must call walrus__seg_release(). */
+ * sealed segment that is not cached; the cache is trimmed back to its
+ * bound later, by walrus__cache_trim() with the lock held exclusively.
+ * Caller holds the lock (shared is enough) and must call
+ * walrus__seg_release(). */
 int walrus__seg_acquire(walrus_t *w, walrus__seg_t *s) {
   int rc = WALRUS_OK;
   pthread_mutex_lock(&w->cache_mu);
   if (s->file == NULL) rc = load_sealed(w, s);
   if (rc == WALRUS_OK) {
-    /* Pin before evicting, so the segment just loaded is not the victim. */
     s->pins++;
     s->used = ++w->cache_tick;
-    evict(w);
+    atomic_store_explicit(&s->ready, 1, memory_order_release);
   }
   pthread_mutex_unlock(&w->cache_mu);
   return rc;
@@ -420,7 +439,6 @@ int walrus__seg_acquire(walrus_t *w, walrus__seg_t *s) {
 void walrus__seg_release(walrus_t *w, walrus__seg_t *s) {
   pthread_mutex_lock(&w->cache_mu);
   s->pins--;
-  if (s->pins == 0 && w->cached > w->cfg.cached_segments) evict(w);
   pthread_mutex_unlock(&w->cache_mu);
 }
 

@@ -55,6 +55,42 @@ static int drop_segments(walrus_t *w, size_t from, size_t n,
   return rc;
 }
 
+/* Write bytes [0, cut) of segment s (read from f) to <name>.tmp, sync it,
+ * rename it over the segment and sync the directory: the segment file
+ * truncated to cut, under a new inode.  *out gets the new file, open for
+ * writing.  Caller holds wlock (w->buf is idle). */
+static int rewrite_prefix(walrus_t *w, walrus__seg_t *s, walrus_vfs_file_t *f,
+                          uint64_t cut, walrus_vfs_file_t **out) {
+  char tmp[WALRUS__SEG_NAME_LEN + 5];
+  walrus_vfs_file_t *nf = NULL;
+  memcpy(tmp, s->name, WALRUS__SEG_NAME_LEN);
+  memcpy(tmp + WALRUS__SEG_NAME_LEN, ".tmp", 5);
+  int rc = walrus__os_unlink(w, tmp);
+  if (rc == WALRUS_OK)
+    rc = walrus__os_open(w, tmp, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE, &nf);
+  for (uint64_t off = 0; rc == WALRUS_OK && off < cut;) {
+    size_t n = cut - off < w->cfg.buffer_bytes ? (size_t)(cut - off)
+                                                : w->cfg.buffer_bytes;
+    rc = walrus__os_read_full(w, f, s->name, w->buf, n, off);
+    if (rc == WALRUS_OK) rc = walrus__os_write(w, nf, tmp, w->buf, n, off);
+    off += n;
+  }
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, nf, tmp);
+  if (rc == WALRUS_OK) rc = walrus__os_rename(w, tmp, s->name);
+  if (rc == WALRUS_OK) rc = walrus__os_sync_dir(w);
+  if (rc != WALRUS_OK) {
+    walrus__os_close(w, nf);
+    walrus__os_unlink(w, tmp);
+    return rc;
+  }
+  walrus__log(w, WALRUS_LOG_INFO,
+              "truncate_back: %s is borrowed; its first %llu bytes were "
+              "written to a new file",
+              s->name, (unsigned long long)cut);
+  *out = nf;
+  return WALRUS_OK;
+}
+
 /* Make entry last_kept the last one: the second half of truncate_back, also
  * run by open when META says one was interrupted.  Caller holds wlock (or
  * is open, alone with the handle).  META already records the intent.  pre,
@@ -67,6 +103,8 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
   /* At open, a META intent may name an entry a power loss took (under
    * SYNC_NONE): the log then already ends before it. */
   if (last_kept >= w->next_index) last_kept = w->next_index - 1;
+  /* Followers learn first that the entries after last_kept go. */
+  walrus__durable_set(w, last_kept + 1, 1);
   while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
   rc = drop_segments(w, keep, w->nsegs - keep, 1);
   if (rc != WALRUS_OK) {
@@ -115,18 +153,46 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
       }
       walrus__seg_unmap(w, s);
       s->prealloc = 0;
+      /* Cutting a file under a borrowed mapping would turn the borrowed
+       * pages into SIGBUS: then the kept records go to a new file that
+       * replaces this one, and the borrows keep the old file's bytes. */
       walrus__lock_excl(w);
-      rc = walrus__os_truncate(w, f, s->name, cut);
+      int borrowed = walrus__rmap_borrowed(s);
+      walrus__unlock(w);
+      walrus_vfs_file_t *nf = NULL;
+      for (;;) {
+        if (borrowed && nf == NULL) {
+          rc = rewrite_prefix(w, s, f, cut, &nf);
+          if (rc != WALRUS_OK) {
+            if (f != s->file) walrus__os_close(w, f);
+            return rc;
+          }
+        }
+        walrus__lock_excl(w);
+        if (nf != NULL || !walrus__rmap_borrowed(s)) break;
+        walrus__unlock(w); /* borrowed since the check: copy after all */
+        borrowed = 1;
+      }
+      walrus__rmap_drop(s); /* borrows keep their own references */
+      if (nf != NULL) {
+        if (f != s->file) walrus__os_close(w, f);
+        f = nf;
+        rc = WALRUS_OK;
+      } else {
+        rc = walrus__os_truncate(w, f, s->name, cut);
+      }
       if (rc == WALRUS_OK) {
         if (s->sealed) {
           pthread_mutex_lock(&w->cache_mu);
           w->cached--;
           pthread_mutex_unlock(&w->cache_mu);
+        }
+        if (f != s->file) {
           walrus__os_close(w, s->file);
           s->file = f;
-          s->sealed = 0;
-          s->index_offset = 0;
         }
+        s->sealed = 0;
+        s->index_offset = 0;
         s->count = s->written = newcount;
         s->end = cut;
         w->layout_gen++;
@@ -239,6 +305,7 @@ static int move_front(walrus_t *w, uint64_t first_kept) {
   w->first_index = first_kept;
   w->layout_gen++;
   walrus__unlock(w);
+  walrus__durable_publish(w);
   size_t drop = 0;
   while (drop + 1 < w->nsegs &&
          w->segs[drop]->first + w->segs[drop]->count <= first_kept)
@@ -311,6 +378,9 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
     w->first_index = w->next_index = w->write_next = next_index;
     w->layout_gen++;
     walrus__unlock(w);
+    atomic_store(&w->durable_next, next_index);
+    w->durable_gen++;
+    walrus__durable_publish(w);
     w->write_off = 0;
     w->epoch++;
     w->group_open = 0;

@@ -10,7 +10,9 @@
  * durable.
  *
  * map is mmap(MAP_SHARED): stores go to the page cache like pwrite, and
- * fdatasync writes them back.
+ * fdatasync writes them back.  map_read is a read-only MAP_SHARED mapping,
+ * which outlives the descriptor and the file's name; advise is
+ * posix_fadvise(WILLNEED).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -209,11 +211,33 @@ static int px_unmap(void *ctx, walrus_vfs_file_t *f, void *addr,
   return munmap(addr, (size_t)len) == 0 ? 0 : -errno;
 }
 
+static int px_map_read(void *ctx, walrus_vfs_file_t *f, uint64_t len,
+                       void **addr) {
+  (void)ctx;
+  if (len == 0 || len > (uint64_t)SIZE_MAX) return -EINVAL;
+  void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, f->fd, 0);
+  if (p == MAP_FAILED) return -errno;
+  *addr = p;
+  return 0;
+}
+
+static int px_unmap_read(void *ctx, void *addr, uint64_t len) {
+  (void)ctx;
+  return munmap(addr, (size_t)len) == 0 ? 0 : -errno;
+}
+
+static int px_advise(void *ctx, walrus_vfs_file_t *f, uint64_t off,
+                     uint64_t len) {
+  (void)ctx;
+  return -posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 static const walrus_vfs_t posix_vfs = {
     WALRUS_VFS_VERSION, NULL,        px_open,     px_close, px_pread,
     px_pwrite,          px_sync,     px_truncate, px_allocate, px_size,
     px_lock,            px_rename,   px_unlink,   px_sync_dir, px_list,
-    px_mkdir,           px_map,      px_unmap,
+    px_mkdir,           px_map,      px_unmap,    px_map_read,
+    px_unmap_read,      px_advise,
 };
 
 const walrus_vfs_t *walrus_vfs_posix(void) { return &posix_vfs; }

@@ -38,6 +38,7 @@ static void copy_msg(char *buf, size_t len, const char *msg) {
 
 /* Free everything the handle owns.  Locks must be unheld. */
 static void destroy(walrus_t *w) {
+  walrus__durable_close(w);
   for (size_t i = 0; i < w->nsegs; i++) walrus__seg_free(w, w->segs[i]);
   walrus__free(w, w->segs);
   walrus__os_close(w, w->lock_file);
@@ -48,6 +49,8 @@ static void destroy(walrus_t *w) {
   pthread_mutex_destroy(&w->tx_mu);
   pthread_cond_destroy(&w->syncer_cv);
   pthread_cond_destroy(&w->sync_cv);
+  pthread_cond_destroy(&w->wait_cv);
+  pthread_mutex_destroy(&w->wait_mu);
   pthread_mutex_destroy(&w->err_mu);
   pthread_mutex_destroy(&w->cache_mu);
   pthread_rwlock_destroy(&w->lock);
@@ -166,6 +169,8 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   w->vfs = cfg->vfs != NULL ? cfg->vfs : walrus_vfs_posix();
   w->mapped = cfg->mapped_writes && cfg->sync != WALRUS_SYNC_ALWAYS &&
               !cfg->read_only && w->vfs->version >= 2 && w->vfs->map != NULL;
+  w->can_map = w->vfs->version >= 3 && w->vfs->map_read != NULL &&
+               w->vfs->unmap_read != NULL;
 
   pthread_rwlockattr_t ra;
   pthread_condattr_t ca;
@@ -183,7 +188,9 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
       pthread_mutex_init(&w->tx_mu, NULL) != 0 ||
       pthread_cond_init(&w->tx_cleaner_cv, &ca) != 0 ||
       pthread_cond_init(&w->syncer_cv, &ca) != 0 ||
-      pthread_cond_init(&w->sync_cv, NULL) != 0) {
+      pthread_cond_init(&w->sync_cv, NULL) != 0 ||
+      pthread_mutex_init(&w->wait_mu, NULL) != 0 ||
+      pthread_cond_init(&w->wait_cv, &ca) != 0) {
     pthread_rwlockattr_destroy(&ra);
     pthread_condattr_destroy(&ca);
     alloc.free_fn(alloc.ud, w);
@@ -211,6 +218,7 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
     if (rc != WALRUS_OK) goto fail;
   }
   rc = walrus__recover(w);
+  if (rc == WALRUS_OK) rc = walrus__durable_open(w);
   if (rc != WALRUS_OK) goto fail;
   if (cfg->sync == WALRUS_SYNC_INTERVAL && !cfg->read_only) {
     if (pthread_create(&w->syncer, NULL, walrus__syncer_main, w) != 0) {

@@ -218,7 +218,7 @@ MUT(alloc_null_free, g_alloc_copy.malloc_fn = dummy_malloc;
 MUT(alloc_null_realloc, g_alloc_copy.malloc_fn = dummy_malloc;
     g_alloc_copy.realloc_fn = NULL; g_alloc_copy.free_fn = dummy_free;
     c->allocator = &g_alloc_copy)
-MUT(zero_copy_on, c->zero_copy = 1)
+MUT(zero_copy_bad, c->zero_copy = 2)
 MUT(format_json, c->format = WALRUS_FORMAT_JSON)
 MUT(compression_zstd, c->compression = WALRUS_COMPRESSION_ZSTD)
 MUT(tx_max_zero, c->tx_max_entries = 0)
@@ -248,7 +248,7 @@ static const bad_case_t bad_cases[] = {
     {"allocator", alloc_null_malloc, WALRUS_EINVAL},
     {"allocator", alloc_null_free, WALRUS_EINVAL},
     {"allocator", alloc_null_realloc, WALRUS_EINVAL},
-    {"zero_copy", zero_copy_on, WALRUS_ENOTSUP},
+    {"zero_copy", zero_copy_bad, WALRUS_EINVAL},
     {"format", format_json, WALRUS_ENOTSUP},
     {"compression", compression_zstd, WALRUS_ENOTSUP},
     {"tx_max_entries", tx_max_zero, WALRUS_EINVAL},

@@ -1,0 +1,407 @@
+/*
+ * follow.c: how far the log is durable, and following it: walrus_wait(),
+ * walrus_durable_index(), walrus_refresh(), and the DURABLE file through
+ * which a writer tells followers in other processes.
+ *
+ * In one process, durable_next moves after every successful sync (under
+ * SYNC_ALWAYS, with every group commit) and wakes walrus_wait() sleepers,
+ * which never touch the writer's lock.
+ *
+ * Across processes, the writer keeps DURABLE (docs/FORMAT.md): 64 bytes
+ * naming the log, its first index, how far it is durable, and a rewrite
+ * count, checksummed, stored into a shared mapping after every sync, so
+ * that publishing costs no system call.  The file is never synced: it only
+ * says what the segments already prove, and a follower reads records only
+ * below the durable index it names.  A read-only handle's walrus_refresh()
+ * reads it with one pread and, when it moved, reads the new records from
+ * the tail and from segments created since, checking every checksum.
+ *
+ * walrus_wait() on a read-only handle polls with backoff instead of
+ * inotify: stores through a mapping (the writer's DURABLE and, with
+ * mapped_writes, its records) raise no inotify event, and a poll is one
+ * pread that the VFS seam covers like every other file access.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define DURABLE_NAME "DURABLE"
+#define DURABLE_BYTES 64
+#define DURABLE_FILE_BYTES 4096
+static const unsigned char durable_magic[8] = {'W', 'A', 'L', 'R',
+                                               'U', 'S', 'D', 'R'};
+
+/* The fields of DURABLE. */
+typedef struct durable_s {
+  uint64_t log_id;       /* META's log id */
+  uint64_t durable_next; /* every index below it is durable */
+  uint64_t first_index;  /* the log's first index */
+  uint64_t gen;          /* bumped when entries below durable_next go */
+} durable_t;
+
+static void durable_encode(unsigned char *b, const durable_t *d) {
+  memset(b, 0, DURABLE_BYTES);
+  memcpy(b, durable_magic, 8);
+  walrus__put32(b + 8, 1); /* version */
+  walrus__put64(b + 16, d->log_id);
+  walrus__put64(b + 24, d->durable_next);
+  walrus__put64(b + 32, d->first_index);
+  walrus__put64(b + 40, d->gen);
+  walrus__put32(b + 12, walrus__crc32c(0, b + 16, DURABLE_BYTES - 16));
+}
+
+static int durable_decode(const unsigned char *b, durable_t *d) {
+  if (memcmp(b, durable_magic, 8) != 0 || walrus__get32(b + 8) != 1 ||
+      walrus__get32(b + 12) != walrus__crc32c(0, b + 16, DURABLE_BYTES - 16))
+    return 0;
+  d->log_id = walrus__get64(b + 16);
+  d->durable_next = walrus__get64(b + 24);
+  d->first_index = walrus__get64(b + 32);
+  d->gen = walrus__get64(b + 40);
+  return 1;
+}
+
+/* Store the writer's state into DURABLE.  Caller holds wlock, or is open
+ * or close.  The store is one memcpy; a follower that reads it half done
+ * sees a bad checksum and reads again. */
+void walrus__durable_publish(walrus_t *w) {
+  unsigned char b[DURABLE_BYTES];
+  durable_t d;
+  if (w->durable_map == NULL) return;
+  d.log_id = w->meta.log_id;
+  d.durable_next = atomic_load(&w->durable_next);
+  d.first_index = w->first_index;
+  d.gen = w->durable_gen;
+  durable_encode(b, &d);
+  memcpy(w->durable_map, b, DURABLE_BYTES);
+}
+
+void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
+  uint64_t cur = atomic_load(&w->durable_next);
+  if (lower ? next >= cur : next <= cur) return;
+  if (lower) w->durable_gen++; /* entries a follower saw are gone */
+  atomic_store(&w->durable_next, next);
+  walrus__durable_publish(w);
+  if (atomic_load(&w->waiters) > 0) {
+    pthread_mutex_lock(&w->wait_mu);
+    pthread_cond_broadcast(&w->wait_cv);
+    pthread_mutex_unlock(&w->wait_mu);
+  }
+}
+
+/* Read DURABLE into d; 0 if it is missing, short or torn (after a few
+ * tries). */
+static int durable_read(walrus_t *w, durable_t *d) {
+  unsigned char b[DURABLE_BYTES];
+  for (int tries = 0; tries < 4; tries++) {
+    int64_t n = w->vfs->pread(w->vfs->ctx, w->durable_file, b, sizeof b, 0);
+    if (n != (int64_t)sizeof b) return 0;
+    if (durable_decode(b, d)) return 1;
+  }
+  return 0;
+}
+
+int walrus__durable_open(walrus_t *w) {
+  char path[WALRUS__PATH_MAX];
+  durable_t d;
+  int rc = walrus__path(w, DURABLE_NAME, path);
+  if (rc != WALRUS_OK) return rc;
+  atomic_store(&w->durable_next, w->next_index);
+  if (w->cfg.read_only) {
+    /* A follower: the writer may create DURABLE later; refresh retries. */
+    if (w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
+        0) {
+      w->durable_file = NULL;
+      return WALRUS_OK;
+    }
+    if (durable_read(w, &d) && d.log_id == w->meta.log_id)
+      w->durable_gen = d.gen;
+    return WALRUS_OK;
+  }
+  /* The writer publishes only through a VFS that maps both ways: stores
+   * into DURABLE, and followers that read through mappings. */
+  if (w->vfs->version < 3 || w->vfs->map == NULL || w->vfs->map_read == NULL)
+    return WALRUS_OK;
+  int e = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->durable_file);
+  if (e == -ENOENT)
+    e = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+                     &w->durable_file);
+  uint64_t size = 0;
+  if (e == 0) {
+    if (durable_read(w, &d) && d.log_id == w->meta.log_id) {
+      /* A follower of the last writer may have seen entries up to
+       * d.durable_next - 1: if this log no longer has them all (a cut at
+       * open), it must learn that they went. */
+      w->durable_gen = d.gen + (w->next_index < d.durable_next);
+    } else {
+      w->durable_gen = 0;
+    }
+    e = w->vfs->size(w->vfs->ctx, w->durable_file, &size);
+  }
+  if (e == 0 && size < DURABLE_FILE_BYTES)
+    e = w->vfs->truncate(w->vfs->ctx, w->durable_file, DURABLE_FILE_BYTES);
+  void *addr = NULL;
+  if (e == 0)
+    e = w->vfs->map(w->vfs->ctx, w->durable_file, DURABLE_FILE_BYTES, &addr);
+  if (e != 0) {
+    /* Not data: followers in other processes just see no progress. */
+    walrus__log(w, WALRUS_LOG_WARN,
+                "%s/%s: cannot publish the durable index (error %d); "
+                "followers in other processes will not see new entries",
+                w->dir, DURABLE_NAME, -e);
+    walrus__durable_close(w);
+    return WALRUS_OK;
+  }
+  w->durable_map = addr;
+  walrus__durable_publish(w);
+  return WALRUS_OK;
+}
+
+void walrus__durable_close(walrus_t *w) {
+  if (w->durable_map != NULL)
+    w->vfs->unmap(w->vfs->ctx, w->durable_file, w->durable_map,
+                  DURABLE_FILE_BYTES);
+  w->durable_map = NULL;
+  if (w->durable_file != NULL) w->vfs->close(w->vfs->ctx, w->durable_file);
+  w->durable_file = NULL;
+}
+
+uint64_t walrus_durable_index(walrus_t *w) {
+  if (w == NULL) return 0;
+  uint64_t d = atomic_load(&w->durable_next);
+  walrus__lock_shared(w);
+  uint64_t first = w->first_index;
+  walrus__unlock(w);
+  return d > first ? d - 1 : 0;
+}
+
+/* Open segment first as the new tail of a follower's table.  Caller holds
+ * wlock. */
+static int follow_segment(walrus_t *w, uint64_t first) {
+  unsigned char hdr[WALRUS__SEG_HEADER_BYTES];
+  walrus__seg_header_t h;
+  walrus__seg_t *s = walrus__seg_new(w, first);
+  if (s == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "new segment");
+  int rc = walrus__os_open(w, s->name, WALRUS_VFS_READ, &s->file);
+  if (rc == WALRUS_OK)
+    rc = walrus__os_read_full(w, s->file, s->name, hdr, sizeof hdr, 0);
+  if (rc == WALRUS_OK &&
+      (walrus__seg_header_decode(hdr, &h) != WALRUS__FMT_OK ||
+       h.log_id != w->meta.log_id || h.first_index != first))
+    rc = walrus__fail(w, WALRUS_ECORRUPT, 0, "%s/%s: bad segment header",
+                      w->dir, s->name);
+  if (rc == WALRUS_OK) {
+    s->salt = h.salt;
+    rc = walrus__seg_reserve(w, s, 1);
+  }
+  if (rc == WALRUS_OK) {
+    walrus__lock_excl(w);
+    rc = walrus__segs_push(w, s);
+    walrus__unlock(w);
+  }
+  if (rc != WALRUS_OK) walrus__seg_free(w, s);
+  return rc;
+}
+
+/* Read the tail's records from its end until index want is in or the tail
+ * is sealed (*sealed).  Caller holds wlock; the records read are
+ * published when it returns. */
+static int follow_tail(walrus_t *w, uint64_t want, int *sealed) {
+  walrus__seg_t *t = w->segs[w->nsegs - 1];
+  walrus__window_t win = {0};
+  uint64_t off = t->end, count = t->count;
+  uint64_t limit = UINT64_MAX;
+  int rc = WALRUS_OK;
+  *sealed = 0;
+  while (t->first + count < want) {
+    const unsigned char *p;
+    walrus__rec_t r;
+    rc = walrus__window_read(w, &win, t->file, t->name, off,
+                             WALRUS__REC_HEADER_BYTES, limit, &p);
+    if (rc == WALRUS_OK && p != NULL &&
+        walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
+      rc = walrus__window_read(w, &win, t->file, t->name, off,
+                               WALRUS__REC_HEADER_BYTES + r.body_len, limit,
+                               &p);
+    else if (rc == WALRUS_OK)
+      p = NULL;
+    if (rc != WALRUS_OK) break;
+    uint64_t index = t->first + count;
+    if (p == NULL ||
+        walrus__rec_crc(t->salt, p, p + WALRUS__REC_HEADER_BYTES,
+                        r.body_len) != r.crc) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: durable entry %llu at offset %llu is "
+                        "missing or damaged",
+                        w->dir, t->name, (unsigned long long)index,
+                        (unsigned long long)off);
+      break;
+    }
+    if (r.flags & WALRUS__REC_INDEX) {
+      /* Sealed: the index record ends the records. */
+      if (r.index != t->first || r.term != count) {
+        rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                          "%s/%s: index record at offset %llu does not "
+                          "match its records",
+                          w->dir, t->name, (unsigned long long)off);
+        break;
+      }
+      *sealed = 1;
+      break;
+    }
+    if (r.flags & WALRUS__REC_MARK) {
+      off += WALRUS__REC_HEADER_BYTES;
+      continue;
+    }
+    if (r.index != index) {
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: record at offset %llu is %llu, not %llu",
+                        w->dir, t->name, (unsigned long long)off,
+                        (unsigned long long)r.index,
+                        (unsigned long long)index);
+      break;
+    }
+    if (count + 1 > t->offs_cap) {
+      walrus__lock_excl(w); /* offs may move */
+      rc = walrus__seg_reserve(w, t, count + 1 - t->count);
+      walrus__unlock(w);
+      if (rc != WALRUS_OK) break;
+    }
+    t->offs[count++] = (uint32_t)off;
+    off += walrus__rec_size(r.body_len);
+  }
+  walrus__window_free(w, &win);
+  walrus__lock_excl(w);
+  t->count = t->written = count;
+  t->end = off;
+  w->next_index = t->first + count;
+  if (*sealed) {
+    t->sealed = 1;
+    t->index_offset = (uint32_t)off;
+    pthread_mutex_lock(&w->cache_mu);
+    t->used = ++w->cache_tick;
+    w->cached++;
+    pthread_mutex_unlock(&w->cache_mu);
+  }
+  walrus__unlock(w);
+  return rc;
+}
+
+int walrus_refresh(walrus_t *w) {
+  durable_t d;
+  int rc = WALRUS_OK;
+  if (w == NULL) return WALRUS_EINVAL;
+  if (!w->cfg.read_only) return WALRUS_OK;
+  pthread_mutex_lock(&w->wlock);
+  if (w->durable_file == NULL) {
+    char path[WALRUS__PATH_MAX];
+    rc = walrus__path(w, DURABLE_NAME, path);
+    if (rc == WALRUS_OK &&
+        w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
+            0)
+      w->durable_file = NULL;
+  }
+  if (rc != WALRUS_OK || w->durable_file == NULL || !durable_read(w, &d))
+    goto out; /* no writer publishes (yet) */
+  if (d.log_id != w->meta.log_id || d.gen != w->durable_gen ||
+      d.durable_next < w->next_index) {
+    rc = walrus__fail(w, WALRUS_ESTALE, 0,
+                      "%s: the writer truncated back or reset the log; "
+                      "reopen to follow it",
+                      w->dir);
+    goto out;
+  }
+  while (rc == WALRUS_OK && w->next_index < d.durable_next) {
+    int sealed = 0;
+    if (w->nsegs == 0 || w->segs[w->nsegs - 1]->sealed) {
+      rc = follow_segment(w, w->next_index);
+      if (rc != WALRUS_OK) break;
+    }
+    rc = follow_tail(w, d.durable_next, &sealed);
+    if (rc == WALRUS_OK && !sealed && w->next_index < d.durable_next)
+      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s: entries up to %llu are durable but not found",
+                        w->dir, (unsigned long long)(d.durable_next - 1));
+  }
+  if (d.first_index > w->first_index && d.first_index <= w->next_index) {
+    /* truncate_front: entries below it are gone; files may be too.  Drop
+     * whole segments below it from the table. */
+    walrus__lock_excl(w);
+    w->first_index = d.first_index;
+    w->layout_gen++;
+    size_t drop = 0;
+    while (drop + 1 < w->nsegs &&
+           w->segs[drop]->first + w->segs[drop]->count <= d.first_index)
+      drop++;
+    walrus__seg_t **gone = NULL;
+    if (drop > 0) {
+      gone = walrus__malloc(w, drop * sizeof *gone);
+      if (gone != NULL) {
+        for (size_t i = 0; i < drop; i++) {
+          walrus__seg_uncache(w, w->segs[i]);
+          gone[i] = w->segs[i];
+        }
+        memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
+        w->nsegs -= drop;
+      }
+    }
+    walrus__unlock(w);
+    if (gone != NULL)
+      for (size_t i = 0; i < drop; i++) walrus__seg_free(w, gone[i]);
+    walrus__free(w, gone);
+  }
+  walrus__durable_set(w, w->next_index, 0);
+out:
+  pthread_mutex_unlock(&w->wlock);
+  return rc;
+}
+
+int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms) {
+  if (w == NULL) return WALRUS_EINVAL;
+  if (index == 0)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "wait: index 0 is never written");
+  int64_t deadline = walrus__mono_ns() + (int64_t)timeout_ms * 1000000;
+  int forever = timeout_ms == WALRUS_WAIT_FOREVER;
+  uint32_t nap_ms = 1;
+  for (;;) {
+    if (atomic_load(&w->durable_next) > index) return WALRUS_OK;
+    if (w->cfg.read_only) {
+      uint64_t before = atomic_load(&w->durable_next);
+      int rc = walrus_refresh(w);
+      if (rc != WALRUS_OK) return rc;
+      if (atomic_load(&w->durable_next) > index) return WALRUS_OK;
+      if (atomic_load(&w->durable_next) != before) nap_ms = 1;
+    } else if (atomic_load(&w->broken)) {
+      return walrus__fail(w, WALRUS_EPOISONED, 0,
+                          "wait: the handle is poisoned; the entry may "
+                          "never be durable");
+    }
+    int64_t now = walrus__mono_ns();
+    if (!forever && now >= deadline)
+      return walrus__fail(w, WALRUS_ETIMEDOUT, 0,
+                          "wait: entry %llu is not durable after %u ms",
+                          (unsigned long long)index, timeout_ms);
+    int64_t left = forever ? INT64_MAX : deadline - now;
+    if (w->cfg.read_only) {
+      int64_t ns = (int64_t)nap_ms * 1000000;
+      if (ns > left) ns = left;
+      struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+      nanosleep(&ts, NULL);
+      if (nap_ms < 50) nap_ms = nap_ms * 2 > 50 ? 50 : nap_ms * 2;
+      continue;
+    }
+    /* Writable: sleep until durable_next moves (or a poisoning sync ends;
+     * fail_writes wakes us too).  A bounded sleep covers a wake-up lost
+     * between the check above and the wait. */
+    uint32_t ms = left > 100000000 ? 100 : (uint32_t)(left / 1000000) + 1;
+    struct timespec ts = walrus__deadline_ms(ms);
+    pthread_mutex_lock(&w->wait_mu);
+    atomic_fetch_add(&w->waiters, 1);
+    if (atomic_load(&w->durable_next) <= index && !atomic_load(&w->broken))
+      pthread_cond_timedwait(&w->wait_cv, &w->wait_mu, &ts);
+    atomic_fetch_sub(&w->waiters, 1);
+    pthread_mutex_unlock(&w->wait_mu);
+  }
+}
