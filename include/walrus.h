@@ -638,8 +638,11 @@ WALRUS_API int walrus_reset(walrus_t *w, uint64_t next_index);
  *
  * start == 0 means the first index.  The iterator reads the entries that
  * exist when each walrus_iter_next() is called, so entries appended later
- * are seen too.  While it is open, retention (max_segments) removes nothing
- * at or after its position.
+ * are seen too, and across segment boundaries and rotation.  While it is
+ * open, retention (max_segments) removes nothing at or after its position.
+ * With cfg.zero_copy it reads through the segments' read-only mappings,
+ * taking no lock between the records that were published when it last
+ * looked; else with pread through a read-ahead window.
  * @return WALRUS_OK; WALRUS_EINVAL (NULL w or it); WALRUS_EINDEX (start below the first index or above last + 1);
  *   WALRUS_ENOMEM.
  */
@@ -650,7 +653,12 @@ WALRUS_API int walrus_iter_open(walrus_t *w, uint64_t start,
  * @brief Read the next entry into out, verifying its checksum.
  *
  * out's data and tx_id are borrowed: valid until the next call on it or
- * walrus_iter_close().
+ * walrus_iter_close(), whatever other threads do to the log meanwhile.
+ * After walrus_truncate_back() cut below the iterator's position, it goes
+ * on at the new last index + 1 (and returns the entries appended there
+ * later); after walrus_truncate_front() passed it, it returns
+ * WALRUS_EINDEX.  Steps make no allocation once the iterator's segment is
+ * mapped (or its window allocated).
  * @return WALRUS_OK; WALRUS_DONE (no entry after the last; a later call
  *   may return entries appended since); WALRUS_EINVAL; WALRUS_EINDEX (walrus_truncate_front() or walrus_reset() removed the
  *   iterator's next entry); WALRUS_ECHECKSUM; WALRUS_ECORRUPT;

@@ -119,6 +119,13 @@ uint32_t walrus__rec_crc_start(uint32_t salt,
 uint32_t walrus__rec_crc(uint32_t salt,
                          const unsigned char hdr[WALRUS__REC_HEADER_BYTES],
                          const void *body, size_t body_len) {
+  if ((const unsigned char *)body == hdr + WALRUS__REC_HEADER_BYTES) {
+    /* Header and body side by side (a mapping, a window): one pass. */
+    unsigned char s[4];
+    walrus__put32(s, salt);
+    return walrus__crc32c(walrus__crc32c(0, s, 4), hdr + 4,
+                          WALRUS__REC_HEADER_BYTES - 4 + body_len);
+  }
   return walrus__crc32c(walrus__rec_crc_start(salt, hdr), body, body_len);
 }
 

@@ -32,6 +32,8 @@
 /* Read-ahead: ask for this much ahead of the reader, every STEP bytes. */
 #define AHEAD_BYTES (4u << 20)
 #define AHEAD_STEP (1u << 20)
+/* Offset of the flags byte in a record header (format.h). */
+#define REC_FLAGS_AT 34
 
 static int open_iter(walrus_t *w, uint64_t start, int follow,
                      uint32_t timeout_ms, walrus_iter_t **out) {
@@ -112,7 +114,7 @@ static const unsigned char *skip_marks(walrus_iter_t *it, uint32_t salt,
                                        const unsigned char *p,
                                        uint64_t avail, uint64_t *left) {
   walrus__rec_t r;
-  while (avail >= WALRUS__REC_HEADER_BYTES &&
+  while (avail >= WALRUS__REC_HEADER_BYTES && (p[REC_FLAGS_AT] & WALRUS__REC_MARK) &&
          walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK &&
          (r.flags & WALRUS__REC_MARK) && r.body_len == 0 &&
          r.index + 1 == it->next &&
@@ -136,7 +138,7 @@ static int mapped_step(walrus_iter_t *it, walrus_entry_t *out) {
   int rc = walrus__rec_view(it->w, m->name, m->salt, it->next, it->off, p,
                             left, out, it->txid);
   if (rc != WALRUS_OK) return rc;
-  it->off += walrus__rec_size(out->len + (out->tx_id ? strlen(it->txid) : 0));
+  it->off += walrus__rec_size(walrus__get32(p + 4)); /* body_len, checked */
   it->next++;
   if (it->off >= it->hinted) {
     uint64_t from = it->off & ~(uint64_t)4095;
@@ -185,7 +187,7 @@ static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
   rc = walrus__rec_view(w, s->name, s->salt, it->next, it->off, p, left, out,
                         it->txid);
   if (rc != WALRUS_OK) return rc;
-  it->off += walrus__rec_size(out->len + (out->tx_id ? strlen(it->txid) : 0));
+  it->off += walrus__rec_size(walrus__get32(p + 4)); /* body_len, checked */
   it->next++;
   return WALRUS_OK;
 }
