@@ -36,6 +36,14 @@
 uint32_t walrus__crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
+ * Four CRCs at once: out[k] = walrus__crc32c(crc[k], p[k], len[k]).  With
+ * the CRC instruction the four chains run interleaved, so four short
+ * buffers (records) cost about what one does.
+ */
+void walrus__crc32c_4(const uint32_t crc[4], const unsigned char *const p[4],
+                      const size_t len[4], uint32_t out[4]);
+
+/*
  * Does the same as walrus__crc32c() with the portable slicing-by-8 software
  * implementation, which is always available.
  */

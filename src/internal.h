@@ -39,6 +39,7 @@
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "crc32c.h"
@@ -109,6 +110,9 @@ struct walrus_iter_s {
                                      to run_end, are published in map */
   uint64_t run_end;               /* mapped: end of those records */
   uint64_t hinted;                /* offset up to which read-ahead was asked */
+  uint64_t vok[4];                /* mapped: offsets of records just found
+                                     to pass their CRC, in order */
+  int nvok, vpos;                 /* entries in vok; the next to use */
   int mapped;                     /* reads through map (cfg.zero_copy) */
   int follow;                     /* follow mode: durable entries only,
                                      waits at the end */
@@ -339,11 +343,52 @@ static inline int walrus__cache_over(walrus_t *w) {
              w->cfg.cached_segments ||
          atomic_load_explicit(&w->rmap_stale, memory_order_relaxed);
 }
-/* Verify the record of entry index at p (len bytes available) and fill
- * out's fields, borrowing data from p; tx id to txid. */
-int walrus__rec_view(walrus_t *w, const char *name, uint32_t salt,
-                     uint64_t index, uint64_t off, const unsigned char *p,
-                     uint64_t len, walrus_entry_t *out, char txid[256]);
+/* Record the failure of walrus__rec_view(): why is WALRUS_ECHECKSUM,
+ * WALRUS_EINDEX (not the entry wanted) or WALRUS_ECORRUPT (malformed). */
+int walrus__rec_view_fail(walrus_t *w, int why, const char *name,
+                          uint64_t index, uint64_t off);
+
+/* Verify the record of entry index at p (len bytes available, in segment
+ * file name at off) and fill out's fields, borrowing data from p; the tx id
+ * is copied to txid.  With checked, the caller has just checked its CRC
+ * (and salt is unused); everything else is verified all the same.  Inline:
+ * it is the inner step of every mapped read. */
+static inline int walrus__rec_view(walrus_t *w, const char *name,
+                                   uint32_t salt, int checked,
+                                   uint64_t index, uint64_t off,
+                                   const unsigned char *p, uint64_t len,
+                                   walrus_entry_t *out, char txid[256]) {
+  if (len < WALRUS__REC_HEADER_BYTES)
+    return walrus__rec_view_fail(w, WALRUS_ECORRUPT, name, index, off);
+  uint32_t body_len = walrus__get32(p + 4);
+  uint8_t flags = p[34], txid_len = p[35]; /* format.h: bytes 34, 35 */
+  if ((flags & ~WALRUS__REC_KNOWN_FLAGS) != 0 ||
+      body_len > WALRUS__BODY_MAX || txid_len > body_len ||
+      WALRUS__REC_HEADER_BYTES + (uint64_t)body_len > len)
+    return walrus__rec_view_fail(w, WALRUS_ECORRUPT, name, index, off);
+  uint32_t crc = walrus__get32(p);
+  if (!checked &&
+      walrus__rec_crc(salt, p, p + WALRUS__REC_HEADER_BYTES, body_len) != crc)
+    return walrus__rec_view_fail(w, WALRUS_ECHECKSUM, name, index, off);
+  if (walrus__get64(p + 8) != index ||
+      (flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)))
+    return walrus__rec_view_fail(w, WALRUS_EINDEX, name, index, off);
+  const unsigned char *body = p + WALRUS__REC_HEADER_BYTES;
+  out->index = index;
+  out->term = walrus__get64(p + 16);
+  out->timestamp_ns = (int64_t)walrus__get64(p + 24);
+  out->checksum = crc;
+  out->type = walrus__get16(p + 32);
+  out->tx_id = NULL;
+  if (txid_len > 0) {
+    memcpy(txid, body, txid_len);
+    txid[txid_len] = '\0';
+    out->tx_id = txid;
+  }
+  out->data = body + txid_len;
+  out->len = body_len - txid_len;
+  return WALRUS_OK;
+}
 
 /* ---- follow.c ---- */
 /* Move durable_next forward to next (or, with lower, back to it, telling

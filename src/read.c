@@ -190,7 +190,7 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
   }
   walrus_entry_t v;
   char txid[256];
-  rc = walrus__rec_view(w, m->name, m->salt, index, off, m->addr + off, end - off, &v,
+  rc = walrus__rec_view(w, m->name, m->salt, 0, index, off, m->addr + off, end - off, &v,
                         view != NULL ? view->tx_id_ : txid);
   if (rc != WALRUS_OK) return rc;
   if (view == NULL) return copy_entry(w, &v, out);

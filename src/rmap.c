@@ -1,6 +1,6 @@
 /*
- * rmap.c: read-only mappings of segment files, and verifying a record read
- * through one.
+ * rmap.c: read-only mappings of segment files, and the messages of records
+ * read through one that fail their checks (walrus__rec_view, internal.h).
  *
  * A segment maps its file once, on the first mapped read, through the VFS's
  * map_read: a sealed segment up to its index record, the tail up to
@@ -122,42 +122,21 @@ void walrus__rmap_drop(walrus__seg_t *s) {
   }
 }
 
-int walrus__rec_view(walrus_t *w, const char *name, uint32_t salt,
-                     uint64_t index, uint64_t off, const unsigned char *p,
-                     uint64_t len, walrus_entry_t *out, char txid[256]) {
-  walrus__rec_t r;
-  if (len < WALRUS__REC_HEADER_BYTES ||
-      walrus__rec_header_decode(p, &r) != WALRUS__FMT_OK ||
-      WALRUS__REC_HEADER_BYTES + (uint64_t)r.body_len > len)
-    return walrus__fail(w, WALRUS_ECORRUPT, 0,
-                        "%s/%s: record %llu at offset %llu is malformed",
-                        w->dir, name, (unsigned long long)index,
-                        (unsigned long long)off);
-  if (walrus__rec_crc(salt, p, p + WALRUS__REC_HEADER_BYTES, r.body_len) !=
-      r.crc)
+int walrus__rec_view_fail(walrus_t *w, int why, const char *name,
+                          uint64_t index, uint64_t off) {
+  if (why == WALRUS_ECHECKSUM)
     return walrus__fail(w, WALRUS_ECHECKSUM, 0,
                         "%s/%s: record %llu at offset %llu fails its "
                         "checksum",
                         w->dir, name, (unsigned long long)index,
                         (unsigned long long)off);
-  if (r.index != index || (r.flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)))
+  if (why == WALRUS_EINDEX)
     return walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s/%s: record at offset %llu is not entry %llu",
                         w->dir, name, (unsigned long long)off,
                         (unsigned long long)index);
-  const unsigned char *body = p + WALRUS__REC_HEADER_BYTES;
-  out->index = r.index;
-  out->term = r.term;
-  out->timestamp_ns = r.timestamp_ns;
-  out->checksum = r.crc;
-  out->type = r.type;
-  out->tx_id = NULL;
-  if (r.txid_len > 0) {
-    memcpy(txid, body, r.txid_len);
-    txid[r.txid_len] = '\0';
-    out->tx_id = txid;
-  }
-  out->data = body + r.txid_len;
-  out->len = r.body_len - r.txid_len;
-  return WALRUS_OK;
+  return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                      "%s/%s: record %llu at offset %llu is malformed",
+                      w->dir, name, (unsigned long long)index,
+                      (unsigned long long)off);
 }
