@@ -476,7 +476,11 @@ typedef struct walrus_view {
  * even after rotation, walrus_truncate_front() or retention removed the
  * file, or walrus_close() freed the handle.  A walrus_truncate_back() that
  * would cut a file under a held view writes the kept records to a new file
- * instead, so views never see their bytes change.  Makes no allocation once
+ * instead, so views never see their bytes change: the writer knows of its
+ * own views, and of any read-only handle (in any process) by the READER-*
+ * file that handle holds locked (docs/FORMAT.md).  A read-only handle that
+ * cannot create that file (a read-only file system) logs a warning, and its
+ * views are then not protected from the writer's truncate_back.  Makes no allocation once
  * the segment is mapped.  Release every view; a view is not thread-safe,
  * but views of one handle may be taken and released on any threads.
  * @return as walrus_get(); view is untouched on failure.

@@ -16,12 +16,18 @@
  * reads it with one pread and, when it moved, reads the new records from
  * the tail and from segments created since, checking every checksum.
  *
+ * A read-only handle that may map the segments also creates and locks a
+ * file READER-<random> for its life, so that the writer's truncate_back
+ * knows that mappings it cannot see may exist and rewrites the segment it
+ * cuts instead of cutting it under them (truncate.c).
+ *
  * walrus_wait() on a read-only handle polls with backoff instead of
  * inotify: stores through a mapping (the writer's DURABLE and, with
  * mapped_writes, its records) raise no inotify event, and a poll is one
  * pread that the VFS seam covers like every other file access.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -103,6 +109,79 @@ static int durable_read(walrus_t *w, durable_t *d) {
   return 0;
 }
 
+#define READER_PREFIX "READER-"
+
+/* A read-only handle registers: READER-<16 hex digits>, created and locked
+ * until close.  Best effort: on a read-only file system there is none, and
+ * the handle's views are then not protected from the writer's truncate_back
+ * (walrus.h). */
+static void reader_register(walrus_t *w) {
+  char path[WALRUS__PATH_MAX];
+  unsigned char r[8];
+  if (walrus__random(r, sizeof r) != 0) return;
+  int n = snprintf(w->reader_name, sizeof w->reader_name, READER_PREFIX);
+  for (size_t i = 0; i < sizeof r; i++)
+    n += snprintf(w->reader_name + n, sizeof w->reader_name - (size_t)n,
+                  "%02x", r[i]);
+  if (walrus__path(w, w->reader_name, path) != WALRUS_OK) return;
+  int e = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+                       &w->reader_file);
+  if (e == 0) e = w->vfs->lock(w->vfs->ctx, w->reader_file);
+  if (e != 0) {
+    if (w->reader_file != NULL) {
+      w->vfs->close(w->vfs->ctx, w->reader_file);
+      w->vfs->unlink(w->vfs->ctx, path);
+    }
+    w->reader_file = NULL;
+    walrus__log(w, WALRUS_LOG_WARN,
+                "%s: cannot register as a reader (error %d); views of this "
+                "handle may change under the writer's truncate_back",
+                w->dir, -e);
+  }
+}
+
+static void reader_unregister(walrus_t *w) {
+  char path[WALRUS__PATH_MAX];
+  if (w->reader_file == NULL) return;
+  w->vfs->close(w->vfs->ctx, w->reader_file);
+  w->reader_file = NULL;
+  if (walrus__path(w, w->reader_name, path) == WALRUS_OK)
+    w->vfs->unlink(w->vfs->ctx, path);
+}
+
+typedef struct readers_s {
+  walrus_t *w;  /* the writer */
+  int present;  /* a live reader was found */
+} readers_t;
+
+/* For each READER-* name: live if its lock is held, else stale: removed. */
+static int reader_check(void *arg, const char *name) {
+  readers_t *rs = arg;
+  walrus_t *w = rs->w;
+  char path[WALRUS__PATH_MAX];
+  walrus_vfs_file_t *f = NULL;
+  if (strncmp(name, READER_PREFIX, sizeof READER_PREFIX - 1) != 0) return 0;
+  if (walrus__path(w, name, path) != WALRUS_OK) return 0;
+  if (w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &f) != 0)
+    return 0; /* gone meanwhile */
+  int e = w->vfs->lock(w->vfs->ctx, f);
+  w->vfs->close(w->vfs->ctx, f);
+  if (e == 0) {
+    w->vfs->unlink(w->vfs->ctx, path); /* its handle is gone */
+    return 0;
+  }
+  rs->present = 1;
+  return 1;
+}
+
+int walrus__readers_present(walrus_t *w) {
+  readers_t rs = {w, 0};
+  if (!w->can_map) return 0; /* nothing maps through this VFS */
+  int e = w->vfs->list(w->vfs->ctx, w->dir, reader_check, &rs);
+  if (e < 0) return 1; /* cannot tell: assume so */
+  return rs.present;
+}
+
 int walrus__durable_open(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   durable_t d;
@@ -110,6 +189,7 @@ int walrus__durable_open(walrus_t *w) {
   if (rc != WALRUS_OK) return rc;
   atomic_store(&w->durable_next, w->next_index);
   if (w->cfg.read_only) {
+    if (w->can_map) reader_register(w);
     /* A follower: the writer may create DURABLE later; refresh retries. */
     if (w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
         0) {
@@ -160,6 +240,7 @@ int walrus__durable_open(walrus_t *w) {
 }
 
 void walrus__durable_close(walrus_t *w) {
+  reader_unregister(w);
   if (w->durable_map != NULL)
     w->vfs->unmap(w->vfs->ctx, w->durable_file, w->durable_map,
                   DURABLE_FILE_BYTES);

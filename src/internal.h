@@ -113,6 +113,9 @@ struct walrus_iter_s {
   uint64_t vok[4];                /* mapped: offsets of records just found
                                      to pass their CRC, in order */
   int nvok, vpos;                 /* entries in vok; the next to use */
+  uint64_t cut;                   /* lowest last_kept + 1 of a truncate_back
+                                     since the last step, or UINT64_MAX
+                                     (written with the lock exclusive) */
   int mapped;                     /* reads through map (cfg.zero_copy) */
   int follow;                     /* follow mode: durable entries only,
                                      waits at the end */
@@ -203,6 +206,9 @@ struct walrus_s {
   walrus_vfs_file_t *durable_file; /* DURABLE: writer publishes, followers
                                     read (follow.c) */
   unsigned char *durable_map;    /* writer: DURABLE mapped, or NULL */
+  walrus_vfs_file_t *reader_file; /* read-only: its READER-* file, locked
+                                    while the handle may map (follow.c) */
+  char reader_name[32];          /* that file's name: READER- + 16 hex */
   uint64_t durable_gen;          /* DURABLE's rewrite count as last read or
                                     written (wlock) */
   int sync_running;              /* a group commit leader is syncing */
@@ -327,10 +333,6 @@ void walrus__rmap_ref(walrus__rmap_t *m);
 void walrus__rmap_unref(walrus__rmap_t *m);
 /* Is any mapping of s borrowed?  Caller holds the lock exclusively. */
 int walrus__rmap_borrowed(walrus__seg_t *s);
-/* Drop older mappings of s that nothing borrows any more.  Caller holds
- * the lock exclusively: readers holding it shared may be about to borrow
- * one. */
-void walrus__rmap_prune(walrus__seg_t *s);
 /* Drop s's own references to its mappings.  Caller holds the lock
  * exclusively, or s has left the table. */
 void walrus__rmap_drop(walrus__seg_t *s);
@@ -399,6 +401,10 @@ void walrus__durable_set(walrus_t *w, uint64_t next, int lower);
 void walrus__durable_publish(walrus_t *w);
 int walrus__durable_open(walrus_t *w);
 void walrus__durable_close(walrus_t *w);
+/* Might another handle, in this process or another, have mapped the log's
+ * files?  True while a read-only handle holds its READER-* file; stale
+ * ones (their handle gone) are removed.  Caller holds wlock. */
+int walrus__readers_present(walrus_t *w);
 
 /* ---- recover.c ---- */
 int walrus__recover(walrus_t *w);

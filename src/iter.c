@@ -55,6 +55,7 @@ static int open_iter(walrus_t *w, uint64_t start, int follow,
   it->mapped = w->cfg.zero_copy && w->can_map;
   it->follow = follow;
   it->timeout_ms = timeout_ms;
+  it->cut = UINT64_MAX;
   walrus__lock_excl(w);
   if (start == 0) start = w->first_index;
   if (start < w->first_index || start > w->next_index) {
@@ -271,8 +272,12 @@ static int step(walrus_iter_t *it, walrus_entry_t *out, int durable_only) {
       atomic_load_explicit(&w->layout_gen, memory_order_acquire) == it->gen)
     return mapped_step(it, out);
   walrus__lock_shared(w);
-  if (it->gen != w->layout_gen && it->next > w->next_index)
-    it->next = w->next_index; /* truncate_back cut below us: go on there */
+  if (it->cut != UINT64_MAX) {
+    /* truncate_back cut below us: go on there, even if appends have
+     * passed our position since. */
+    if (it->next > it->cut) it->next = it->cut;
+    it->cut = UINT64_MAX;
+  }
   if (it->next < w->first_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
                       "iterator at %llu: entries before %llu were removed",

@@ -185,6 +185,10 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
       view->entry = *out;
       view->map_ = NULL;
       view->copy_ = (void *)(uintptr_t)out->data;
+      if (out->tx_id != NULL) {
+        memcpy(view->tx_id_, out->tx_id, strlen(out->tx_id) + 1);
+        view->entry.tx_id = view->tx_id_;
+      }
     }
     return rc;
   }
@@ -227,7 +231,7 @@ int walrus_get_view(walrus_t *w, uint64_t index, walrus_view_t *view) {
   int rc = get(w, index, NULL, &v);
   if (rc == WALRUS_OK) {
     *view = v;
-    if (view->entry.tx_id != NULL && view->map_ != NULL)
+    if (view->entry.tx_id != NULL)
       view->entry.tx_id = view->tx_id_; /* it pointed into v */
   }
   return rc;
@@ -255,10 +259,10 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
   size_t got = 0;
   uint64_t bytes = 0;
   int rc = WALRUS_OK;
+  if (n != NULL) *n = 0;
   if (w == NULL) return WALRUS_EINVAL;
   if ((out == NULL && views == NULL) || n == NULL)
     return walrus__fail(w, WALRUS_EINVAL, 0, "get_range: NULL out or n");
-  *n = 0;
   if (max_count == 0)
     return walrus__fail(w, WALRUS_EINVAL, 0, "get_range: max_count is 0");
   if (end < start)

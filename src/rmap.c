@@ -36,19 +36,6 @@ void walrus__rmap_unref(walrus__rmap_t *m) {
   m->alloc.free_fn(m->alloc.ud, m);
 }
 
-void walrus__rmap_prune(walrus__seg_t *s) {
-  walrus__rmap_t **pp = &s->rmap_old;
-  while (*pp != NULL) {
-    walrus__rmap_t *m = *pp;
-    if (atomic_load(&m->refs) == 1) {
-      *pp = m->older;
-      walrus__rmap_unref(m);
-    } else {
-      pp = &m->older;
-    }
-  }
-}
-
 int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
                      walrus__rmap_t **out) {
   walrus__rmap_t *m = atomic_load_explicit(&s->rmap, memory_order_acquire);

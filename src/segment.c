@@ -322,38 +322,89 @@ fail:
   return walrus__poison(w, rc);
 }
 
-/* Close the least recently used unpinned sealed segments until at most
- * cached_segments are open, dropping their mappings (views keep what they
- * borrowed).  Caller holds the lock exclusively, so no reader is using a
- * segment's file, offsets or mapping unpinned, and cache_mu. */
-static void evict(walrus_t *w) {
-  while (w->cached > w->cfg.cached_segments) {
+/* What eviction detached from a segment, released after the lock. */
+typedef struct gone_s {
+  walrus_vfs_file_t *file; /* its file */
+  uint32_t *offs;          /* its offsets */
+  walrus__rmap_t *maps;    /* its mappings, linked through older */
+} gone_t;
+
+#define TRIM_BATCH 16
+
+/* Detach the file, offsets and mappings of up to TRIM_BATCH least recently
+ * used unpinned sealed segments, until at most cached_segments are open,
+ * and the older mappings nothing borrows.  Caller holds the lock
+ * exclusively, so no reader is using a ready segment unpinned, and
+ * cache_mu.  Returns how many entries of gone it filled. */
+static size_t evict(walrus_t *w, gone_t gone[TRIM_BATCH],
+                    walrus__rmap_t **stale) {
+  size_t n = 0;
+  while (n < TRIM_BATCH && w->cached > w->cfg.cached_segments) {
     walrus__seg_t *victim = NULL;
     for (size_t i = 0; i < w->nsegs; i++) {
       walrus__seg_t *s = w->segs[i];
       if (!s->sealed || s->file == NULL || s->pins > 0) continue;
       if (victim == NULL || s->used < victim->used) victim = s;
     }
-    if (victim == NULL) return; /* all pinned: over the bound for now */
+    if (victim == NULL) break; /* all pinned: over the bound for now */
     atomic_store(&victim->ready, 0);
-    walrus__rmap_drop(victim);
-    walrus__os_close(w, victim->file);
-    walrus__free(w, victim->offs);
+    gone[n].file = victim->file;
+    gone[n].offs = victim->offs;
+    gone[n].maps = atomic_exchange(&victim->rmap, NULL);
+    if (gone[n].maps != NULL) {
+      gone[n].maps->older = victim->rmap_old;
+    } else {
+      gone[n].maps = victim->rmap_old;
+    }
+    victim->rmap_old = NULL;
     victim->file = NULL;
     victim->offs = NULL;
     victim->offs_cap = 0;
     w->cached--;
+    n++;
   }
+  for (size_t i = 0; i < w->nsegs; i++) {
+    walrus__rmap_t **pp = &w->segs[i]->rmap_old;
+    while (*pp != NULL) {
+      walrus__rmap_t *m = *pp;
+      if (atomic_load(&m->refs) == 1) { /* only the segment holds it */
+        *pp = m->older;
+        m->older = *stale;
+        *stale = m;
+      } else {
+        pp = &m->older;
+      }
+    }
+  }
+  return n;
 }
 
 void walrus__cache_trim(walrus_t *w) {
-  walrus__lock_excl(w);
-  pthread_mutex_lock(&w->cache_mu);
-  evict(w);
-  atomic_store(&w->rmap_stale, 0);
-  for (size_t i = 0; i < w->nsegs; i++) walrus__rmap_prune(w->segs[i]);
-  pthread_mutex_unlock(&w->cache_mu);
-  walrus__unlock(w);
+  gone_t gone[TRIM_BATCH];
+  size_t n;
+  do {
+    walrus__rmap_t *stale = NULL;
+    walrus__lock_excl(w);
+    pthread_mutex_lock(&w->cache_mu);
+    atomic_store(&w->rmap_stale, 0);
+    n = evict(w, gone, &stale);
+    pthread_mutex_unlock(&w->cache_mu);
+    walrus__unlock(w);
+    /* Close and unmap outside the lock: munmap of a large mapping is
+     * slow, and appends publish under this lock. */
+    for (size_t i = 0; i < n; i++) {
+      walrus__os_close(w, gone[i].file);
+      walrus__free(w, gone[i].offs);
+      for (walrus__rmap_t *m = gone[i].maps, *next; m != NULL; m = next) {
+        next = m->older;
+        walrus__rmap_unref(m);
+      }
+    }
+    for (walrus__rmap_t *m = stale, *next; m != NULL; m = next) {
+      next = m->older;
+      walrus__rmap_unref(m);
+    }
+  } while (n == TRIM_BATCH);
 }
 
 /* Load a sealed segment's index record: open the file, read and verify the

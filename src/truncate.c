@@ -154,10 +154,13 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
       walrus__seg_unmap(w, s);
       s->prealloc = 0;
       /* Cutting a file under a borrowed mapping would turn the borrowed
-       * pages into SIGBUS: then the kept records go to a new file that
-       * replaces this one, and the borrows keep the old file's bytes. */
+       * pages into SIGBUS, and appends would then change their bytes: when
+       * this handle has lent a mapping, or a read-only handle (which may
+       * have) is open, the kept records go to a new file that replaces this
+       * one, and the borrows keep the old file's bytes. */
+      int borrowed = walrus__readers_present(w);
       walrus__lock_excl(w);
-      int borrowed = walrus__rmap_borrowed(s);
+      borrowed = borrowed || walrus__rmap_borrowed(s);
       walrus__unlock(w);
       walrus_vfs_file_t *nf = NULL;
       for (;;) {
@@ -220,6 +223,8 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
   walrus__os_close(w, pre); /* not needed after all */
   walrus__lock_excl(w);
   w->next_index = w->write_next = last_kept + 1;
+  for (walrus_iter_t *it = w->iters; it != NULL; it = it->next_it)
+    if (it->cut > last_kept + 1) it->cut = last_kept + 1;
   if (w->first_index > w->next_index) w->first_index = w->next_index;
   w->layout_gen++;
   walrus__unlock(w);

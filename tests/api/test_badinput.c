@@ -5,7 +5,8 @@
  * This file owns the refusals: NULL handles, out-parameters, entries, ids
  * and paths; zero and huge sizes, counts and indexes; read-only and
  * poisoned handles; unknown, finished, expired and malformed transaction
- * ids; bad configuration fields; iterator misuse.  Each row names the
+ * ids; bad configuration fields; iterator misuse; views, bounded ranges,
+ * waits for durability, refreshes and follow iterators.  Each row names the
  * function, the bad argument, a small call, and the code walrus.h documents
  * for it.  Every row runs in its own process (a Criterion parameterized
  * test, so a crash fails one row only) on a fresh log of 20 entries over
@@ -33,8 +34,8 @@
  *    use-after-free the library cannot detect (no call returns
  *    WALRUS_ECLOSED, as walrus.h says);
  *  - NULL for walrus_config_default() ("must not be NULL"), and for
- *    walrus_errmsg() and walrus_last_errno(), whose NULL behaviour walrus.h
- *    does not state;
+ *    walrus_errmsg(), walrus_last_errno() and walrus_durable_index(), whose
+ *    NULL behaviour walrus.h does not state;
  *  - a transaction "being committed" (WALRUS_ETXNOTPENDING), which needs a
  *    second thread inside walrus_tx_commit().
  */
@@ -63,7 +64,7 @@
 #define TX_MAX_ENTRIES 8     /* tx_max_entries */
 #define TX_MAX_BYTES 4096    /* tx_max_pending_bytes */
 #define TXID_LEN 35          /* strlen of "tx_" and 32 hex digits */
-#define MIN_ROWS 241         /* the table must never shrink below this */
+#define MIN_ROWS 290         /* the table must never shrink below this */
 
 /* ---- the fixture -------------------------------------------------------- */
 
@@ -97,6 +98,7 @@ typedef struct outs {
   walrus_txid_t id;        /* a transaction id */
   walrus_tx_state_t state; /* a transaction state */
   walrus_stats_t stats;    /* counters */
+  walrus_view_t view;      /* a view */
 } outs_t;
 
 /* One row's world. */
@@ -649,6 +651,151 @@ static int64_t iclose_null(fx_t *f) {
   return WALRUS_OK;
 }
 
+/* walrus_iter_open_follow */
+static int64_t ifollow_null_w(fx_t *f) {
+  return walrus_iter_open_follow(NULL, 0, 10, &f->o.it);
+}
+static int64_t ifollow_null_it(fx_t *f) {
+  f->target = f->w;
+  return walrus_iter_open_follow(f->w, 0, 10, NULL);
+}
+static int64_t ifollow_at(fx_t *f, walrus_t *h, uint64_t start) {
+  f->target = h;
+  return walrus_iter_open_follow(h, start, 10, &f->o.it);
+}
+static int64_t ifollow_past_next(fx_t *f) {
+  return ifollow_at(f, f->w, NENTRIES + 2);
+}
+static int64_t ifollow_u64_max(fx_t *f) {
+  return ifollow_at(f, f->w, UINT64_MAX);
+}
+static int64_t ifollow_5(fx_t *f) {
+  return ifollow_at(f, f->w, 5);
+}
+static int64_t ifollow_ro_past_next(fx_t *f) {
+  return ifollow_at(f, f->ro, NENTRIES + 2);
+}
+
+/* walrus_get_view, walrus_view_release */
+static int64_t gview_null_w(fx_t *f) {
+  return walrus_get_view(NULL, 1, &f->o.view);
+}
+static int64_t gview_null_view(fx_t *f) {
+  f->target = f->w;
+  return walrus_get_view(f->w, 1, NULL);
+}
+static int64_t gview_at(fx_t *f, walrus_t *h, uint64_t index) {
+  f->target = h;
+  return walrus_get_view(h, index, &f->o.view);
+}
+static int64_t gview_0(fx_t *f) {
+  return gview_at(f, f->w, 0);
+}
+static int64_t gview_past_last(fx_t *f) {
+  return gview_at(f, f->w, NENTRIES + 1);
+}
+static int64_t gview_u64_max(fx_t *f) {
+  return gview_at(f, f->w, UINT64_MAX);
+}
+static int64_t gview_5(fx_t *f) {
+  return gview_at(f, f->w, 5);
+}
+static int64_t gview_21(fx_t *f) {
+  return gview_at(f, f->w, NENTRIES + 1);
+}
+static int64_t gview_ro_0(fx_t *f) {
+  return gview_at(f, f->ro, 0);
+}
+static int64_t vrelease_null(fx_t *f) {
+  (void)f;
+  walrus_view_release(NULL);
+  return WALRUS_OK;
+}
+static int64_t vrelease_twice(fx_t *f) {
+  walrus_view_t v;
+  TU_OK(f->w, walrus_get_view(f->w, 3, &v));
+  walrus_view_release(&v);
+  walrus_view_release(&v);
+  return WALRUS_OK;
+}
+
+/* walrus_get_range, walrus_get_range_view.  Their out arrays are the
+ * sentinel entry or view (max_count 1); n is a local preset to 77, which
+ * must read 0 afterwards (walrus.h: "n: entries read; 0 on failure"). */
+static int64_t grange(fx_t *f, walrus_t *h, uint64_t start, uint64_t end,
+                      size_t max_count, int views, int null_out, int null_n) {
+  size_t n = 77;
+  int rc;
+  f->target = h;
+  if (views)
+    rc = walrus_get_range_view(h, start, end, max_count, 0,
+                               null_out ? NULL : &f->o.view,
+                               null_n ? NULL : &n);
+  else
+    rc = walrus_get_range(h, start, end, max_count, 0,
+                          null_out ? NULL : &f->o.entry, null_n ? NULL : &n);
+  if (!null_n)
+    cr_assert_eq(n, 0u, "%s: *n is %zu after the call; walrus.h: 0 on failure",
+                 g_tag, n);
+  return rc;
+}
+#define GRANGE(name, h, start, end, count, null_out, null_n)        \
+  static int64_t grange_##name(fx_t *f) {                           \
+    return grange(f, h, start, end, count, 0, null_out, null_n);    \
+  }                                                                 \
+  static int64_t grangev_##name(fx_t *f) {                          \
+    return grange(f, h, start, end, count, 1, null_out, null_n);    \
+  }
+GRANGE(null_w, NULL, 1, 5, 1, 0, 0)
+GRANGE(null_out, f->w, 1, 5, 1, 1, 0)
+GRANGE(null_n, f->w, 1, 5, 1, 0, 1)
+GRANGE(count_0, f->w, 1, 5, 0, 0, 0)
+GRANGE(end_below_start, f->w, 10, 9, 1, 0, 0)
+GRANGE(start_0, f->w, 0, 5, 1, 0, 0)
+GRANGE(start_past_last, f->w, NENTRIES + 1, NENTRIES + 5, 1, 0, 0)
+GRANGE(start_u64_max, f->w, UINT64_MAX, UINT64_MAX, 1, 0, 0)
+GRANGE(start_5, f->w, 5, 10, 1, 0, 0)
+GRANGE(start_21, f->w, NENTRIES + 1, NENTRIES + 1, 1, 0, 0)
+GRANGE(ro_start_0, f->ro, 0, 5, 1, 0, 0)
+#undef GRANGE
+
+/* walrus_wait, walrus_refresh */
+static int64_t wait_null(fx_t *f) {
+  (void)f;
+  return walrus_wait(NULL, 1, 0);
+}
+static int64_t wait_at(fx_t *f, walrus_t *h, uint64_t index) {
+  f->target = h;
+  return walrus_wait(h, index, 0);
+}
+static int64_t wait_0(fx_t *f) {
+  return wait_at(f, f->w, 0);
+}
+static int64_t wait_21(fx_t *f) {
+  return wait_at(f, f->w, NENTRIES + 1);
+}
+static int64_t wait_u64_max(fx_t *f) {
+  return wait_at(f, f->w, UINT64_MAX);
+}
+static int64_t wait_ro_0(fx_t *f) {
+  return wait_at(f, f->ro, 0);
+}
+static int64_t wait_ro_21(fx_t *f) {
+  return wait_at(f, f->ro, NENTRIES + 1);
+}
+static int64_t refresh_null(fx_t *f) {
+  (void)f;
+  return walrus_refresh(NULL);
+}
+static int64_t refresh_w(fx_t *f) {
+  f->target = f->w;
+  return walrus_refresh(f->w);
+}
+static int64_t refresh_ro(fx_t *f) {
+  f->target = f->ro;
+  return walrus_refresh(f->ro);
+}
+
 /* walrus_tx_begin */
 static int64_t txbegin_null_w(fx_t *f) {
   return walrus_tx_begin(NULL, 0, &f->o.id);
@@ -835,8 +982,11 @@ static int64_t stats_null_out(fx_t *f) {
 }
 
 /* walrus_strerror, walrus_errname: codes outside the list */
-static const int unknown_codes[] = {2,      -24,       -25,      12345,
-                                    -12345, INT32_MAX, INT32_MIN};
+/* WALRUS__ELAST is the sentinel one below the lowest code, so it and the
+ * value below it are unknown whatever codes are added. */
+static const int unknown_codes[] = {2,         WALRUS__ELAST, WALRUS__ELAST - 1,
+                                    12345,     -12345,        INT32_MAX,
+                                    INT32_MIN};
 static int64_t strerror_unknown(fx_t *f) {
   (void)f;
   for (size_t i = 0; i < sizeof unknown_codes / sizeof *unknown_codes; i++)
@@ -1040,6 +1190,103 @@ static const row_t rows[] = {
      S_ITER | S_FRONT, inext_removed, WALRUS_EINDEX, "removed", 0},
     {"walrus_iter_close", "NULL (allowed)", 0, iclose_null, WALRUS_OK, NULL, 0},
 
+    {"walrus_iter_open_follow", "NULL w", 0, ifollow_null_w, WALRUS_EINVAL,
+     NULL, 0},
+    {"walrus_iter_open_follow", "NULL it", 0, ifollow_null_it, WALRUS_EINVAL,
+     "NULL&iterator", 0},
+    {"walrus_iter_open_follow", "start last + 2", 0, ifollow_past_next,
+     WALRUS_EINDEX, "start 22", 0},
+    {"walrus_iter_open_follow", "start UINT64_MAX", 0, ifollow_u64_max,
+     WALRUS_EINDEX, "18446744073709551615", 0},
+    {"walrus_iter_open_follow", "start before the first", S_FRONT, ifollow_5,
+     WALRUS_EINDEX, "start 5", 0},
+    {"walrus_iter_open_follow", "read-only, start last + 2", S_RO_BESIDE,
+     ifollow_ro_past_next, WALRUS_EINDEX, "start 22", 0},
+
+    {"walrus_get_view", "NULL w", 0, gview_null_w, WALRUS_EINVAL, NULL, 0},
+    {"walrus_get_view", "NULL view", 0, gview_null_view, WALRUS_EINVAL,
+     "NULL&view", 0},
+    {"walrus_get_view", "index 0", 0, gview_0, WALRUS_EINDEX, "index 0 ", 0},
+    {"walrus_get_view", "index last + 1", 0, gview_past_last, WALRUS_EINDEX,
+     "index 21", 0},
+    {"walrus_get_view", "index UINT64_MAX", 0, gview_u64_max, WALRUS_EINDEX,
+     "18446744073709551615", 0},
+    {"walrus_get_view", "index before the first", S_FRONT, gview_5,
+     WALRUS_EINDEX, "index 5", 0},
+    {"walrus_get_view", "empty log", S_EMPTY, gview_21, WALRUS_EINDEX, "empty",
+     0},
+    {"walrus_get_view", "read-only, index 0", S_RO_BESIDE, gview_ro_0,
+     WALRUS_EINDEX, "index 0 ", 0},
+    {"walrus_view_release", "NULL (allowed)", 0, vrelease_null, WALRUS_OK, NULL,
+     0},
+    {"walrus_view_release", "released twice (allowed)", 0, vrelease_twice,
+     WALRUS_OK, NULL, 0},
+
+    {"walrus_get_range", "NULL w", 0, grange_null_w, WALRUS_EINVAL, NULL, 0},
+    {"walrus_get_range", "NULL out", 0, grange_null_out, WALRUS_EINVAL,
+     "NULL&out", 0},
+    {"walrus_get_range", "NULL n", 0, grange_null_n, WALRUS_EINVAL, "NULL", 0},
+    {"walrus_get_range", "max_count 0", 0, grange_count_0, WALRUS_EINVAL,
+     "max_count", 0},
+    {"walrus_get_range", "end below start", 0, grange_end_below_start,
+     WALRUS_EINVAL, "end 9&start 10", 0},
+    {"walrus_get_range", "start 0", 0, grange_start_0, WALRUS_EINDEX,
+     "index 0 ", 0},
+    {"walrus_get_range", "start last + 1", 0, grange_start_past_last,
+     WALRUS_EINDEX, "index 21", 0},
+    {"walrus_get_range", "start and end UINT64_MAX", 0, grange_start_u64_max,
+     WALRUS_EINDEX, "18446744073709551615", 0},
+    {"walrus_get_range", "start before the first", S_FRONT, grange_start_5,
+     WALRUS_EINDEX, "index 5", 0},
+    {"walrus_get_range", "empty log", S_EMPTY, grange_start_21, WALRUS_EINDEX,
+     "empty", 0},
+    {"walrus_get_range", "read-only, start 0", S_RO_BESIDE, grange_ro_start_0,
+     WALRUS_EINDEX, "index 0 ", 0},
+
+    {"walrus_get_range_view", "NULL w", 0, grangev_null_w, WALRUS_EINVAL, NULL,
+     0},
+    {"walrus_get_range_view", "NULL out", 0, grangev_null_out, WALRUS_EINVAL,
+     "NULL&out", 0},
+    {"walrus_get_range_view", "NULL n", 0, grangev_null_n, WALRUS_EINVAL,
+     "NULL", 0},
+    {"walrus_get_range_view", "max_count 0", 0, grangev_count_0, WALRUS_EINVAL,
+     "max_count", 0},
+    {"walrus_get_range_view", "end below start", 0, grangev_end_below_start,
+     WALRUS_EINVAL, "end 9&start 10", 0},
+    {"walrus_get_range_view", "start 0", 0, grangev_start_0, WALRUS_EINDEX,
+     "index 0 ", 0},
+    {"walrus_get_range_view", "start last + 1", 0, grangev_start_past_last,
+     WALRUS_EINDEX, "index 21", 0},
+    {"walrus_get_range_view", "start and end UINT64_MAX", 0,
+     grangev_start_u64_max, WALRUS_EINDEX, "18446744073709551615", 0},
+    {"walrus_get_range_view", "start before the first", S_FRONT,
+     grangev_start_5, WALRUS_EINDEX, "index 5", 0},
+    {"walrus_get_range_view", "empty log", S_EMPTY, grangev_start_21,
+     WALRUS_EINDEX, "empty", 0},
+    {"walrus_get_range_view", "read-only, start 0", S_RO_BESIDE,
+     grangev_ro_start_0, WALRUS_EINDEX, "index 0 ", 0},
+
+    {"walrus_wait", "NULL w", 0, wait_null, WALRUS_EINVAL, NULL, 0},
+    {"walrus_wait", "index 0", 0, wait_0, WALRUS_EINVAL, "index 0", 0},
+    {"walrus_wait", "read-only, index 0", S_RO_BESIDE, wait_ro_0, WALRUS_EINVAL,
+     "index 0", 0},
+    {"walrus_wait", "index last + 1, timeout 0", 0, wait_21, WALRUS_ETIMEDOUT,
+     "entry 21&durable", 0},
+    {"walrus_wait", "index UINT64_MAX, timeout 0", 0, wait_u64_max,
+     WALRUS_ETIMEDOUT, "18446744073709551615", 0},
+    {"walrus_wait", "read-only, index last + 1, timeout 0", S_RO_BESIDE,
+     wait_ro_21, WALRUS_ETIMEDOUT, "entry 21&durable", 0},
+    {"walrus_wait", "poisoned handle, index last + 1", S_POISON, wait_21,
+     WALRUS_EPOISONED, "poison", 0},
+
+    {"walrus_refresh", "NULL w", 0, refresh_null, WALRUS_EINVAL, NULL, 0},
+    {"walrus_refresh", "writable handle (a no-op)", 0, refresh_w, WALRUS_OK,
+     NULL, 0},
+    {"walrus_refresh", "read-only beside, nothing new", S_RO_BESIDE,
+     refresh_ro, WALRUS_OK, NULL, 0},
+    {"walrus_refresh", "read-only after the writer (no writer)", S_RO_AFTER,
+     refresh_ro, WALRUS_OK, NULL, 0},
+
     {"walrus_tx_begin", "NULL w", 0, txbegin_null_w, WALRUS_EINVAL, NULL, 0},
     {"walrus_tx_begin", "NULL id", 0, txbegin_null_id, WALRUS_EINVAL, "NULL&id",
      0},
@@ -1173,7 +1420,7 @@ static const mutation_t mutations[] = {
     {"format", "9", WALRUS_EINVAL},
     {"compression", "ZSTD (not built)", WALRUS_ENOTSUP},
     {"compression", "9", WALRUS_EINVAL},
-    {"zero_copy", "1 (not built)", WALRUS_ENOTSUP},
+    {"zero_copy", "2", WALRUS_EINVAL},
     {"tx_max_entries", "0", WALRUS_EINVAL},
     {"tx_max_entries", "10000001", WALRUS_EINVAL},
     {"tx_cleanup_interval_ms", "3600001", WALRUS_EINVAL},
@@ -1257,7 +1504,7 @@ static walrus_config_t mutated(fx_t *f, int k) {
       c.compression = (walrus_compression_t)9;
       break;
     case 20:
-      c.zero_copy = 1;
+      c.zero_copy = 2;
       break;
     case 21:
       c.tx_max_entries = 0;
@@ -1554,6 +1801,8 @@ static void expect_outs_untouched(const outs_t *o) {
   cr_assert(o->state == s.state, "%s: *state was written", g_tag);
   cr_assert(memcmp(&o->stats, &s.stats, sizeof s.stats) == 0,
             "%s: the stats out-parameter was written", g_tag);
+  cr_assert(memcmp(&o->view, &s.view, sizeof s.view) == 0,
+            "%s: the view out-parameter was written", g_tag);
 }
 
 /* walrus_close() that must succeed (the handle is gone afterwards, so the
@@ -1657,6 +1906,8 @@ static const char *const not_applicable[] = {
     "walrus_config_default", /* NULL is a precondition; no other argument */
     "walrus_errmsg",         /* NULL behaviour not documented */
     "walrus_last_errno",     /* NULL behaviour not documented */
+    "walrus_durable_index",  /* NULL behaviour not documented; no other
+                                argument */
     "walrus_version",        /* no argument */
     "walrus_version_string", /* no argument */
 };
