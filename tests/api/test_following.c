@@ -1,0 +1,238 @@
+/*
+ * test_following.c: how far the log is durable, and following it:
+ * walrus_durable_index(), walrus_wait(), follow iterators, and a read-only
+ * handle following a writer in another process through walrus_refresh().
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "walrus.h"
+
+#define SEED 0xF011u
+#define MAXLEN 200
+
+TestSuite(following, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+
+static walrus_config_t cfg_sync(walrus_sync_t sync) {
+  walrus_config_t cfg;
+  walrus_config_default(&cfg);
+  cfg.sync = sync;
+  cfg.segment_bytes = 4096;
+  return cfg;
+}
+
+Test(following, wait_under_sync_always) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  cr_assert_eq(walrus_wait(w, 0, 0), WALRUS_EINVAL);
+  tu_append_n(w, 10, SEED, MAXLEN);
+  cr_assert_eq(walrus_durable_index(w), 10u);
+  cr_assert_eq(walrus_wait(w, 10, 0), WALRUS_OK);
+  int64_t t0 = tu_now_ms();
+  cr_assert_eq(walrus_wait(w, 11, 50), WALRUS_ETIMEDOUT);
+  cr_assert_geq(tu_now_ms() - t0, 45);
+  TU_OK(w, walrus_close(w));
+}
+
+/* Under SYNC_NONE an append is visible at once but durable only after a
+ * sync: wait, durable_index and a follow iterator go by durability. */
+Test(following, sync_none_durable_only_after_sync) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_NONE);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 5, SEED, MAXLEN);
+  TU_OK(w, walrus_sync(w));
+  tu_append_n(w, 5, SEED, MAXLEN); /* 6..10, not synced */
+  cr_assert_eq(walrus_last_index(w), 10u);
+  cr_assert_eq(walrus_durable_index(w), 5u);
+  cr_assert_eq(walrus_wait(w, 10, 0), WALRUS_ETIMEDOUT);
+  walrus_iter_t *it;
+  walrus_entry_t e;
+  TU_OK(w, walrus_iter_open_follow(w, 0, 20, &it));
+  for (uint64_t i = 1; i <= 5; i++) {
+    TU_OK(w, walrus_iter_next(it, &e));
+    cr_assert_eq(e.index, i);
+  }
+  cr_assert_eq(walrus_iter_next(it, &e), WALRUS_ETIMEDOUT);
+  TU_OK(w, walrus_sync(w));
+  cr_assert_eq(walrus_durable_index(w), 10u);
+  cr_assert_eq(walrus_wait(w, 10, 0), WALRUS_OK);
+  TU_OK(w, walrus_iter_next(it, &e));
+  cr_assert_eq(e.index, 6u);
+  walrus_iter_close(it);
+  TU_OK(w, walrus_close(w));
+}
+
+typedef struct appender_s {
+  walrus_t *w;   /* log */
+  uint64_t n;    /* entries to append */
+} appender_t;
+
+static void *appender(void *arg) {
+  appender_t *a = arg;
+  unsigned char buf[MAXLEN];
+  for (uint64_t i = 1; i <= a->n; i++) {
+    walrus_entry_t e;
+    tu_entry_set(&e, i, SEED, MAXLEN, buf);
+    if (walrus_append(a->w, &e, NULL) != WALRUS_OK) abort();
+    if (i % 50 == 0) tu_sleep_ms(1);
+  }
+  return NULL;
+}
+
+/* A follow iterator on another thread reads every entry as it is made
+ * durable, across rotations, then times out instead of ending. */
+Test(following, follow_iterator_in_process) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  appender_t a = {w, 600};
+  pthread_t t;
+  walrus_iter_t *it;
+  TU_OK(w, walrus_iter_open_follow(w, 0, 5000, &it));
+  cr_assert_eq(pthread_create(&t, NULL, appender, &a), 0);
+  unsigned char want[MAXLEN];
+  for (uint64_t i = 1; i <= a.n; i++) {
+    walrus_entry_t e, x;
+    TU_OK(w, walrus_iter_next(it, &e));
+    tu_entry_set(&x, i, SEED, MAXLEN, want);
+    cr_assert_eq(e.index, i);
+    cr_assert_eq(e.len, x.len);
+    cr_assert(e.len == 0 || memcmp(e.data, x.data, e.len) == 0, "entry %llu",
+              (unsigned long long)i);
+  }
+  pthread_join(t, NULL);
+  walrus_iter_close(it);
+  TU_OK(w, walrus_iter_open_follow(w, a.n + 1, 20, &it));
+  walrus_entry_t e;
+  cr_assert_eq(walrus_iter_next(it, &e), WALRUS_ETIMEDOUT);
+  walrus_iter_close(it);
+  TU_OK(w, walrus_close(w));
+}
+
+/* A waiter blocked without a limit is woken by the append it waits for. */
+Test(following, wait_forever_is_woken) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  appender_t a = {w, 100};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, appender, &a), 0);
+  TU_OK(w, walrus_wait(w, 100, WALRUS_WAIT_FOREVER));
+  cr_assert_geq(walrus_durable_index(w), 100u);
+  pthread_join(t, NULL);
+  TU_OK(w, walrus_close(w));
+}
+
+/* The child: open tu_dir, append n entries in batches of 7, exit. */
+static void child_writer(uint64_t n) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  walrus_t *w = NULL;
+  if (walrus_open(tu_dir, &cfg, &w) != WALRUS_OK) _exit(2);
+  unsigned char bufs[7][MAXLEN];
+  walrus_entry_t e[7];
+  for (uint64_t i = 1; i <= n; i += 7) {
+    size_t k = 0;
+    for (; k < 7 && i + k <= n; k++) tu_entry_set(&e[k], i + k, SEED, MAXLEN, bufs[k]);
+    if (walrus_write_batch(w, e, k, NULL) != WALRUS_OK) _exit(3);
+    usleep(200);
+  }
+  _exit(walrus_close(w) == WALRUS_OK ? 0 : 4);
+}
+
+static void follow_other_process(int zero_copy) {
+  const uint64_t n = 1500;
+  walrus_t *w = tu_open_default(); /* make the log, then let go of it */
+  TU_OK(w, walrus_close(w));
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) child_writer(n);
+  walrus_config_t cfg;
+  walrus_config_default(&cfg);
+  cfg.read_only = 1;
+  cfg.zero_copy = zero_copy;
+  walrus_t *r = tu_open(tu_dir, &cfg);
+  walrus_iter_t *it;
+  TU_OK(r, walrus_iter_open_follow(r, 0, 10000, &it));
+  unsigned char want[MAXLEN];
+  for (uint64_t i = 1; i <= n; i++) {
+    walrus_entry_t e, x;
+    int rc = walrus_iter_next(it, &e);
+    if (rc != WALRUS_OK) kill(pid, SIGKILL);
+    cr_assert_eq(rc, WALRUS_OK, "entry %llu: %s %s", (unsigned long long)i,
+                 walrus_errname(rc), walrus_errmsg(r));
+    tu_entry_set(&x, i, SEED, MAXLEN, want);
+    cr_assert_eq(e.index, i);
+    cr_assert_eq(e.len, x.len);
+    cr_assert(e.len == 0 || memcmp(e.data, x.data, e.len) == 0);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  walrus_entry_t e;
+  cr_assert_eq(walrus_iter_next(it, &e), WALRUS_ETIMEDOUT);
+  walrus_iter_close(it);
+  TU_OK(r, walrus_close(r));
+}
+
+Test(following, read_only_follows_another_process_pread) {
+  follow_other_process(0);
+}
+
+Test(following, read_only_follows_another_process_mapped) {
+  follow_other_process(1);
+}
+
+/* refresh brings in new entries, moves the first index after the writer's
+ * truncate_front, and reports ESTALE after a truncate_back or reset. */
+Test(following, refresh_truncation_and_stale) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 100, SEED, MAXLEN);
+  walrus_config_t rcfg = cfg;
+  rcfg.read_only = 1;
+  walrus_t *r = tu_open(tu_dir, &rcfg);
+  cr_assert_eq(walrus_last_index(r), 100u);
+  tu_append_n(w, 50, SEED, MAXLEN); /* indexes 101..150, same payloads */
+  cr_assert_eq(walrus_last_index(r), 100u, "not before a refresh");
+  TU_OK(r, walrus_refresh(r));
+  cr_assert_eq(walrus_last_index(r), 150u);
+  TU_OK(w, walrus_truncate_front(w, 120));
+  TU_OK(r, walrus_refresh(r));
+  cr_assert_geq(walrus_first_index(r), 120u);
+  TU_OK(w, walrus_truncate_back(w, 130));
+  cr_assert_eq(walrus_refresh(r), WALRUS_ESTALE);
+  TU_OK(r, walrus_close(r));
+  r = tu_open(tu_dir, &rcfg);
+  cr_assert_eq(walrus_last_index(r), 130u);
+  TU_OK(w, walrus_reset(w, 1000));
+  cr_assert_eq(walrus_refresh(r), WALRUS_ESTALE);
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
+}
+
+/* Under SYNC_NONE a follower sees nothing new until the writer syncs. */
+Test(following, follower_sees_only_durable_entries) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_NONE);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 10, SEED, MAXLEN);
+  TU_OK(w, walrus_sync(w));
+  walrus_config_t rcfg = cfg;
+  rcfg.read_only = 1;
+  walrus_t *r = tu_open(tu_dir, &rcfg);
+  uint64_t seen = walrus_last_index(r);
+  tu_append_n(w, 10, SEED, MAXLEN);
+  TU_OK(r, walrus_refresh(r));
+  cr_assert_eq(walrus_last_index(r), seen, "unsynced entries are not shown");
+  cr_assert_eq(walrus_wait(r, 20, 20), WALRUS_ETIMEDOUT);
+  TU_OK(w, walrus_sync(w));
+  TU_OK(r, walrus_wait(r, 20, 2000));
+  cr_assert_eq(walrus_last_index(r), 20u);
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
+}
