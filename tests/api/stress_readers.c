@@ -1,0 +1,195 @@
+/*
+ * stress_readers.c: readers through mappings beside a writer that appends,
+ * rotates, truncates the front and the back.
+ *
+ * One writer appends entries whose payload is a function of their index and
+ * of a generation that truncate_back bumps (so a stale byte is caught), over
+ * small segments with cached_segments 2, and now and then moves the first
+ * index forward or cuts the last few entries.  Reader threads take views
+ * (holding some across later calls), zero-copy gets, ranges and plain and
+ * follow iterators, and check every byte they see against the payload that
+ * entry had when they read it.  A plain program (exit 0: pass) so that it
+ * runs under ThreadSanitizer.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "walrus.h"
+
+#define READERS 3
+#define ENTRIES 6000
+#define LEN 96
+
+static walrus_t *g_w;
+static atomic_int g_done;
+static atomic_int g_failed;
+
+static void fail(const char *what, int rc) {
+  if (atomic_exchange(&g_failed, 1) == 0)
+    fprintf(stderr, "stress_readers: %s: %s (%s)\n", what, walrus_errname(rc),
+            walrus_errmsg(g_w));
+}
+
+/* The payload of entry index: the index in its first 8 bytes, then bytes
+ * that depend on it and on term (the writer's generation). */
+static void payload(unsigned char *p, uint64_t index, uint64_t term) {
+  memcpy(p, &index, 8);
+  for (int i = 8; i < LEN; i++)
+    p[i] = (unsigned char)(index * 131 + term * 7 + (uint64_t)i);
+}
+
+/* An entry read back must carry the payload its index and term say. */
+static int good(const walrus_entry_t *e) {
+  unsigned char want[LEN];
+  if (e->len != LEN) return 0;
+  payload(want, e->index, e->term);
+  return memcmp(e->data, want, LEN) == 0;
+}
+
+static void *writer(void *arg) {
+  (void)arg;
+  unsigned char buf[LEN];
+  uint64_t term = 1;
+  for (int i = 0; i < ENTRIES && !atomic_load(&g_failed); i++) {
+    walrus_entry_t e = {0};
+    uint64_t next = walrus_next_index(g_w);
+    e.term = term;
+    payload(buf, next, term);
+    e.data = buf;
+    e.len = LEN;
+    int rc = walrus_append(g_w, &e, NULL);
+    if (rc != WALRUS_OK) fail("append", rc);
+    if (i % 997 == 996) {
+      uint64_t last = walrus_last_index(g_w);
+      rc = walrus_truncate_back(g_w, last - 5);
+      if (rc != WALRUS_OK) fail("truncate_back", rc);
+      term++; /* the indexes reused get other bytes */
+    }
+    if (i % 1500 == 1499) {
+      uint64_t first = walrus_first_index(g_w);
+      rc = walrus_truncate_front(g_w, first + 400);
+      if (rc != WALRUS_OK) fail("truncate_front", rc);
+    }
+  }
+  atomic_store(&g_done, 1);
+  return NULL;
+}
+
+static uint64_t pick(unsigned *seed) {
+  uint64_t first = walrus_first_index(g_w), last = walrus_last_index(g_w);
+  if (last < first || last == 0) return 0;
+  return first + (uint64_t)rand_r(seed) % (last - first + 1);
+}
+
+/* A read of an index that went meanwhile is fine; anything else is not. */
+static int gone(int rc) { return rc == WALRUS_EINDEX || rc == WALRUS_ENOSEGMENT; }
+
+static void *reader(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  walrus_view_t held[8];
+  int nheld = 0;
+  while (!atomic_load(&g_done) && !atomic_load(&g_failed)) {
+    uint64_t i = pick(&seed);
+    if (i == 0) continue;
+    walrus_view_t v;
+    int rc = walrus_get_view(g_w, i, &v);
+    if (rc == WALRUS_OK) {
+      if (!good(&v.entry)) fail("view bytes", WALRUS_ECORRUPT);
+      if (nheld < 8) {
+        held[nheld++] = v; /* keep it across later calls */
+      } else {
+        walrus_view_release(&v);
+      }
+    } else if (!gone(rc)) {
+      fail("get_view", rc);
+    }
+    for (int k = 0; k < nheld; k++) /* held views keep their bytes */
+      if (!good(&held[k].entry)) fail("held view bytes", WALRUS_ECORRUPT);
+    if (nheld == 8 && rand_r(&seed) % 4 == 0) {
+      for (int k = 0; k < nheld; k++) walrus_view_release(&held[k]);
+      nheld = 0;
+    }
+    walrus_entry_t e;
+    rc = walrus_get(g_w, i, &e);
+    if (rc == WALRUS_OK) {
+      if (!good(&e)) fail("get bytes", WALRUS_ECORRUPT);
+      walrus_entry_free(&e);
+    } else if (!gone(rc)) {
+      fail("get", rc);
+    }
+    walrus_view_t r[16];
+    size_t n = 0;
+    rc = walrus_get_range_view(g_w, i, i + 40, 16, 1000, r, &n);
+    if (rc == WALRUS_OK) {
+      for (size_t k = 0; k < n; k++) {
+        if (!good(&r[k].entry) || r[k].entry.index != i + k)
+          fail("range bytes", WALRUS_ECORRUPT);
+        walrus_view_release(&r[k]);
+      }
+    } else if (!gone(rc)) {
+      fail("get_range_view", rc);
+    }
+    walrus_iter_t *it;
+    int follow = rand_r(&seed) % 2;
+    rc = follow ? walrus_iter_open_follow(g_w, i, 5, &it)
+                : walrus_iter_open(g_w, i, &it);
+    if (rc == WALRUS_OK) {
+      for (int k = 0; k < 200; k++) {
+        rc = walrus_iter_next(it, &e);
+        if (rc != WALRUS_OK) break;
+        if (!good(&e)) fail("iterator bytes", WALRUS_ECORRUPT);
+      }
+      if (rc != WALRUS_OK && rc != WALRUS_DONE && rc != WALRUS_ETIMEDOUT &&
+          !gone(rc))
+        fail("iter_next", rc);
+      walrus_iter_close(it);
+    } else if (!gone(rc)) {
+      fail("iter_open", rc);
+    }
+  }
+  for (int k = 0; k < nheld; k++) walrus_view_release(&held[k]);
+  return NULL;
+}
+
+int main(void) {
+  char tmpl[] = "/tmp/walrus-stress-readers-XXXXXX";
+  char dir[4096];
+  if (mkdtemp(tmpl) == NULL) return 1;
+  snprintf(dir, sizeof dir, "%s/log", tmpl);
+  for (int mode = 0; mode < 2 && !atomic_load(&g_failed); mode++) {
+    walrus_config_t cfg;
+    walrus_config_default(&cfg);
+    cfg.sync = mode == 0 ? WALRUS_SYNC_NONE : WALRUS_SYNC_ALWAYS;
+    cfg.segment_bytes = 8192;
+    cfg.cached_segments = 2;
+    cfg.zero_copy = 1;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) return 1;
+    int rc = walrus_open(dir, &cfg, &g_w);
+    if (rc != WALRUS_OK) {
+      fprintf(stderr, "stress_readers: open: %s\n", walrus_errname(rc));
+      return 1;
+    }
+    atomic_store(&g_done, 0);
+    pthread_t wt, rt[READERS];
+    pthread_create(&wt, NULL, writer, NULL);
+    for (int i = 0; i < READERS; i++)
+      pthread_create(&rt[i], NULL, reader, (void *)(uintptr_t)(i + 1));
+    pthread_join(wt, NULL);
+    for (int i = 0; i < READERS; i++) pthread_join(rt[i], NULL);
+    rc = walrus_close(g_w);
+    if (rc != WALRUS_OK) fail("close", rc);
+  }
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+  if (system(cmd) != 0) return 1;
+  if (atomic_load(&g_failed)) return 1;
+  printf("stress_readers: passed\n");
+  return 0;
+}
