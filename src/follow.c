@@ -358,14 +358,7 @@ static int follow_tail(walrus_t *w, uint64_t want, int *sealed) {
   t->count = t->written = count;
   t->end = off;
   w->next_index = t->first + count;
-  if (*sealed) {
-    t->sealed = 1;
-    t->index_offset = (uint32_t)off;
-    pthread_mutex_lock(&w->cache_mu);
-    t->used = ++w->cache_tick;
-    w->cached++;
-    pthread_mutex_unlock(&w->cache_mu);
-  }
+  if (*sealed) walrus__seg_sealed(w, t, off);
   walrus__unlock(w);
   return rc;
 }

@@ -309,6 +309,7 @@ void walrus__seg_free(walrus_t *w, walrus__seg_t *s);
 int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n);
 int walrus__seg_create(walrus_t *w, uint64_t first);
 int walrus__seg_seal(walrus_t *w);
+void walrus__seg_sealed(walrus_t *w, walrus__seg_t *s, uint64_t index_offset);
 int walrus__seg_map(walrus_t *w, walrus__seg_t *s);
 void walrus__seg_unmap(walrus_t *w, walrus__seg_t *s);
 int walrus__seg_trim(walrus_t *w, walrus__seg_t *s, uint64_t end);

@@ -305,12 +305,7 @@ int walrus__seg_seal(walrus_t *w) {
   w->dirty = 0;
   w->need_mark = 0;
   walrus__lock_excl(w);
-  s->sealed = 1;
-  s->index_offset = (uint32_t)off;
-  pthread_mutex_lock(&w->cache_mu);
-  s->used = ++w->cache_tick;
-  w->cached++;
-  pthread_mutex_unlock(&w->cache_mu);
+  walrus__seg_sealed(w, s, off);
   walrus__unlock(w);
   walrus__log(w, WALRUS_LOG_INFO, "sealed segment %s: %llu entries from %llu",
               s->name, (unsigned long long)s->count,
@@ -320,6 +315,18 @@ fail:
   /* Leave the file as it was: records only, so it stays a valid tail. */
   w->vfs->truncate(w->vfs->ctx, s->file, off);
   return walrus__poison(w, rc);
+}
+
+/* Mark s sealed, its index record at index_offset, and count it in the
+ * cache of sealed segments (its file and offsets stay loaded).  Caller
+ * holds the lock exclusively. */
+void walrus__seg_sealed(walrus_t *w, walrus__seg_t *s, uint64_t index_offset) {
+  s->sealed = 1;
+  s->index_offset = (uint32_t)index_offset;
+  pthread_mutex_lock(&w->cache_mu);
+  s->used = ++w->cache_tick;
+  w->cached++;
+  pthread_mutex_unlock(&w->cache_mu);
 }
 
 /* What eviction detached from a segment, released after the lock. */
