@@ -418,6 +418,28 @@ HW_TARGET static uint32_t hw_run(uint32_t crc, const unsigned char *p,
  * latency is three cycles and its throughput one, so four short buffers
  * (records) cost about what one does.  Raw registers, like hw_run.
  */
+/* The rest of one of hw_run4's buffers: a few bytes inline (records of
+ * the same size end with the same short tail), hw_run for anything long. */
+HW_TARGET static inline uint32_t hw_tail(uint32_t crc, const unsigned char *p,
+                                         size_t len) {
+  if (len >= 16) return hw_run(crc, p, len);
+  if (len >= 8) {
+    crc = (uint32_t)hw_u64(crc, load_le64(p));
+    p += 8;
+    len -= 8;
+  }
+  if (len & 4u) {
+    crc = hw_u32(crc, load_le32_hw(p));
+    p += 4;
+  }
+  if (len & 2u) {
+    crc = hw_u16(crc, load_le16_hw(p));
+    p += 2;
+  }
+  if (len & 1u) crc = hw_u8(crc, *p);
+  return crc;
+}
+
 HW_TARGET static void hw_run4(uint32_t crc[4], const unsigned char *p[4],
                               size_t len[4]) {
   size_t m = len[0];
@@ -431,10 +453,10 @@ HW_TARGET static void hw_run4(uint32_t crc[4], const unsigned char *p[4],
     c2 = hw_u64(c2, load_le64(p[2] + i));
     c3 = hw_u64(c3, load_le64(p[3] + i));
   }
-  crc[0] = hw_run((uint32_t)c0, p[0] + m, len[0] - m);
-  crc[1] = hw_run((uint32_t)c1, p[1] + m, len[1] - m);
-  crc[2] = hw_run((uint32_t)c2, p[2] + m, len[2] - m);
-  crc[3] = hw_run((uint32_t)c3, p[3] + m, len[3] - m);
+  crc[0] = hw_tail((uint32_t)c0, p[0] + m, len[0] - m);
+  crc[1] = hw_tail((uint32_t)c1, p[1] + m, len[1] - m);
+  crc[2] = hw_tail((uint32_t)c2, p[2] + m, len[2] - m);
+  crc[3] = hw_tail((uint32_t)c3, p[3] + m, len[3] - m);
 }
 
 #endif /* CRC32C_HW_X86 || CRC32C_HW_ARM */

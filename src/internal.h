@@ -47,6 +47,16 @@
 #include "walrus.h"
 #include "walrus_vfs.h"
 
+/* For the few steps that must be inlined into their one caller, and
+ * the slow paths that must not be. */
+#if defined(__GNUC__) || defined(__clang__)
+#define WALRUS__ALWAYS_INLINE inline __attribute__((always_inline))
+#define WALRUS__NOINLINE __attribute__((noinline))
+#else
+#define WALRUS__ALWAYS_INLINE inline
+#define WALRUS__NOINLINE
+#endif
+
 /* A read-only mapping of one segment file (rmap.c), shared by its segment
  * and by every view and iterator that borrows it.  It lives until the last
  * reference goes, so borrowed bytes outlive rotation, removal of the file
@@ -60,6 +70,10 @@ typedef struct walrus__rmap_s {
   walrus_allocator_t alloc;      /* frees this struct */
   struct walrus__rmap_s *older;  /* segment's older mappings still held */
   uint32_t salt;                 /* the segment's salt, for its records */
+  uint32_t seed;                 /* CRC-32C of the salt's 4 bytes: where
+                                    every record's CRC starts */
+  atomic_ullong populated;       /* bytes from 0 that an iterator has
+                                    faulted in (MADV_POPULATE_READ) */
   char name[WALRUS__SEG_NAME_LEN + 1]; /* the segment's file name */
 } walrus__rmap_t;
 
@@ -97,6 +111,10 @@ typedef struct walrus__window_s {
   size_t len;         /* valid bytes in buf */
 } walrus__window_t;
 
+/* Records an iterator checks at once (iter.c): their CRCs are computed
+ * four at a time. */
+#define WALRUS__ITER_BATCH 8
+
 struct walrus_iter_s {
   walrus_t *w;                    /* owning handle */
   uint64_t next;                  /* index the next call returns */
@@ -110,9 +128,10 @@ struct walrus_iter_s {
                                      to run_end, are published in map */
   uint64_t run_end;               /* mapped: end of those records */
   uint64_t hinted;                /* offset up to which read-ahead was asked */
-  uint64_t vok[4];                /* mapped: offsets of records just found
-                                     to pass their CRC, in order */
-  int nvok, vpos;                 /* entries in vok; the next to use */
+  uint64_t hint_at;               /* mapped: off at which to ask again */
+  uint64_t vend[WALRUS__ITER_BATCH]; /* mapped: ends of the records from off
+                                     on found whole and intact, in order */
+  int nvok, vpos;                 /* records in vend; the next to return */
   uint64_t cut;                   /* lowest last_kept + 1 of a truncate_back
                                      since the last step, or UINT64_MAX
                                      (written with the lock exclusive) */

@@ -6,13 +6,16 @@
  *
  *  - Mapped (cfg.zero_copy): it borrows the segment's read-only mapping
  *    (rmap.c) and, under the lock, notes how far the segment's published
- *    records run.  Steps inside that run take no lock at all: a load of
- *    layout_gen (which truncation and reset move) and a checksum, the CRCs
- *    of four records at a time computed together.  Entries point into the
- *    mapping, which the borrow keeps valid.  A few MiB ahead of the reader,
- *    madvise(MADV_POPULATE_READ) reads the pages in and maps them in bulk,
- *    so a sequential pass takes no page fault per page (MADV_WILLNEED,
- *    read-ahead only, where the kernel predates it).
+ *    records run.  Steps inside that run take no lock at all: eight
+ *    records at a time are checked together (framing, index, CRCs four
+ *    at a time), and each step then costs a load of layout_gen (which
+ *    truncation and reset move) and the copy of a few header fields.
+ *    Entries point into the mapping, which the borrow keeps valid.  A few
+ *    MiB ahead of the reader, madvise(MADV_POPULATE_READ) reads the pages
+ *    in and maps them in bulk, so a sequential pass takes no page fault per
+ *    page (MADV_WILLNEED, read-ahead only, where the kernel predates it);
+ *    the mapping remembers how far that went, so a later pass over a
+ *    mapping still held makes no such call.
  *  - pread: it reads ahead through a window of the file (hinted with the
  *    VFS's advise), so that a step costs a checksum and, once per window,
  *    a pread.  Entries are borrowed from the window.
@@ -115,6 +118,7 @@ static int seek(walrus_iter_t *it) {
   it->gen = w->layout_gen;
   it->win.len = 0;
   it->hinted = it->off;
+  it->hint_at = 0;
   it->nvok = it->vpos = 0;
   return WALRUS_OK;
 }
@@ -139,51 +143,105 @@ static const unsigned char *skip_marks(walrus_iter_t *it, uint32_t salt,
   return p;
 }
 
-/* Check the CRCs of up to four records of the run from it->off at once
- * (walrus__crc32c_4) and note the offsets of those that pass, in order,
- * stopping at the first that does not: the step that reaches it checks it
- * again and reports it.  Sync marks in between are stepped over here and
- * checked by skip_marks() when a step reaches them. */
+/* Check up to WALRUS__ITER_BATCH records of the run from it->off at once:
+ * every check walrus__rec_view() makes (framing, flags, the index each must
+ * have) and their CRCs, four at a time (walrus__crc32c_4).  Notes the end
+ * of each record that passes, in order, stopping at the first that does
+ * not, or at a sync mark: the slow step handles those, and reports a
+ * failure. */
 static void verify_ahead(walrus_iter_t *it) {
-  walrus__rmap_t *m = it->map;
-  const unsigned char *p[4];
-  size_t len[4];
-  uint32_t want[4], seed[4], got[4];
-  uint64_t at[4], off = it->off;
+  const walrus__rmap_t *m = it->map;
+  const unsigned char *p[WALRUS__ITER_BATCH];
+  size_t len[WALRUS__ITER_BATCH];
+  uint32_t want[WALRUS__ITER_BATCH], got[WALRUS__ITER_BATCH];
+  uint64_t off = it->off, index = it->next;
   int n = 0;
-  unsigned char s[4];
-  walrus__put32(s, m->salt);
-  uint32_t salt_crc = walrus__crc32c(0, s, 4);
-  while (n < 4 && it->run_end - off >= WALRUS__REC_HEADER_BYTES) {
+  it->nvok = it->vpos = 0;
+  while (n < WALRUS__ITER_BATCH && index < it->run_next &&
+         it->run_end - off >= WALRUS__REC_HEADER_BYTES) {
     const unsigned char *q = m->addr + off;
     uint32_t body = walrus__get32(q + 4);
-    if (body > WALRUS__BODY_MAX ||
-        WALRUS__REC_HEADER_BYTES + (uint64_t)body > it->run_end - off)
+    uint8_t flags = q[REC_FLAGS_AT], txid_len = q[REC_FLAGS_AT + 1];
+    if ((flags & ~WALRUS__REC_KNOWN_FLAGS) != 0 ||
+        (flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)) != 0 ||
+        body > WALRUS__BODY_MAX || txid_len > body ||
+        WALRUS__REC_HEADER_BYTES + (uint64_t)body > it->run_end - off ||
+        walrus__get64(q + 8) != index)
       break;
-    if ((q[REC_FLAGS_AT] & WALRUS__REC_MARK) && body == 0) {
-      off += WALRUS__REC_HEADER_BYTES;
-      continue;
-    }
     p[n] = q + 4;
     len[n] = WALRUS__REC_HEADER_BYTES - 4 + body;
     want[n] = walrus__get32(q);
-    seed[n] = salt_crc;
-    at[n] = off;
-    n++;
     off += walrus__rec_size(body);
+    it->vend[n] = off;
+    n++;
+    index++;
   }
-  it->nvok = it->vpos = 0;
-  if (n == 0) return;
-  for (int k = n; k < 4; k++) { /* pad with copies of the first */
-    p[k] = p[0];
-    len[k] = len[0];
-    seed[k] = seed[0];
+  for (int k = 0; k < n; k += 4) {
+    const unsigned char *pk[4];
+    size_t lk[4];
+    uint32_t seed[4] = {m->seed, m->seed, m->seed, m->seed};
+    for (int j = 0; j < 4; j++) { /* pad with copies of the first */
+      int r = k + j < n ? k + j : k;
+      pk[j] = p[r];
+      lk[j] = len[r];
+    }
+    walrus__crc32c_4(seed, pk, lk, &got[k]);
   }
-  walrus__crc32c_4(seed, p, len, got);
-  while (it->nvok < n && got[it->nvok] == want[it->nvok]) {
-    it->vok[it->nvok] = at[it->nvok];
-    it->nvok++;
+  while (it->nvok < n && got[it->nvok] == want[it->nvok]) it->nvok++;
+}
+
+/* Return the record at it->off, which verify_ahead() found whole and
+ * intact, and step past it. */
+static WALRUS__ALWAYS_INLINE void take_verified(walrus_iter_t *it,
+                                                walrus_entry_t *out) {
+  const unsigned char *q = it->map->addr + it->off;
+  uint32_t body = walrus__get32(q + 4);
+  unsigned txid_len = q[REC_FLAGS_AT + 1];
+  const unsigned char *data = q + WALRUS__REC_HEADER_BYTES;
+  out->index = it->next;
+  out->term = walrus__get64(q + 16);
+  out->timestamp_ns = (int64_t)walrus__get64(q + 24);
+  out->checksum = walrus__get32(q);
+  out->type = walrus__get16(q + 32);
+  out->tx_id = NULL;
+  if (txid_len > 0) {
+    memcpy(it->txid, data, txid_len);
+    it->txid[txid_len] = '\0';
+    out->tx_id = it->txid;
   }
+  out->data = data + txid_len;
+  out->len = body - txid_len;
+  it->off = it->vend[it->vpos++];
+  it->next++;
+}
+
+/* Read ahead of a mapped reader: fault in the pages from it->hinted to a
+ * few MiB past it->off, unless an earlier pass over this mapping did. */
+static void read_ahead(walrus_iter_t *it) {
+  walrus__rmap_t *m = it->map;
+  uint64_t from = it->hinted & ~(uint64_t)4095;
+  uint64_t to = it->off + AHEAD_BYTES;
+  uint64_t end = (it->run_end + 4095) & ~(uint64_t)4095; /* in the file */
+  uint64_t done = atomic_load_explicit(&m->populated, memory_order_relaxed);
+  if (to > end) to = end;
+  if (from < done) from = done;
+  if (to > from) {
+    if (madvise(m->addr + from, to - from, POPULATE_READ) != 0)
+      madvise(m->addr + from, to - from, MADV_WILLNEED); /* older kernels */
+    /* Raise the mark; losing a race only costs another madvise. */
+    while (done < to &&
+           !atomic_compare_exchange_weak_explicit(&m->populated, &done, to,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+  }
+  if (to > it->hinted) it->hinted = to;
+  if (it->hinted >= it->run_end)
+    it->hint_at = UINT64_MAX; /* until a longer run is borrowed */
+  else if (it->hinted > AHEAD_BYTES - AHEAD_STEP)
+    it->hint_at = it->hinted - (AHEAD_BYTES - AHEAD_STEP);
+  else
+    it->hint_at = 0;
 }
 
 /* A mapped step inside the current run: no lock, so nothing of it->seg is
@@ -194,30 +252,18 @@ static int mapped_step(walrus_iter_t *it, walrus_entry_t *out) {
   uint64_t left;
   const unsigned char *p = skip_marks(it, m->salt, m->addr + it->off,
                                       it->run_end - it->off, &left);
-  if (it->vpos >= it->nvok || it->vok[it->vpos] != it->off) verify_ahead(it);
-  int rc;
-  if (it->vpos < it->nvok && it->vok[it->vpos] == it->off) {
-    it->vpos++;
-    rc = walrus__rec_view(it->w, m->name, 0, 1, it->next, it->off, p, left,
-                          out, it->txid);
+  if (it->vpos >= it->nvok) verify_ahead(it);
+  if (it->vpos < it->nvok) {
+    take_verified(it, out);
   } else {
-    rc = walrus__rec_view(it->w, m->name, m->salt, 0, it->next, it->off, p,
-                          left, out, it->txid);
+    /* Not whole and intact: check it again, for the message. */
+    int rc = walrus__rec_view(it->w, m->name, m->salt, 0, it->next, it->off,
+                              p, left, out, it->txid);
+    if (rc != WALRUS_OK) return rc;
+    it->off += walrus__rec_size(walrus__get32(p + 4)); /* checked */
+    it->next++;
   }
-  if (rc != WALRUS_OK) return rc;
-  it->off += walrus__rec_size(walrus__get32(p + 4)); /* body_len, checked */
-  it->next++;
-  if (it->off + AHEAD_BYTES - AHEAD_STEP >= it->hinted &&
-      it->hinted < it->run_end) {
-    /* Each page is asked for once, a few MiB before the reader needs it. */
-    uint64_t from = it->hinted & ~(uint64_t)4095;
-    uint64_t to = it->off + AHEAD_BYTES;
-    uint64_t end = (it->run_end + 4095) & ~(uint64_t)4095; /* in the file */
-    if (to > end) to = end;
-    if (to > from && madvise(m->addr + from, to - from, POPULATE_READ) != 0)
-      madvise(m->addr + from, to - from, MADV_WILLNEED); /* older kernels */
-    it->hinted = to;
-  }
+  if (it->off >= it->hint_at) read_ahead(it);
   return WALRUS_OK;
 }
 
@@ -323,6 +369,7 @@ static int step(walrus_iter_t *it, walrus_entry_t *out, int durable_only) {
       }
       it->run_next = last;
       it->run_end = end;
+      it->hint_at = 0; /* the run may be longer: see read_ahead() */
       walrus__unlock(w);
       rc = mapped_step(it, out);
       if (walrus__cache_over(w)) walrus__cache_trim(w);
@@ -338,7 +385,9 @@ out:
   return rc;
 }
 
-int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
+/* Everything but the common step of walrus_iter_next(). */
+static WALRUS__NOINLINE int iter_next_slow(walrus_iter_t *it,
+                                           walrus_entry_t *out) {
   if (it == NULL) return WALRUS_EINVAL;
   if (out == NULL)
     return walrus__fail(it->w, WALRUS_EINVAL, 0, "iter_next: out is NULL");
@@ -357,6 +406,19 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
     rc = walrus_wait(it->w, it->next, ms);
     if (rc != WALRUS_OK) return rc;
   }
+}
+
+int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
+  /* The common step: a record verify_ahead() checked, in a layout that
+   * has not changed since; no lock, no call. */
+  if (it != NULL && out != NULL && it->vpos < it->nvok &&
+      it->off < it->hint_at &&
+      atomic_load_explicit(&it->w->layout_gen, memory_order_acquire) ==
+          it->gen) {
+    take_verified(it, out);
+    return WALRUS_OK;
+  }
+  return iter_next_slow(it, out);
 }
 
 void walrus_iter_close(walrus_iter_t *it) {

@@ -75,6 +75,10 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
     n->alloc = w->alloc;
     n->older = NULL;
     n->salt = s->salt;
+    unsigned char sb[4];
+    walrus__put32(sb, s->salt);
+    n->seed = walrus__crc32c(0, sb, 4);
+    atomic_init(&n->populated, 0);
     memcpy(n->name, s->name, sizeof n->name);
     if (m != NULL) {
       /* Readers may still be using m under the shared lock: keep the
