@@ -288,11 +288,12 @@ static const rec_span_t *covered_entry(int seg, uint64_t off) {
 
 /* Classify one open mode's result; returns what happened:
  * 0 harmless, 1 open failed, 2 read failed, 3 torn cut. */
-static int check_open(const char *dir, int read_only, const damage_t *d,
-                      counts_t *c) {
+static int check_open(const char *dir, int read_only, int zero_copy,
+                      const damage_t *d, counts_t *c) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.read_only = read_only;
+  cfg.zero_copy = zero_copy;
   cfg.create_if_missing = 0;
   cfg.recovery = WALRUS_RECOVER_TAIL;
   cfg.sync = WALRUS_SYNC_NONE;
@@ -300,7 +301,8 @@ static int check_open(const char *dir, int read_only, const damage_t *d,
   walrus_t *w = NULL;
   char msg[256] = "";
   int rc = walrus_open_ex(dir, &cfg, &w, msg, sizeof msg);
-  const char *mode = read_only ? "read-only" : "TAIL";
+  const char *mode = zero_copy ? "read-only mapped"
+                     : read_only ? "read-only" : "TAIL";
   if (rc != WALRUS_OK) {
     if (!damage_code(rc))
       violation(c, "open code", "%s, %s open: %s (%s)", d->desc, mode,
@@ -338,6 +340,22 @@ static int check_open(const char *dir, int read_only, const damage_t *d,
     } else if (g != WALRUS_EINDEX) {
       violation(c, "get code", "%s, %s: get(%" PRIu64 ") past last = %s",
                 d->desc, mode, i, walrus_errname(g));
+    }
+    if (zero_copy) {
+      /* A view of the same entry: the same verdict, the same bytes. */
+      walrus_view_t v;
+      int gv = walrus_get_view(w, i, &v);
+      if (gv != g)
+        violation(c, "view code", "%s, %s: get_view(%" PRIu64 ") = %s, "
+                  "get = %s", d->desc, mode, i, walrus_errname(gv),
+                  walrus_errname(g));
+      if (gv == WALRUS_OK) {
+        if (!entry_matches(&v.entry, i))
+          violation(c, "WRONG BYTES", "%s, %s: walrus_get_view(%" PRIu64
+                    ") returned an entry that differs from what was "
+                    "written", d->desc, mode, i);
+        walrus_view_release(&v);
+      }
     }
   }
 
@@ -429,13 +447,18 @@ static void restore(const char *dir, int seg, const unsigned char *bytes,
   tu_write_file(tu_path(dir, name), bytes, len);
 }
 
+/* Each case is opened read-only (reads with pread, then again through
+ * mappings: cfg.zero_copy) and read-write with TAIL recovery. */
 static void run_case(int seg, const unsigned char *bytes, size_t len,
-                     const damage_t *d, counts_t *ro, counts_t *tail) {
+                     const damage_t *d, counts_t *ro, counts_t *mapped,
+                     counts_t *tail) {
   restore(work_ro, seg, bytes, len);
-  tally(ro, check_open(work_ro, 1, d, ro));
+  tally(ro, check_open(work_ro, 1, 0, d, ro));
   ro->cases++;
+  tally(mapped, check_open(work_ro, 1, 1, d, mapped));
+  mapped->cases++;
   restore(work_tail, seg, bytes, len);
-  tally(tail, check_open(work_tail, 0, d, tail));
+  tally(tail, check_open(work_tail, 0, 0, d, tail));
   tail->cases++;
 }
 
@@ -481,9 +504,10 @@ Test(damage, pristine_reads_back) {
   damage_t d = {.seg = -2, .off = 0, .is_cut = 0};
   snprintf(d.desc, sizeof d.desc, "no damage");
   restore(work_ro, -1, meta_bytes, meta_len);
-  cr_assert_eq(check_open(work_ro, 1, &d, &c), 0);
+  cr_assert_eq(check_open(work_ro, 1, 0, &d, &c), 0);
+  cr_assert_eq(check_open(work_ro, 1, 1, &d, &c), 0);
   restore(work_tail, -1, meta_bytes, meta_len);
-  cr_assert_eq(check_open(work_tail, 0, &d, &c), 0);
+  cr_assert_eq(check_open(work_tail, 0, 0, &d, &c), 0);
   cr_assert_eq(c.violations, 0);
   fprintf(stderr, "damage: log of %zu segments (last unsealed), META %zu "
           "bytes, entries %" PRIu64 "..%" PRIu64 "\n",
@@ -491,7 +515,7 @@ Test(damage, pristine_reads_back) {
 }
 
 Test(damage, bit_flips) {
-  counts_t ro = {0}, tail = {0};
+  counts_t ro = {0}, mapped = {0}, tail = {0};
   for (int seg = -1; seg < (int)nsegs; seg++) {
     const unsigned char *orig = seg < 0 ? meta_bytes : segs[seg].bytes;
     size_t len = seg < 0 ? meta_len : segs[seg].len;
@@ -503,19 +527,20 @@ Test(damage, bit_flips) {
       damage_t d = {.seg = seg, .off = off, .is_cut = 0};
       snprintf(d.desc, sizeof d.desc, "bit %zu of byte %zu of %s (%zu bytes)",
                off % 8, off, seg < 0 ? "META" : segs[seg].name, len);
-      run_case(seg, buf, len, &d, &ro, &tail);
+      run_case(seg, buf, len, &d, &ro, &mapped, &tail);
     }
     free(buf);
   }
   print_counts("bit flips", "read-only", &ro);
+  print_counts("bit flips", "mapped", &mapped);
   print_counts("bit flips", "TAIL", &tail);
-  cr_assert_eq(ro.violations + tail.violations, 0,
+  cr_assert_eq(ro.violations + mapped.violations + tail.violations, 0,
                "%" PRIu64 " violations (the first ones are printed above)",
-               ro.violations + tail.violations);
+               ro.violations + mapped.violations + tail.violations);
 }
 
 Test(damage, truncations) {
-  counts_t ro = {0}, tail = {0};
+  counts_t ro = {0}, mapped = {0}, tail = {0};
   for (int seg = -1; seg < (int)nsegs; seg++) {
     const unsigned char *orig = seg < 0 ? meta_bytes : segs[seg].bytes;
     size_t len = seg < 0 ? meta_len : segs[seg].len;
@@ -523,12 +548,13 @@ Test(damage, truncations) {
       damage_t d = {.seg = seg, .off = cut, .is_cut = 1};
       snprintf(d.desc, sizeof d.desc, "%s cut to %zu of %zu bytes",
                seg < 0 ? "META" : segs[seg].name, cut, len);
-      run_case(seg, orig, cut, &d, &ro, &tail);
+      run_case(seg, orig, cut, &d, &ro, &mapped, &tail);
     }
   }
   print_counts("truncation", "read-only", &ro);
+  print_counts("truncation", "mapped", &mapped);
   print_counts("truncation", "TAIL", &tail);
-  cr_assert_eq(ro.violations + tail.violations, 0,
+  cr_assert_eq(ro.violations + mapped.violations + tail.violations, 0,
                "%" PRIu64 " violations (the first ones are printed above)",
-               ro.violations + tail.violations);
+               ro.violations + mapped.violations + tail.violations);
 }
