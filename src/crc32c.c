@@ -64,8 +64,7 @@
 #define CRC32C_POLY 0x82F63B78u
 
 /* An implementation updates the raw CRC register over len bytes at p. */
-typedef uint32_t (*crc32c_fn)(uint32_t crc, const unsigned char *p,
-                              size_t len);
+typedef uint32_t (*crc32c_fn)(uint32_t crc, const unsigned char *p, size_t len);
 
 /*
  * A shift table maps a raw CRC register to the register it becomes after a

@@ -275,6 +275,7 @@ static int follow_segment(walrus_t *w, uint64_t first) {
                       w->dir, s->name);
   if (rc == WALRUS_OK) {
     s->salt = h.salt;
+    s->seed = walrus__salt_seed(h.salt);
     rc = walrus__seg_reserve(w, s, 1);
   }
   if (rc == WALRUS_OK) {

@@ -108,8 +108,14 @@ int walrus__rec_header_decode(const unsigned char in[WALRUS__REC_HEADER_BYTES],
   return WALRUS__FMT_OK;
 }
 
-uint32_t walrus__rec_crc_start(uint32_t salt,
-                               const unsigned char hdr[WALRUS__REC_HEADER_BYTES]) {
+uint32_t walrus__salt_seed(uint32_t salt) {
+  unsigned char s[4];
+  walrus__put32(s, salt);
+  return walrus__crc32c(0, s, 4);
+}
+
+uint32_t walrus__rec_crc_start(
+    uint32_t salt, const unsigned char hdr[WALRUS__REC_HEADER_BYTES]) {
   unsigned char s[4];
   walrus__put32(s, salt);
   uint32_t crc = walrus__crc32c(0, s, 4);
@@ -136,8 +142,8 @@ int walrus__rec_check(uint32_t salt, const unsigned char *buf, size_t avail,
   if (rc != WALRUS__FMT_OK) return rc;
   if (r->body_len > avail - WALRUS__REC_HEADER_BYTES)
     return WALRUS__FMT_BAD_FIELD;
-  if (walrus__rec_crc(salt, buf, buf + WALRUS__REC_HEADER_BYTES,
-                      r->body_len) != r->crc)
+  if (walrus__rec_crc(salt, buf, buf + WALRUS__REC_HEADER_BYTES, r->body_len) !=
+      r->crc)
     return WALRUS__FMT_BAD_CRC;
   return WALRUS__FMT_OK;
 }
@@ -159,8 +165,7 @@ int walrus__trailer_decode(const unsigned char in[WALRUS__TRAILER_BYTES],
   unsigned char s[4];
   if (memcmp(in, TRAILER_MAGIC, 8) != 0) return WALRUS__FMT_BAD_MAGIC;
   walrus__put32(s, salt);
-  if (walrus__get32(in + 28) !=
-      walrus__crc32c(walrus__crc32c(0, s, 4), in, 28))
+  if (walrus__get32(in + 28) != walrus__crc32c(walrus__crc32c(0, s, 4), in, 28))
     return WALRUS__FMT_BAD_CRC;
   t->first_index = walrus__get64(in + 8);
   t->count = walrus__get32(in + 16);

@@ -183,11 +183,11 @@ static inline uint64_t walrus__rec_size(uint64_t body_len) {
 
 /** META, decoded. */
 typedef struct walrus__meta_s {
-  uint32_t flags;        /* WALRUS__META_* bits */
-  uint64_t log_id;       /* identity shared by the log's segments */
-  uint64_t prev_log_id;  /* identity before the last reset, or 0 */
-  uint64_t first_index;  /* entries below are removed */
-  uint64_t trunc_last;   /* with TRUNC_PENDING: entries after are void */
+  uint32_t flags;       /* WALRUS__META_* bits */
+  uint64_t log_id;      /* identity shared by the log's segments */
+  uint64_t prev_log_id; /* identity before the last reset, or 0 */
+  uint64_t first_index; /* entries below are removed */
+  uint64_t trunc_last;  /* with TRUNC_PENDING: entries after are void */
 } walrus__meta_t;
 
 /** A segment header, decoded. */
@@ -200,15 +200,15 @@ typedef struct walrus__seg_header_s {
 
 /** A record header, decoded. */
 typedef struct walrus__rec_s {
-  uint32_t crc;          /* stored CRC32C */
-  uint32_t body_len;     /* txid_len + payload length */
-  uint64_t index;        /* entry index (segment first for INDEX) */
-  uint64_t term;         /* caller's term (record count for INDEX) */
-  int64_t timestamp_ns;  /* caller's or stamped time */
-  uint16_t type;         /* caller's type */
-  uint8_t flags;         /* WALRUS__REC_* */
-  uint8_t txid_len;      /* bytes of transaction id at the body's start */
-  uint32_t epoch;        /* sync group the record was written in */
+  uint32_t crc;         /* stored CRC32C */
+  uint32_t body_len;    /* txid_len + payload length */
+  uint64_t index;       /* entry index (segment first for INDEX) */
+  uint64_t term;        /* caller's term (record count for INDEX) */
+  int64_t timestamp_ns; /* caller's or stamped time */
+  uint16_t type;        /* caller's type */
+  uint8_t flags;        /* WALRUS__REC_* */
+  uint8_t txid_len;     /* bytes of transaction id at the body's start */
+  uint32_t epoch;       /* sync group the record was written in */
 } walrus__rec_t;
 
 /** A sealed segment's trailer, decoded. */
@@ -245,10 +245,14 @@ int walrus__rec_header_decode(const unsigned char in[WALRUS__REC_HEADER_BYTES],
 uint32_t walrus__rec_crc(uint32_t salt,
                          const unsigned char hdr[WALRUS__REC_HEADER_BYTES],
                          const void *body, size_t body_len);
+/** The CRC-32C of the salt's four bytes: where every record crc of the
+ * segment starts, so walrus__crc32c(seed, hdr + 4, 36 + body_len) over a
+ * record held whole is its crc. */
+uint32_t walrus__salt_seed(uint32_t salt);
 /** Start a record crc over the salt and header only; extend it with
  * walrus__crc32c() over the body pieces. */
-uint32_t walrus__rec_crc_start(uint32_t salt,
-                               const unsigned char hdr[WALRUS__REC_HEADER_BYTES]);
+uint32_t walrus__rec_crc_start(
+    uint32_t salt, const unsigned char hdr[WALRUS__REC_HEADER_BYTES]);
 /** Decode and verify a whole record held in buf (header, body; padding not
  * needed).  Returns WALRUS__FMT_OK with *r filled, or why not. */
 int walrus__rec_check(uint32_t salt, const unsigned char *buf, size_t avail,

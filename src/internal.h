@@ -62,44 +62,45 @@
  * reference goes, so borrowed bytes outlive rotation, removal of the file
  * and the handle itself: it keeps what it needs to unmap and free itself. */
 typedef struct walrus__rmap_s {
-  atomic_long refs;              /* the segment's (while it holds it) plus
-                                    one per borrow */
-  unsigned char *addr;           /* the mapping */
-  uint64_t len;                  /* its length, a multiple of 4096 */
-  const walrus_vfs_t *vfs;       /* unmaps it */
-  walrus_allocator_t alloc;      /* frees this struct */
-  struct walrus__rmap_s *older;  /* segment's older mappings still held */
-  uint32_t salt;                 /* the segment's salt, for its records */
-  uint32_t seed;                 /* CRC-32C of the salt's 4 bytes: where
-                                    every record's CRC starts */
-  atomic_ullong populated;       /* bytes from 0 that an iterator has
-                                    faulted in (MADV_POPULATE_READ) */
+  atomic_long refs;                    /* the segment's (while it holds it) plus
+                                          one per borrow */
+  unsigned char *addr;                 /* the mapping */
+  uint64_t len;                        /* its length, a multiple of 4096 */
+  const walrus_vfs_t *vfs;             /* unmaps it */
+  walrus_allocator_t alloc;            /* frees this struct */
+  struct walrus__rmap_s *older;        /* segment's older mappings still held */
+  uint32_t salt;                       /* the segment's salt, for its records */
+  uint32_t seed;                       /* CRC-32C of the salt's 4 bytes: where
+                                          every record's CRC starts */
+  atomic_ullong populated;             /* bytes from 0 that an iterator has
+                                          faulted in (MADV_POPULATE_READ) */
   char name[WALRUS__SEG_NAME_LEN + 1]; /* the segment's file name */
 } walrus__rmap_t;
 
 /* One segment file. */
 typedef struct walrus__seg_s {
-  uint64_t first;            /* index of its first record */
-  uint64_t count;            /* records published to readers */
-  uint64_t written;          /* records written, >= count (wlock) */
-  uint64_t end;              /* offset after the last published record */
-  uint32_t salt;             /* seeds every record CRC in the file */
-  int sealed;                /* has an index record and trailer */
-  uint32_t index_offset;     /* sealed: offset of the index record */
-  walrus_vfs_file_t *file;   /* open file, or NULL (sealed, not cached) */
-  uint32_t *offs;            /* record offsets, or NULL (not loaded) */
-  size_t offs_cap;           /* capacity of offs, in entries */
-  int pins;                  /* slow-path users of file/offs (cache_mu) */
-  atomic_int ready;          /* file and offs are loaded: readers holding
-                                the lock shared may use them unpinned */
+  uint64_t first;                 /* index of its first record */
+  uint64_t count;                 /* records published to readers */
+  uint64_t written;               /* records written, >= count (wlock) */
+  uint64_t end;                   /* offset after the last published record */
+  uint32_t salt;                  /* seeds every record CRC in the file */
+  uint32_t seed;                  /* walrus__salt_seed(salt) */
+  int sealed;                     /* has an index record and trailer */
+  uint32_t index_offset;          /* sealed: offset of the index record */
+  walrus_vfs_file_t *file;        /* open file, or NULL (sealed, not cached) */
+  uint32_t *offs;                 /* record offsets, or NULL (not loaded) */
+  size_t offs_cap;                /* capacity of offs, in entries */
+  int pins;                       /* slow-path users of file/offs (cache_mu) */
+  atomic_int ready;               /* file and offs are loaded: readers holding
+                                     the lock shared may use them unpinned */
   _Atomic(walrus__rmap_t *) rmap; /* read mapping, or NULL (cache_mu to
                                 set; the lock held exclusively to drop) */
-  walrus__rmap_t *rmap_old;  /* replaced mappings, still held (cache_mu) */
-  unsigned char *map;        /* tail: shared writable mapping, or NULL */
-  uint64_t map_len;          /* length of map */
-  int prealloc;              /* tail: the file runs past end in zeros
-                                (preallocated for mapped writes) */
-  uint64_t used;             /* LRU tick of the last use (cache_mu) */
+  walrus__rmap_t *rmap_old;       /* replaced mappings, still held (cache_mu) */
+  unsigned char *map;             /* tail: shared writable mapping, or NULL */
+  uint64_t map_len;               /* length of map */
+  int prealloc;                   /* tail: the file runs past end in zeros
+                                     (preallocated for mapped writes) */
+  uint64_t used;                  /* LRU tick of the last use (cache_mu) */
   char name[WALRUS__SEG_NAME_LEN + 1]; /* file name in the directory */
 } walrus__seg_t;
 
@@ -116,31 +117,31 @@ typedef struct walrus__window_s {
 #define WALRUS__ITER_BATCH 8
 
 struct walrus_iter_s {
-  walrus_t *w;                    /* owning handle */
-  uint64_t next;                  /* index the next call returns */
-  uint64_t gen;                   /* w->layout_gen when seg/off were set */
-  walrus__seg_t *seg;             /* segment holding next, or NULL */
-  uint64_t off;                   /* file offset of record next */
-  walrus__window_t win;           /* read-ahead window over seg */
-  char txid[256];                 /* NUL-terminated tx id of the entry */
-  walrus__rmap_t *map;            /* mapped reading: seg's mapping, borrowed */
-  uint64_t run_next;              /* mapped: entries below it, from off up
-                                     to run_end, are published in map */
-  uint64_t run_end;               /* mapped: end of those records */
-  uint64_t hinted;                /* offset up to which read-ahead was asked */
-  uint64_t hint_at;               /* mapped: off at which to ask again */
+  walrus_t *w;          /* owning handle */
+  uint64_t next;        /* index the next call returns */
+  uint64_t gen;         /* w->layout_gen when seg/off were set */
+  walrus__seg_t *seg;   /* segment holding next, or NULL */
+  uint64_t off;         /* file offset of record next */
+  walrus__window_t win; /* read-ahead window over seg */
+  char txid[256];       /* NUL-terminated tx id of the entry */
+  walrus__rmap_t *map;  /* mapped reading: seg's mapping, borrowed */
+  uint64_t run_next;    /* mapped: entries below it, from off up
+                           to run_end, are published in map */
+  uint64_t run_end;     /* mapped: end of those records */
+  uint64_t hinted;      /* offset up to which read-ahead was asked */
+  uint64_t hint_at;     /* mapped: off at which to ask again */
   uint64_t vend[WALRUS__ITER_BATCH]; /* mapped: ends of the records from off
                                      on found whole and intact, in order */
-  int nvok, vpos;                 /* records in vend; the next to return */
-  uint64_t cut;                   /* lowest last_kept + 1 of a truncate_back
-                                     since the last step, or UINT64_MAX
-                                     (written with the lock exclusive) */
-  int mapped;                     /* reads through map (cfg.zero_copy) */
-  int follow;                     /* follow mode: durable entries only,
-                                     waits at the end */
-  uint32_t timeout_ms;            /* follow mode: how long next() waits */
-  struct walrus_iter_s *prev_it;  /* list of the handle's iterators */
-  struct walrus_iter_s *next_it;  /* list of the handle's iterators */
+  int nvok, vpos;                    /* records in vend; the next to return */
+  uint64_t cut;                      /* lowest last_kept + 1 of a truncate_back
+                                        since the last step, or UINT64_MAX
+                                        (written with the lock exclusive) */
+  int mapped;                        /* reads through map (cfg.zero_copy) */
+  int follow;                        /* follow mode: durable entries only,
+                                        waits at the end */
+  uint32_t timeout_ms;               /* follow mode: how long next() waits */
+  struct walrus_iter_s *prev_it;     /* list of the handle's iterators */
+  struct walrus_iter_s *next_it;     /* list of the handle's iterators */
 };
 
 /* Transactions (tx.c). */
@@ -157,16 +158,16 @@ typedef struct walrus__tx_rec_s {
 } walrus__tx_rec_t;
 
 typedef struct walrus__tx_s {
-  unsigned char raw[16];       /* the id's random bytes */
-  walrus_txid_t id;            /* "tx_" + 32 hex digits */
-  int committing;              /* commit is writing it; not pending */
-  int64_t start_ns;            /* CLOCK_MONOTONIC at begin */
-  int64_t timeout_ns;          /* 0: never expires */
-  walrus__tx_rec_t *recs;      /* entries, in order */
-  size_t n, rcap;              /* entries and capacity */
-  unsigned char *arena;        /* every payload, back to back */
-  size_t used, acap;           /* arena bytes used and allocated */
-  struct walrus__tx_s *next;   /* hash chain */
+  unsigned char raw[16];     /* the id's random bytes */
+  walrus_txid_t id;          /* "tx_" + 32 hex digits */
+  int committing;            /* commit is writing it; not pending */
+  int64_t start_ns;          /* CLOCK_MONOTONIC at begin */
+  int64_t timeout_ns;        /* 0: never expires */
+  walrus__tx_rec_t *recs;    /* entries, in order */
+  size_t n, rcap;            /* entries and capacity */
+  unsigned char *arena;      /* every payload, back to back */
+  size_t used, acap;         /* arena bytes used and allocated */
+  struct walrus__tx_s *next; /* hash chain */
 } walrus__tx_t;
 
 /* How a transaction ended, remembered for walrus_tx_state(). */
@@ -179,92 +180,92 @@ typedef struct walrus__tx_done_s {
 /* Counters for walrus_stats() (stats.c); atomics, updated on any thread. */
 #define WALRUS__HIST_BUCKETS (64 * 8)
 typedef struct walrus__stats_s {
-  atomic_ullong appends;                 /* successful write calls */
-  atomic_ullong entries;                 /* entries they wrote */
-  atomic_ullong bytes;                   /* record bytes written */
-  atomic_ullong fsyncs;                  /* fdatasync calls */
-  atomic_ullong fsync_max_ns;            /* slowest fdatasync */
+  atomic_ullong appends;                    /* successful write calls */
+  atomic_ullong entries;                    /* entries they wrote */
+  atomic_ullong bytes;                      /* record bytes written */
+  atomic_ullong fsyncs;                     /* fdatasync calls */
+  atomic_ullong fsync_max_ns;               /* slowest fdatasync */
   atomic_ullong hist[WALRUS__HIST_BUCKETS]; /* fdatasync latencies */
-  int64_t opened_ns;                     /* CLOCK_MONOTONIC at open */
+  int64_t opened_ns;                        /* CLOCK_MONOTONIC at open */
 } walrus__stats_t;
 
 struct walrus_s {
-  char *dir;                     /* log directory */
-  walrus_config_t cfg;           /* options, as validated */
-  const walrus_vfs_t *vfs;       /* file system seam */
-  walrus_allocator_t alloc;      /* memory hooks */
-  walrus_vfs_file_t *lock_file;  /* LOCK, held while writable */
+  char *dir;                    /* log directory */
+  walrus_config_t cfg;          /* options, as validated */
+  const walrus_vfs_t *vfs;      /* file system seam */
+  walrus_allocator_t alloc;     /* memory hooks */
+  walrus_vfs_file_t *lock_file; /* LOCK, held while writable */
 
-  pthread_mutex_t wlock;         /* serializes writers; see above */
-  pthread_rwlock_t lock;         /* guards the reader-visible state */
-  pthread_mutex_t cache_mu;      /* guards the sealed-segment cache */
-  pthread_mutex_t err_mu;        /* guards errmsg, last_errno */
+  pthread_mutex_t wlock;    /* serializes writers; see above */
+  pthread_rwlock_t lock;    /* guards the reader-visible state */
+  pthread_mutex_t cache_mu; /* guards the sealed-segment cache */
+  pthread_mutex_t err_mu;   /* guards errmsg, last_errno */
 
-  walrus__seg_t **segs;          /* segment table, by first index */
-  size_t nsegs;                  /* segments in the table */
-  size_t segs_cap;               /* capacity of segs */
-  uint64_t first_index;          /* first readable index (== next: empty) */
-  uint64_t next_index;           /* index the next append gets */
-  _Atomic uint64_t layout_gen;   /* bumped when segments go or shrink */
-  walrus_iter_t *iters;          /* open iterators (lock) */
-  atomic_size_t cached;          /* sealed segments with files open */
-  int can_map;                   /* the VFS has map_read */
-  atomic_int rmap_stale;         /* a segment has older mappings to prune */
-  uint64_t cache_tick;           /* LRU clock (cache_mu) */
+  walrus__seg_t **segs;        /* segment table, by first index */
+  size_t nsegs;                /* segments in the table */
+  size_t segs_cap;             /* capacity of segs */
+  uint64_t first_index;        /* first readable index (== next: empty) */
+  uint64_t next_index;         /* index the next append gets */
+  _Atomic uint64_t layout_gen; /* bumped when segments go or shrink */
+  walrus_iter_t *iters;        /* open iterators (lock) */
+  atomic_size_t cached;        /* sealed segments with files open */
+  int can_map;                 /* the VFS has map_read */
+  atomic_int rmap_stale;       /* a segment has older mappings to prune */
+  uint64_t cache_tick;         /* LRU clock (cache_mu) */
 
-  walrus__meta_t meta;           /* META as last written (wlock) */
-  uint64_t write_off;            /* tail offset the next record goes to */
-  uint64_t write_next;           /* index the next written entry gets */
-  uint64_t write_seq;            /* units written so far (wlock) */
-  uint64_t durable_seq;          /* units durable and published (wlock) */
-  _Atomic uint64_t durable_next; /* every index below it is durable */
-  pthread_mutex_t wait_mu;       /* with wait_cv: walrus_wait() sleepers */
-  pthread_cond_t wait_cv;        /* broadcast when durable_next moves */
-  atomic_int waiters;            /* threads sleeping on wait_cv */
-  atomic_int broken;             /* poisoned: seen without wlock */
+  walrus__meta_t meta;             /* META as last written (wlock) */
+  uint64_t write_off;              /* tail offset the next record goes to */
+  uint64_t write_next;             /* index the next written entry gets */
+  uint64_t write_seq;              /* units written so far (wlock) */
+  uint64_t durable_seq;            /* units durable and published (wlock) */
+  _Atomic uint64_t durable_next;   /* every index below it is durable */
+  pthread_mutex_t wait_mu;         /* with wait_cv: walrus_wait() sleepers */
+  pthread_cond_t wait_cv;          /* broadcast when durable_next moves */
+  atomic_int waiters;              /* threads sleeping on wait_cv */
+  atomic_int broken;               /* poisoned: seen without wlock */
   walrus_vfs_file_t *durable_file; /* DURABLE: writer publishes, followers
                                     read (follow.c) */
-  unsigned char *durable_map;    /* writer: DURABLE mapped, or NULL */
-  walrus_vfs_file_t *reader_file; /* read-only: its READER-* file, locked
-                                    while the handle may map (follow.c) */
-  char reader_name[32];          /* that file's name: READER- + 16 hex */
-  uint64_t durable_gen;          /* DURABLE's rewrite count as last read or
-                                    written (wlock) */
-  int sync_running;              /* a group commit leader is syncing */
-  pthread_cond_t sync_cv;        /* signals the end of a sync (wlock) */
-  uint32_t epoch;                /* sync group of the next record (wlock) */
-  int group_open;                /* a record of epoch was written (wlock) */
-  int group_overlap;             /* the open group began while the previous
-                                    group's sync ran: its records carry
-                                    OVERLAP (wlock) */
-  int dirty;                     /* written since the last sync (wlock) */
-  int mapped;                    /* write through mappings (segment.c) */
-  int need_mark;                 /* entries written since the last mark,
-                                    index record or sync of a later group */
-  unsigned char *buf;            /* encode buffer, cfg.buffer_bytes */
-  int poisoned;                  /* a write-side I/O call failed */
-  int poison_code;               /* the failure that poisoned the handle */
+  unsigned char *durable_map;      /* writer: DURABLE mapped, or NULL */
+  walrus_vfs_file_t *reader_file;  /* read-only: its READER-* file, locked
+                                     while the handle may map (follow.c) */
+  char reader_name[32];            /* that file's name: READER- + 16 hex */
+  uint64_t durable_gen;            /* DURABLE's rewrite count as last read or
+                                      written (wlock) */
+  int sync_running;                /* a group commit leader is syncing */
+  pthread_cond_t sync_cv;          /* signals the end of a sync (wlock) */
+  uint32_t epoch;                  /* sync group of the next record (wlock) */
+  int group_open;                  /* a record of epoch was written (wlock) */
+  int group_overlap;               /* the open group began while the previous
+                                      group's sync ran: its records carry
+                                      OVERLAP (wlock) */
+  int dirty;                       /* written since the last sync (wlock) */
+  int mapped;                      /* write through mappings (segment.c) */
+  int need_mark;                   /* entries written since the last mark,
+                                      index record or sync of a later group */
+  unsigned char *buf;              /* encode buffer, cfg.buffer_bytes */
+  int poisoned;                    /* a write-side I/O call failed */
+  int poison_code;                 /* the failure that poisoned the handle */
 
-  pthread_t syncer;              /* SYNC_INTERVAL background thread */
-  int syncer_running;            /* syncer was started */
-  int syncer_stop;               /* asks the syncer to exit (wlock) */
-  pthread_cond_t syncer_cv;      /* wakes the syncer early (wlock) */
+  pthread_t syncer;         /* SYNC_INTERVAL background thread */
+  int syncer_running;       /* syncer was started */
+  int syncer_stop;          /* asks the syncer to exit (wlock) */
+  pthread_cond_t syncer_cv; /* wakes the syncer early (wlock) */
 
-  pthread_mutex_t tx_mu;         /* guards everything tx_* below */
+  pthread_mutex_t tx_mu; /* guards everything tx_* below */
   walrus__tx_t *tx_buckets[WALRUS__TX_BUCKETS]; /* pending, by id */
-  size_t tx_pending;             /* pending transactions */
-  uint64_t tx_bytes;             /* payload bytes of pending ones */
+  size_t tx_pending;                            /* pending transactions */
+  uint64_t tx_bytes; /* payload bytes of pending ones */
   walrus__tx_done_t tx_done[WALRUS__TX_DONE_RING]; /* recent endings */
-  size_t tx_done_pos;            /* next slot of tx_done */
-  pthread_t tx_cleaner;          /* background expiry thread */
-  int tx_cleaner_running;        /* tx_cleaner was started */
-  int tx_cleaner_stop;           /* asks it to exit (tx_mu) */
-  pthread_cond_t tx_cleaner_cv;  /* wakes it early (tx_mu) */
+  size_t tx_done_pos;                              /* next slot of tx_done */
+  pthread_t tx_cleaner;         /* background expiry thread */
+  int tx_cleaner_running;       /* tx_cleaner was started */
+  int tx_cleaner_stop;          /* asks it to exit (tx_mu) */
+  pthread_cond_t tx_cleaner_cv; /* wakes it early (tx_mu) */
 
-  walrus__stats_t stats;         /* counters (atomics) */
+  walrus__stats_t stats; /* counters (atomics) */
 
-  char errmsg[512];              /* last failure's message (err_mu) */
-  int last_errno;                /* last failure's OS errno (err_mu) */
+  char errmsg[512]; /* last failure's message (err_mu) */
+  int last_errno;   /* last failure's OS errno (err_mu) */
 };
 
 /* ---- alloc.c ---- */
@@ -339,8 +340,7 @@ size_t walrus__seg_find(walrus_t *w, uint64_t index);
 int walrus__segs_push(walrus_t *w, walrus__seg_t *s);
 int walrus__window_read(walrus_t *w, walrus__window_t *win,
                         walrus_vfs_file_t *f, const char *name, uint64_t off,
-                        size_t need, uint64_t limit,
-                        const unsigned char **out);
+                        size_t need, uint64_t limit, const unsigned char **out);
 void walrus__window_free(walrus_t *w, walrus__window_t *win);
 
 /* ---- rmap.c ---- */
@@ -372,25 +372,27 @@ int walrus__rec_view_fail(walrus_t *w, int why, const char *name,
 
 /* Verify the record of entry index at p (len bytes available, in segment
  * file name at off) and fill out's fields, borrowing data from p; the tx id
- * is copied to txid.  With checked, the caller has just checked its CRC
- * (and salt is unused); everything else is verified all the same.  Inline:
- * it is the inner step of every mapped read. */
-static inline int walrus__rec_view(walrus_t *w, const char *name,
-                                   uint32_t salt, int checked,
-                                   uint64_t index, uint64_t off,
-                                   const unsigned char *p, uint64_t len,
-                                   walrus_entry_t *out, char txid[256]) {
+ * is copied to txid.  seed is the segment's walrus__salt_seed().  With
+ * checked, the caller has just checked its CRC (and seed is unused);
+ * everything else is verified all the same.  Nothing is written to out or
+ * txid unless it passes.  Inline: it is the inner step of every mapped
+ * read. */
+static WALRUS__ALWAYS_INLINE int walrus__rec_view(
+    walrus_t *w, const char *name, uint32_t seed, int checked, uint64_t index,
+    uint64_t off, const unsigned char *p, uint64_t len, walrus_entry_t *out,
+    char txid[256]) {
   if (len < WALRUS__REC_HEADER_BYTES)
     return walrus__rec_view_fail(w, WALRUS_ECORRUPT, name, index, off);
   uint32_t body_len = walrus__get32(p + 4);
   uint8_t flags = p[34], txid_len = p[35]; /* format.h: bytes 34, 35 */
-  if ((flags & ~WALRUS__REC_KNOWN_FLAGS) != 0 ||
-      body_len > WALRUS__BODY_MAX || txid_len > body_len ||
+  if ((flags & ~WALRUS__REC_KNOWN_FLAGS) != 0 || body_len > WALRUS__BODY_MAX ||
+      txid_len > body_len ||
       WALRUS__REC_HEADER_BYTES + (uint64_t)body_len > len)
     return walrus__rec_view_fail(w, WALRUS_ECORRUPT, name, index, off);
   uint32_t crc = walrus__get32(p);
   if (!checked &&
-      walrus__rec_crc(salt, p, p + WALRUS__REC_HEADER_BYTES, body_len) != crc)
+      walrus__crc32c(seed, p + 4, WALRUS__REC_HEADER_BYTES - 4 + body_len) !=
+          crc)
     return walrus__rec_view_fail(w, WALRUS_ECHECKSUM, name, index, off);
   if (walrus__get64(p + 8) != index ||
       (flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)))

@@ -127,10 +127,11 @@ static int seek(walrus_iter_t *it) {
  * at it->off and avail bytes follow it; returns the record's start, with
  * *left the bytes from there, or NULL if avail runs out first. */
 static const unsigned char *skip_marks(walrus_iter_t *it, uint32_t salt,
-                                       const unsigned char *p,
-                                       uint64_t avail, uint64_t *left) {
+                                       const unsigned char *p, uint64_t avail,
+                                       uint64_t *left) {
   walrus__rec_t r;
-  while (avail >= WALRUS__REC_HEADER_BYTES && (p[REC_FLAGS_AT] & WALRUS__REC_MARK) &&
+  while (avail >= WALRUS__REC_HEADER_BYTES &&
+         (p[REC_FLAGS_AT] & WALRUS__REC_MARK) &&
          walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK &&
          (r.flags & WALRUS__REC_MARK) && r.body_len == 0 &&
          r.index + 1 == it->next &&
@@ -229,10 +230,9 @@ static void read_ahead(walrus_iter_t *it) {
     if (madvise(m->addr + from, to - from, POPULATE_READ) != 0)
       madvise(m->addr + from, to - from, MADV_WILLNEED); /* older kernels */
     /* Raise the mark; losing a race only costs another madvise. */
-    while (done < to &&
-           !atomic_compare_exchange_weak_explicit(&m->populated, &done, to,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    while (done < to && !atomic_compare_exchange_weak_explicit(
+                            &m->populated, &done, to, memory_order_relaxed,
+                            memory_order_relaxed)) {
     }
   }
   if (to > it->hinted) it->hinted = to;
@@ -250,15 +250,15 @@ static void read_ahead(walrus_iter_t *it) {
 static int mapped_step(walrus_iter_t *it, walrus_entry_t *out) {
   walrus__rmap_t *m = it->map;
   uint64_t left;
-  const unsigned char *p = skip_marks(it, m->salt, m->addr + it->off,
-                                      it->run_end - it->off, &left);
+  const unsigned char *p =
+      skip_marks(it, m->salt, m->addr + it->off, it->run_end - it->off, &left);
   if (it->vpos >= it->nvok) verify_ahead(it);
   if (it->vpos < it->nvok) {
     take_verified(it, out);
   } else {
     /* Not whole and intact: check it again, for the message. */
-    int rc = walrus__rec_view(it->w, m->name, m->salt, 0, it->next, it->off,
-                              p, left, out, it->txid);
+    int rc = walrus__rec_view(it->w, m->name, m->seed, 0, it->next, it->off, p,
+                              left, out, it->txid);
     if (rc != WALRUS_OK) return rc;
     it->off += walrus__rec_size(walrus__get32(p + 4)); /* checked */
     it->next++;
@@ -283,9 +283,9 @@ static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
                              WALRUS__REC_HEADER_BYTES, limit, &p);
     if (rc == WALRUS_OK && p != NULL &&
         walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
-      rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                               WALRUS__REC_HEADER_BYTES + r.body_len, limit,
-                               &p);
+      rc =
+          walrus__window_read(w, &it->win, s->file, s->name, it->off,
+                              WALRUS__REC_HEADER_BYTES + r.body_len, limit, &p);
     if (rc != WALRUS_OK) return rc;
     if (p == NULL) {
       left = 0;
@@ -301,8 +301,8 @@ static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
     w->vfs->advise(w->vfs->ctx, s->file, it->hinted, AHEAD_BYTES);
     it->hinted += AHEAD_BYTES;
   }
-  rc = walrus__rec_view(w, s->name, s->salt, 0, it->next, it->off, p, left,
-                        out, it->txid);
+  rc = walrus__rec_view(w, s->name, s->seed, 0, it->next, it->off, p, left, out,
+                        it->txid);
   if (rc != WALRUS_OK) return rc;
   it->off += walrus__rec_size(walrus__get32(p + 4)); /* body_len, checked */
   it->next++;
@@ -354,9 +354,9 @@ static int step(walrus_iter_t *it, walrus_entry_t *out, int durable_only) {
      * without the lock until the run ends. */
     uint64_t last = s->first + s->count; /* index after the run */
     if (last > bound) last = bound;
-    uint64_t end = last - s->first < s->count ? s->offs[last - s->first]
-                                              : (s->sealed ? s->index_offset
-                                                           : s->end);
+    uint64_t end = last - s->first < s->count
+                       ? s->offs[last - s->first]
+                       : (s->sealed ? s->index_offset : s->end);
     walrus__rmap_t *m;
     rc = walrus__rmap_get(w, s, end, &m);
     if (rc != WALRUS_OK) goto out;
@@ -401,7 +401,8 @@ static WALRUS__NOINLINE int iter_next_slow(walrus_iter_t *it,
     if (ms != WALRUS_WAIT_FOREVER) {
       int64_t now = walrus__mono_ns();
       if (deadline == 0) deadline = now + (int64_t)ms * 1000000;
-      ms = now >= deadline ? 0 : (uint32_t)((deadline - now + 999999) / 1000000);
+      ms =
+          now >= deadline ? 0 : (uint32_t)((deadline - now + 999999) / 1000000);
     }
     rc = walrus_wait(it->w, it->next, ms);
     if (rc != WALRUS_OK) return rc;

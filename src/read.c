@@ -69,13 +69,11 @@ int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
   }
   /* The extent may end in a sync mark (format.h), so the record may be
    * shorter than it, never longer. */
-  if (r.index != index ||
-      (r.flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)) ||
+  if (r.index != index || (r.flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)) ||
       WALRUS__REC_HEADER_BYTES + (uint64_t)r.body_len > len) {
-    rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
-                      "%s/%s: record at offset %llu is not entry %llu",
-                      w->dir, s->name, (unsigned long long)off,
-                      (unsigned long long)index);
+    rc = walrus__fail(
+        w, WALRUS_ECORRUPT, 0, "%s/%s: record at offset %llu is not entry %llu",
+        w->dir, s->name, (unsigned long long)off, (unsigned long long)index);
     goto fail;
   }
   char txid[256];
@@ -175,8 +173,11 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
                           "%s/%s: record %llu at offset %llu has a bad extent",
                           w->dir, s->name, (unsigned long long)index,
                           (unsigned long long)off);
-    rc = walrus__rmap_get(w, s, end, &m);
-    if (rc != WALRUS_OK) return rc;
+    m = atomic_load_explicit(&s->rmap, memory_order_acquire);
+    if (m == NULL || end > m->len) { /* not mapped yet, or not so far */
+      rc = walrus__rmap_get(w, s, end, &m);
+      if (rc != WALRUS_OK) return rc;
+    }
   }
   if (m == NULL) {
     /* pread; a view without a mapping gets a private copy. */
@@ -194,12 +195,15 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
   }
   walrus_entry_t v;
   char txid[256];
-  rc = walrus__rec_view(w, m->name, m->salt, 0, index, off, m->addr + off, end - off, &v,
-                        view != NULL ? view->tx_id_ : txid);
+  if (view == NULL) {
+    rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, m->addr + off,
+                          end - off, &v, txid);
+    return rc == WALRUS_OK ? copy_entry(w, &v, out) : rc;
+  }
+  rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, m->addr + off,
+                        end - off, &view->entry, view->tx_id_);
   if (rc != WALRUS_OK) return rc;
-  if (view == NULL) return copy_entry(w, &v, out);
   walrus__rmap_ref(m);
-  view->entry = v;
   view->map_ = m;
   view->copy_ = NULL;
   return WALRUS_OK;
@@ -227,14 +231,7 @@ int walrus_get(walrus_t *w, uint64_t index, walrus_entry_t *out) {
 int walrus_get_view(walrus_t *w, uint64_t index, walrus_view_t *view) {
   if (w == NULL || view == NULL)
     return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or view");
-  walrus_view_t v;
-  int rc = get(w, index, NULL, &v);
-  if (rc == WALRUS_OK) {
-    *view = v;
-    if (view->entry.tx_id != NULL)
-      view->entry.tx_id = view->tx_id_; /* it pointed into v */
-  }
-  return rc;
+  return get(w, index, NULL, view); /* writes view only on success */
 }
 
 void walrus_view_release(walrus_view_t *view) {

@@ -408,6 +408,7 @@ static int open_segment(walrus_t *w, uint64_t first, int writable,
     goto fail;
   }
   s->salt = h.salt;
+  s->seed = walrus__salt_seed(h.salt);
   *out = s;
   return WALRUS_OK;
 fail:

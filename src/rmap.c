@@ -22,7 +22,9 @@
 
 #include "internal.h"
 
-static uint64_t round_page(uint64_t n) { return (n + 4095) & ~(uint64_t)4095; }
+static uint64_t round_page(uint64_t n) {
+  return (n + 4095) & ~(uint64_t)4095;
+}
 
 void walrus__rmap_ref(walrus__rmap_t *m) {
   atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
@@ -30,8 +32,7 @@ void walrus__rmap_ref(walrus__rmap_t *m) {
 
 void walrus__rmap_unref(walrus__rmap_t *m) {
   if (m == NULL) return;
-  if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
-    return;
+  if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
   m->vfs->unmap_read(m->vfs->ctx, m->addr, m->len);
   m->alloc.free_fn(m->alloc.ud, m);
 }
@@ -63,8 +64,8 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
       pthread_mutex_unlock(&w->cache_mu);
       /* Not mappable here (the VFS declines, address space runs out):
        * the caller reads with pread instead. */
-      if (e == 0) return walrus__fail(w, WALRUS_ENOMEM, 0, "mapping of %s",
-                                      s->name);
+      if (e == 0)
+        return walrus__fail(w, WALRUS_ENOMEM, 0, "mapping of %s", s->name);
       walrus__log(w, WALRUS_LOG_DEBUG, "map_read %s: error %d", s->name, -e);
       return WALRUS_OK;
     }
@@ -75,9 +76,7 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
     n->alloc = w->alloc;
     n->older = NULL;
     n->salt = s->salt;
-    unsigned char sb[4];
-    walrus__put32(sb, s->salt);
-    n->seed = walrus__crc32c(0, sb, 4);
+    n->seed = s->seed;
     atomic_init(&n->populated, 0);
     memcpy(n->name, s->name, sizeof n->name);
     if (m != NULL) {
@@ -122,12 +121,10 @@ int walrus__rec_view_fail(walrus_t *w, int why, const char *name,
                         w->dir, name, (unsigned long long)index,
                         (unsigned long long)off);
   if (why == WALRUS_EINDEX)
-    return walrus__fail(w, WALRUS_ECORRUPT, 0,
-                        "%s/%s: record at offset %llu is not entry %llu",
-                        w->dir, name, (unsigned long long)off,
-                        (unsigned long long)index);
+    return walrus__fail(
+        w, WALRUS_ECORRUPT, 0, "%s/%s: record at offset %llu is not entry %llu",
+        w->dir, name, (unsigned long long)off, (unsigned long long)index);
   return walrus__fail(w, WALRUS_ECORRUPT, 0,
-                      "%s/%s: record %llu at offset %llu is malformed",
-                      w->dir, name, (unsigned long long)index,
-                      (unsigned long long)off);
+                      "%s/%s: record %llu at offset %llu is malformed", w->dir,
+                      name, (unsigned long long)index, (unsigned long long)off);
 }

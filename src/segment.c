@@ -131,6 +131,7 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
     rc = walrus__fail(w, WALRUS_EIO, errno, "getrandom");
     goto fail;
   }
+  s->seed = walrus__salt_seed(s->salt);
   h.log_id = w->meta.log_id;
   h.first_index = first;
   h.salt = s->salt;
