@@ -5,7 +5,10 @@
  *     walrus_get_view + walrus_view_release, walrus_get (zero_copy 1 and
  *     0), and "raw": the same records read from mappings of the same
  *     segment files by a loop with no library (an offsets array, the
- *     record, its CRC), which is what memory latency allows.
+ *     record, its CRC), which is what memory latency allows; and that
+ *     loop again with 100 register additions per probe, which shows how
+ *     much the overlap of one probe's misses with the next one's depends
+ *     on how few instructions lie between them.
  *  2. Sequential iteration of -N entries (10,000,000) of 128 bytes with
  *     checksums verified (zero_copy 1), beside LMDB (when built with it)
  *     reading the same records through a cursor; both touch a byte of
@@ -196,7 +199,26 @@ static void raw_open(raw_t *r, const char *dir) {
   }
 }
 
-static double raw_reads(const raw_t *r, const uint64_t *idx) {
+/* 100 register additions that depend on nothing the probes load: they
+ * cost the CPU a few cycles, but they take room in its reorder window,
+ * which is what lets one probe's cache misses overlap the next one's. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ADD10                                                         \
+  "add $1,%%r8\n\tadd $1,%%r9\n\tadd $1,%%r10\n\tadd $1,%%r11\n\t" \
+  "add $1,%%r8\n\tadd $1,%%r9\n\tadd $1,%%r10\n\tadd $1,%%r11\n\t" \
+  "add $1,%%r8\n\tadd $1,%%r9\n\t"
+#define HAVE_PAD 1
+static inline void pad100(void) {
+  __asm__ volatile(ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10
+                   ::: "r8", "r9", "r10", "r11");
+}
+#else
+#define HAVE_PAD 0
+static inline void pad100(void) {}
+#endif
+
+/* pad: add pad100() to every probe. */
+static double raw_reads(const raw_t *r, const uint64_t *idx, int pad) {
   unsigned sum = 0;
   double t = now_s();
   for (int i = 0; i < PROBES; i++) {
@@ -207,6 +229,7 @@ static double raw_reads(const raw_t *r, const uint64_t *idx) {
     uint32_t body;
     memcpy(&body, p + 4, 4);
     sum += walrus__crc32c(0, p + 4, 36 + body) + p[40];
+    if (pad) pad100();
   }
   double dt = now_s() - t;
   if (sum == 1) fputc(' ', stderr);
@@ -352,14 +375,15 @@ int main(int argc, char **argv) {
   make_log(hot_dir, hot);
   make_log(seq_dir, seq);
 
-  double view[99], get1[99], get0[99], raw[99], it[99], lm[99], oms[99],
+  double view[99], get1[99], get0[99], raw[99], rawpad[99], it[99], lm[99],
+      oms[99],
       omb[99];
   uint64_t *idx = probes(hot);
   walrus_t *wz = open_ro(hot_dir, 1), *wp = open_ro(hot_dir, 0);
   raw_t *r = calloc(1, sizeof *r);
   raw_open(r, hot_dir);
   random_reads(wz, idx, 0); /* warm: map and fault everything in */
-  raw_reads(r, idx);
+  raw_reads(r, idx, 0);
   walrus_t *ws = open_ro(seq_dir, 1);
   iterate(ws, seq);
 #if WALRUS_BENCH_HAVE_LMDB
@@ -368,7 +392,8 @@ int main(int argc, char **argv) {
 #endif
   for (int i = 0; i < runs; i++) {
     view[i] = random_reads(wz, idx, 0);
-    raw[i] = raw_reads(r, idx);
+    raw[i] = raw_reads(r, idx, 0);
+    rawpad[i] = raw_reads(r, idx, 1);
     get1[i] = random_reads(wz, idx, 1);
     get0[i] = random_reads(wp, idx, 1);
     it[i] = iterate(ws, seq);
@@ -392,6 +417,9 @@ int main(int argc, char **argv) {
          median(get0, runs) / 1e6);
   printf("%-44s %12.2f M/s\n", "random raw mapped reads, no library (M/s)",
          mr / 1e6);
+  if (HAVE_PAD)
+    printf("%-44s %12.2f M/s\n", "the raw loop + 100 adds per probe (M/s)",
+           median(rawpad, runs) / 1e6);
   printf("%-44s %12.2f x\n", "walrus_get_view / raw", mv / mr);
   row("sequential iteration, CRC checked (M/s)", mi / 1e6, "M/s", 25, 0);
   if (ml > 0) {
