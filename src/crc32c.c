@@ -534,6 +534,30 @@ void walrus__crc32c_4(const uint32_t crc[4], const unsigned char *const p[4],
   for (int k = 0; k < 4; k++) out[k] = walrus__crc32c(crc[k], p[k], len[k]);
 }
 
+void walrus__crc32c_n(uint32_t seed, const unsigned char *const *p,
+                      const size_t *len, uint32_t *out, int n) {
+  crc32c_fn fn = atomic_load_explicit(&crc32c_impl_fn, memory_order_acquire);
+#if defined(CRC32C_HW_X86) || defined(CRC32C_HW_ARM)
+  if (fn == hw_run) {
+    for (int k = 0; k < n; k += 4) {
+      uint32_t c[4] = {~seed, ~seed, ~seed, ~seed};
+      const unsigned char *q[4];
+      size_t m[4];
+      for (int j = 0; j < 4; j++) { /* pad with copies of the first */
+        int r = k + j < n ? k + j : k;
+        q[j] = p[r];
+        m[j] = len[r];
+      }
+      hw_run4(c, q, m);
+      for (int j = 0; j < 4 && k + j < n; j++) out[k + j] = ~c[j];
+    }
+    return;
+  }
+#endif
+  (void)fn;
+  for (int k = 0; k < n; k++) out[k] = walrus__crc32c(seed, p[k], len[k]);
+}
+
 uint32_t walrus__crc32c_sw(uint32_t crc, const void *buf, size_t len) {
   if (len == 0) {
     return crc;

@@ -44,6 +44,14 @@ void walrus__crc32c_4(const uint32_t crc[4], const unsigned char *const p[4],
                       const size_t len[4], uint32_t out[4]);
 
 /*
+ * n CRCs from one seed: out[k] = walrus__crc32c(seed, p[k], len[k]) for k
+ * below n, four at a time as walrus__crc32c_4 does them (the records of
+ * one segment, whose CRCs all start from its salt).
+ */
+void walrus__crc32c_n(uint32_t seed, const unsigned char *const *p,
+                      const size_t *len, uint32_t *out, int n);
+
+/*
  * Does the same as walrus__crc32c() with the portable slicing-by-8 software
  * implementation, which is always available.
  */

@@ -114,7 +114,7 @@ typedef struct walrus__window_s {
 
 /* Records an iterator checks at once (iter.c): their CRCs are computed
  * four at a time. */
-#define WALRUS__ITER_BATCH 8
+#define WALRUS__ITER_BATCH 16
 
 struct walrus_iter_s {
   walrus_t *w;          /* owning handle */

@@ -6,7 +6,8 @@
  * other and with a bit-at-a-time reference written here, that checksumming
  * in pieces equals checksumming at once, that the three-stream merge of the
  * hardware path is right around every length where it starts or stops
- * applying, and that the first use is safe from many threads at once.
+ * applying, that the several-at-once forms (walrus__crc32c_4, _n) equal
+ * one at a time, and that the first use is safe from many threads at once.
  */
 #include <criterion/criterion.h>
 
@@ -302,6 +303,43 @@ static void *thread_main(void *varg) {
   arg->got_check = walrus__crc32c(0, "123456789", 9);
   arg->got_long = walrus__crc32c(0, arg->buf, arg->len);
   return NULL;
+}
+
+/* Several buffers at once, of mixed and equal lengths and alignments,
+ * each equal to its own CRC from the reference. */
+Test(crc32c, four_and_n_at_once_equal_one_at_a_time) {
+  static unsigned char buf[9 * 600];
+  fill_random(buf, sizeof buf, 77);
+  const size_t shapes[][9] = {
+      {164, 164, 164, 164, 164, 164, 164, 164, 164},
+      {0, 1, 7, 8, 15, 16, 31, 32, 33},
+      {600, 3, 200, 45, 1, 599, 64, 100, 9},
+      {40, 41, 42, 43, 44, 45, 46, 47, 48},
+  };
+  for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+    for (int n = 0; n <= 9; n++) {
+      const unsigned char *p[9];
+      size_t len[9];
+      uint32_t seeds[4], out[9], want[9];
+      uint32_t seed = 0x9E3779B9u * (uint32_t)(sh + 1) + (uint32_t)n;
+      for (int k = 0; k < 9; k++) {
+        p[k] = buf + 600 * (size_t)k + (size_t)((k * 3 + n) % 8);
+        len[k] = shapes[sh][k] > 592 ? 592 : shapes[sh][k];
+        want[k] = ref_crc32c(seed, p[k], len[k]);
+        out[k] = 0xDEADBEEF;
+      }
+      walrus__crc32c_n(seed, p, len, out, n);
+      for (int k = 0; k < n; k++)
+        cr_assert_eq(out[k], want[k], "shape %zu, n %d, buffer %d", sh, n, k);
+      for (int k = n; k < 9; k++)
+        cr_assert_eq(out[k], 0xDEADBEEF, "n %d wrote out[%d]", n, k);
+      for (int k = 0; k < 4; k++) seeds[k] = seed + (uint32_t)k;
+      walrus__crc32c_4(seeds, p, len, out);
+      for (int k = 0; k < 4; k++)
+        cr_assert_eq(out[k], ref_crc32c(seed + (uint32_t)k, p[k], len[k]),
+                     "crc32c_4: shape %zu, buffer %d", sh, k);
+    }
+  }
 }
 
 Test(crc32c, concurrent_first_use) {
