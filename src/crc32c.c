@@ -375,6 +375,25 @@ HW_TARGET static inline uint32_t hw_rounds(uint32_t crc,
   return crc;
 }
 
+/* A buffer of fewer than 16 bytes: the end of every run. */
+HW_TARGET static inline uint32_t hw_short(uint32_t crc, const unsigned char *p,
+                                          size_t len) {
+  if (len >= 8) {
+    crc = (uint32_t)hw_u64(crc, load_le64(p));
+    p += 8;
+  }
+  if (len & 4u) {
+    crc = hw_u32(crc, load_le32_hw(p));
+    p += 4;
+  }
+  if (len & 2u) {
+    crc = hw_u16(crc, load_le16_hw(p));
+    p += 2;
+  }
+  if (len & 1u) crc = hw_u8(crc, *p);
+  return crc;
+}
+
 HW_TARGET static uint32_t hw_run(uint32_t crc, const unsigned char *p,
                                  size_t len) {
   if (len >= 3 * WALRUS__CRC32C_SHORT) {
@@ -401,24 +420,14 @@ HW_TARGET static uint32_t hw_run(uint32_t crc, const unsigned char *p,
     p += 16;
     len -= 16;
   }
-  if (len >= 8) {
-    crc64 = hw_u64(crc64, load_le64(p));
-    p += 8;
-    len -= 8;
-  }
-  crc = (uint32_t)crc64;
-  if (len & 4u) {
-    crc = hw_u32(crc, load_le32_hw(p));
-    p += 4;
-  }
-  if (len & 2u) {
-    crc = hw_u16(crc, load_le16_hw(p));
-    p += 2;
-  }
-  if (len & 1u) {
-    crc = hw_u8(crc, *p);
-  }
-  return crc;
+  return hw_short((uint32_t)crc64, p, len);
+}
+
+/* The rest of one of hw_run4's buffers: a few bytes inline (records of
+ * the same size end with the same short tail), hw_run for anything long. */
+HW_TARGET static inline uint32_t hw_tail(uint32_t crc, const unsigned char *p,
+                                         size_t len) {
+  return len >= 16 ? hw_run(crc, p, len) : hw_short(crc, p, len);
 }
 
 /*
@@ -426,28 +435,6 @@ HW_TARGET static uint32_t hw_run(uint32_t crc, const unsigned char *p,
  * latency is three cycles and its throughput one, so four short buffers
  * (records) cost about what one does.  Raw registers, like hw_run.
  */
-/* The rest of one of hw_run4's buffers: a few bytes inline (records of
- * the same size end with the same short tail), hw_run for anything long. */
-HW_TARGET static inline uint32_t hw_tail(uint32_t crc, const unsigned char *p,
-                                         size_t len) {
-  if (len >= 16) return hw_run(crc, p, len);
-  if (len >= 8) {
-    crc = (uint32_t)hw_u64(crc, load_le64(p));
-    p += 8;
-    len -= 8;
-  }
-  if (len & 4u) {
-    crc = hw_u32(crc, load_le32_hw(p));
-    p += 4;
-  }
-  if (len & 2u) {
-    crc = hw_u16(crc, load_le16_hw(p));
-    p += 2;
-  }
-  if (len & 1u) crc = hw_u8(crc, *p);
-  return crc;
-}
-
 HW_TARGET static void hw_run4(uint32_t crc[4], const unsigned char *p[4],
                               size_t len[4]) {
   size_t m = len[0];
