@@ -499,28 +499,6 @@ uint32_t walrus__crc32c(uint32_t crc, const void *buf, size_t len) {
   return ~fn(~crc, (const unsigned char *)buf, len);
 }
 
-void walrus__crc32c_4(const uint32_t crc[4], const unsigned char *const p[4],
-                      const size_t len[4], uint32_t out[4]) {
-  crc32c_fn fn = atomic_load_explicit(&crc32c_impl_fn, memory_order_acquire);
-#if defined(CRC32C_HW_X86) || defined(CRC32C_HW_ARM)
-  if (fn == hw_run) {
-    uint32_t c[4];
-    const unsigned char *q[4];
-    size_t n[4];
-    for (int k = 0; k < 4; k++) {
-      c[k] = ~crc[k];
-      q[k] = p[k];
-      n[k] = len[k];
-    }
-    hw_run4(c, q, n);
-    for (int k = 0; k < 4; k++) out[k] = ~c[k];
-    return;
-  }
-#endif
-  (void)fn;
-  for (int k = 0; k < 4; k++) out[k] = walrus__crc32c(crc[k], p[k], len[k]);
-}
-
 void walrus__crc32c_n(uint32_t seed, const unsigned char *const *p,
                       const size_t *len, uint32_t *out, int n) {
   crc32c_fn fn = atomic_load_explicit(&crc32c_impl_fn, memory_order_acquire);

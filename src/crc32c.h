@@ -36,17 +36,10 @@
 uint32_t walrus__crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
- * Four CRCs at once: out[k] = walrus__crc32c(crc[k], p[k], len[k]).  With
- * the CRC instruction the four chains run interleaved, so four short
- * buffers (records) cost about what one does.
- */
-void walrus__crc32c_4(const uint32_t crc[4], const unsigned char *const p[4],
-                      const size_t len[4], uint32_t out[4]);
-
-/*
  * n CRCs from one seed: out[k] = walrus__crc32c(seed, p[k], len[k]) for k
- * below n, four at a time as walrus__crc32c_4 does them (the records of
- * one segment, whose CRCs all start from its salt).
+ * below n.  With the CRC instruction four chains run interleaved, so four
+ * short buffers (records of one segment, whose CRCs all start from its
+ * salt) cost about what one does.
  */
 void walrus__crc32c_n(uint32_t seed, const unsigned char *const *p,
                       const size_t *len, uint32_t *out, int n);

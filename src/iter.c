@@ -147,7 +147,7 @@ static const unsigned char *skip_marks(walrus_iter_t *it, uint32_t salt,
 
 /* Check up to WALRUS__ITER_BATCH records of the run from it->off at once:
  * every check walrus__rec_view() makes (framing, flags, the index each must
- * have) and their CRCs, four at a time (walrus__crc32c_4).  Notes the end
+ * have) and their CRCs, four at a time (walrus__crc32c_n).  Notes the end
  * of each record that passes, in order, stopping at the first that does
  * not, or at a sync mark: the slow step handles those, and reports a
  * failure. */

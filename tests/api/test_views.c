@@ -1930,6 +1930,29 @@ Test(iter, across_segments_while_appending_zero_copy) {
   iter_across_segments_while_appending(1);
 }
 
+/* walrus_sync() between appends leaves sync marks between records: the
+ * iterator steps over them, inside its batches of checked records and at
+ * their edges, and returns every entry once, in order. */
+static void iter_over_sync_marks(int zc) {
+  walrus_config_t cfg = cfg_iter(zc);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  for (uint64_t i = 1; i <= 120; i++) {
+    tu_append_n(w, 1, SEED, 250);
+    if (i % 3 == 0 || i % 7 == 0) TU_OK(w, walrus_sync(w));
+  }
+  walrus_iter_t *it;
+  TU_OK(w, walrus_iter_open(w, 0, &it));
+  iter_expect(it, 1, 120, SEED, "entries between sync marks");
+  walrus_entry_t e;
+  TU_EXPECT(WALRUS_DONE, walrus_iter_next(it, &e));
+  walrus_iter_close(it);
+  TU_OK(w, walrus_close(w));
+  cr_assert_gt(nsegs(), 1, "the log never rotated");
+}
+
+Test(iter, over_sync_marks_pread) { iter_over_sync_marks(0); }
+Test(iter, over_sync_marks_zero_copy) { iter_over_sync_marks(1); }
+
 static void iter_truncate_front_past(int zc) {
   walrus_config_t cfg = cfg_iter(zc);
   walrus_t *w = tu_open(tu_dir, &cfg);
