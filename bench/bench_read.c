@@ -8,7 +8,8 @@
  *     record, its CRC), which is what memory latency allows; and that
  *     loop again with 100 register additions per probe, which shows how
  *     much the overlap of one probe's misses with the next one's depends
- *     on how few instructions lie between them.
+ *     on how few instructions lie between them.  Then the same probes
+ *     sixteen to a call of walrus_get_many_view and walrus_get_many.
  *  2. Sequential iteration of -N entries (10,000,000) of 128 bytes with
  *     checksums verified (zero_copy 1), beside LMDB (when built with it)
  *     reading the same records through a cursor; both touch a byte of
@@ -66,7 +67,8 @@ static void check(int rc, const char *what, walrus_t *w) {
 }
 
 static void fill(unsigned char *p, uint64_t index) {
-  for (int i = 0; i < PAYLOAD; i++) p[i] = (unsigned char)(index * 31 + (uint64_t)i);
+  for (int i = 0; i < PAYLOAD; i++)
+    p[i] = (unsigned char)(index * 31 + (uint64_t)i);
 }
 
 /* Write n entries to a fresh log at dir (SYNC_NONE, then one sync). */
@@ -151,6 +153,48 @@ static double random_reads(walrus_t *w, const uint64_t *idx, int get) {
   return PROBES / dt;
 }
 
+/* The same probes through walrus_get_many_view (get 0) or walrus_get_many
+ * (get 1), MANY to a call.  Checks every entry's index, and the bytes of
+ * one entry a call. */
+#define MANY 16
+static double random_many(walrus_t *w, const uint64_t *idx, int get) {
+  unsigned char want[PAYLOAD];
+  walrus_view_t v[MANY];
+  walrus_entry_t e[MANY];
+  unsigned sum = 0;
+  double t = now_s();
+  for (int i = 0; i + MANY <= PROBES; i += MANY) {
+    if (get)
+      check(walrus_get_many(w, idx + i, MANY, e), "get_many", w);
+    else
+      check(walrus_get_many_view(w, idx + i, MANY, v), "get_many_view", w);
+    for (int j = 0; j < MANY; j++) {
+      const walrus_entry_t *p = get ? &e[j] : &v[j].entry;
+      sum += ((const unsigned char *)p->data)[0];
+      if (p->index != idx[i + j]) {
+        fprintf(stderr, "bench_read: got entry %llu for %llu\n",
+                (unsigned long long)p->index, (unsigned long long)idx[i + j]);
+        exit(1);
+      }
+      if (j == (i / MANY) % MANY) {
+        fill(want, idx[i + j]);
+        if (p->len != PAYLOAD || memcmp(p->data, want, PAYLOAD) != 0) {
+          fprintf(stderr, "bench_read: entry %llu has wrong bytes\n",
+                  (unsigned long long)idx[i + j]);
+          exit(1);
+        }
+      }
+      if (get)
+        walrus_entry_free(&e[j]);
+      else
+        walrus_view_release(&v[j]);
+    }
+  }
+  double dt = now_s() - t;
+  if (sum == 1) fputc(' ', stderr);
+  return PROBES / dt;
+}
+
 /* The raw loop: map every segment, find its records by walking it once,
  * then read random records: offsets load, record, CRC. */
 typedef struct raw_s {
@@ -203,14 +247,15 @@ static void raw_open(raw_t *r, const char *dir) {
  * cost the CPU a few cycles, but they take room in its reorder window,
  * which is what lets one probe's cache misses overlap the next one's. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define ADD10                                                         \
+#define ADD10                                                      \
   "add $1,%%r8\n\tadd $1,%%r9\n\tadd $1,%%r10\n\tadd $1,%%r11\n\t" \
   "add $1,%%r8\n\tadd $1,%%r9\n\tadd $1,%%r10\n\tadd $1,%%r11\n\t" \
   "add $1,%%r8\n\tadd $1,%%r9\n\t"
 #define HAVE_PAD 1
 static inline void pad100(void) {
-  __asm__ volatile(ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10
-                   ::: "r8", "r9", "r10", "r11");
+  __asm__ volatile(
+      ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ADD10 ::
+          : "r8", "r9", "r10", "r11");
 }
 #else
 #define HAVE_PAD 0
@@ -357,18 +402,27 @@ int main(int argc, char **argv) {
   int runs = 5, opt, keep = 0;
   uint64_t hot = 1000000, seq = 10000000;
   while ((opt = getopt(argc, argv, "d:r:n:N:qk")) != -1) {
-    if (opt == 'd') dir = optarg;
-    else if (opt == 'r') runs = atoi(optarg);
-    else if (opt == 'n') hot = strtoull(optarg, NULL, 10);
-    else if (opt == 'N') seq = strtoull(optarg, NULL, 10);
-    else if (opt == 'q') hot /= 10, seq /= 10;
-    else if (opt == 'k') keep = 1;
-    else return 2;
+    if (opt == 'd')
+      dir = optarg;
+    else if (opt == 'r')
+      runs = atoi(optarg);
+    else if (opt == 'n')
+      hot = strtoull(optarg, NULL, 10);
+    else if (opt == 'N')
+      seq = strtoull(optarg, NULL, 10);
+    else if (opt == 'q')
+      hot /= 10, seq /= 10;
+    else if (opt == 'k')
+      keep = 1;
+    else
+      return 2;
   }
   if (runs < 1 || runs > 99) runs = 5;
   char hot_dir[4096], seq_dir[4096], lmdb_dir[4096];
-  snprintf(hot_dir, sizeof hot_dir, "%s/hot-%llu", dir, (unsigned long long)hot);
-  snprintf(seq_dir, sizeof seq_dir, "%s/seq-%llu", dir, (unsigned long long)seq);
+  snprintf(hot_dir, sizeof hot_dir, "%s/hot-%llu", dir,
+           (unsigned long long)hot);
+  snprintf(seq_dir, sizeof seq_dir, "%s/seq-%llu", dir,
+           (unsigned long long)seq);
   snprintf(lmdb_dir, sizeof lmdb_dir, "%s/lmdb-%llu", dir,
            (unsigned long long)seq);
   mkdir(dir, 0755);
@@ -376,8 +430,7 @@ int main(int argc, char **argv) {
   make_log(seq_dir, seq);
 
   double view[99], get1[99], get0[99], raw[99], rawpad[99], it[99], lm[99],
-      oms[99],
-      omb[99];
+      oms[99], omb[99], mview[99], mget1[99];
   uint64_t *idx = probes(hot);
   walrus_t *wz = open_ro(hot_dir, 1), *wp = open_ro(hot_dir, 0);
   raw_t *r = calloc(1, sizeof *r);
@@ -396,6 +449,8 @@ int main(int argc, char **argv) {
     rawpad[i] = raw_reads(r, idx, 1);
     get1[i] = random_reads(wz, idx, 1);
     get0[i] = random_reads(wp, idx, 1);
+    mview[i] = random_many(wz, idx, 0);
+    mget1[i] = random_many(wz, idx, 1);
     it[i] = iterate(ws, seq);
 #if WALRUS_BENCH_HAVE_LMDB
     lm[i] = lmdb_iterate(env, seq);
@@ -411,24 +466,29 @@ int main(int argc, char **argv) {
          runs, (unsigned long long)hot, PAYLOAD, (unsigned long long)seq,
          PAYLOAD);
   row("random walrus_get_view (M/s)", mv / 1e6, "M/s", 10, 0);
-  row("random walrus_get, zero_copy 1 (M/s)", median(get1, runs) / 1e6,
-      "M/s", 5, 0);
+  row("random walrus_get, zero_copy 1 (M/s)", median(get1, runs) / 1e6, "M/s",
+      5, 0);
   printf("%-44s %12.2f M/s\n", "random walrus_get, zero_copy 0 (M/s)",
          median(get0, runs) / 1e6);
+  printf("%-44s %12.2f M/s\n", "random walrus_get_many_view, 16 a call (M/s)",
+         median(mview, runs) / 1e6);
+  printf("%-44s %12.2f M/s\n", "random walrus_get_many, 16, zero_copy 1",
+         median(mget1, runs) / 1e6);
   printf("%-44s %12.2f M/s\n", "random raw mapped reads, no library (M/s)",
          mr / 1e6);
   if (HAVE_PAD)
     printf("%-44s %12.2f M/s\n", "the raw loop + 100 adds per probe (M/s)",
            median(rawpad, runs) / 1e6);
   printf("%-44s %12.2f x\n", "walrus_get_view / raw", mv / mr);
+  printf("%-44s %12.2f x\n", "walrus_get_many_view / raw",
+         median(mview, runs) / mr);
   row("sequential iteration, CRC checked (M/s)", mi / 1e6, "M/s", 25, 0);
   if (ml > 0) {
     printf("%-44s %12.2f M/s\n", "LMDB cursor over the same records (M/s)",
            ml / 1e6);
     row("walrus iteration / LMDB", mi / ml, "x", 1.0, 0);
   }
-  row("walrus_open of the sequential log (ms)", median(oms, runs), "ms", 50,
-      1);
+  row("walrus_open of the sequential log (ms)", median(oms, runs), "ms", 50, 1);
   row("RSS growth across that open (MiB)", median(omb, runs), "MiB", 16, 1);
   walrus_close(wz);
   walrus_close(wp);
@@ -436,7 +496,8 @@ int main(int argc, char **argv) {
   if (!keep) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%.4000s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "bench_read: could not remove %s\n", dir);
+    if (system(cmd) != 0)
+      fprintf(stderr, "bench_read: could not remove %s\n", dir);
   }
   return 0;
 }

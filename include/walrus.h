@@ -525,6 +525,36 @@ WALRUS_API int walrus_get_range_view(walrus_t *w, uint64_t start,
                                      size_t max_bytes, walrus_view_t *out,
                                      size_t *n);
 
+/**
+ * @brief Read the entries named in index[0..n-1] into out[0..n-1]: a
+ * batched walrus_get() for reads at scattered indexes (MultiGet).
+ *
+ * Indexes may come in any order and repeat.  Sixteen at a time, walrus
+ * finds every entry before it reads any and, reading through mappings
+ * (cfg.zero_copy), asks for their memory at once, so the cache misses of a
+ * batch overlap instead of following one another: random reads of a hot
+ * log run several times faster than one walrus_get() each
+ * (docs/BENCHMARKS.md).  Every entry is checked as by walrus_get() and is
+ * the caller's; free each with walrus_entry_free().  The read lock is
+ * taken once per sixteen entries, so a long batch never holds off appends.
+ * All or nothing: on failure no entry is left to free.
+ * @param[in] n entries to read; 0 reads none and succeeds.
+ * @return WALRUS_OK; WALRUS_EINVAL (NULL w, or NULL index or out with n
+ *   above 0); any error of walrus_get() for the first entry that fails,
+ *   named in walrus_errmsg.
+ */
+WALRUS_API int walrus_get_many(walrus_t *w, const uint64_t *index, size_t n,
+                               walrus_entry_t *out);
+
+/**
+ * @brief walrus_get_many() into borrowed views, as from walrus_get_view(),
+ * whatever cfg.zero_copy says.  Allocates nothing once the segments are
+ * mapped.  Release each view with walrus_view_release().
+ * @return as walrus_get_many().
+ */
+WALRUS_API int walrus_get_many_view(walrus_t *w, const uint64_t *index,
+                                    size_t n, walrus_view_t *out);
+
 /** walrus_wait() and follow iterators: no time limit. */
 #define WALRUS_WAIT_FOREVER UINT32_MAX
 

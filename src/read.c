@@ -1,6 +1,7 @@
 /*
  * read.c: reading by index: walrus_get(), walrus_get_view(), the range
- * reads, walrus_entry_free() and walrus_view_release().
+ * reads, the batched reads (walrus_get_many*), walrus_entry_free() and
+ * walrus_view_release().
  *
  * A lookup is a binary search of the segment table for the segment, then
  * the record's offset from that segment's index (in memory for the tail,
@@ -248,6 +249,16 @@ void walrus_view_release(walrus_view_t *view) {
   view->entry.len = 0;
 }
 
+/* Undo the first n reads of a call that failed: views or copies. */
+static void release_all(walrus_entry_t *out, walrus_view_t *views, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    if (views != NULL)
+      walrus_view_release(&views[k]);
+    else
+      walrus_entry_free(&out[k]);
+  }
+}
+
 /* walrus_get_range and walrus_get_range_view: entries start..end into
  * out or views, bounded by max_count and max_bytes; one lock hold. */
 static int get_range(walrus_t *w, uint64_t start, uint64_t end,
@@ -296,12 +307,7 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
   }
   walrus__unlock(w);
   if (rc != WALRUS_OK) {
-    for (size_t k = 0; k < got; k++) {
-      if (views != NULL)
-        walrus_view_release(&views[k]);
-      else
-        walrus_entry_free(&out[k]);
-    }
+    release_all(out, views, got);
     got = 0;
   }
   *n = got;
@@ -319,6 +325,72 @@ int walrus_get_range_view(walrus_t *w, uint64_t start, uint64_t end,
                           size_t max_count, size_t max_bytes,
                           walrus_view_t *out, size_t *n) {
   return get_range(w, start, end, max_count, max_bytes, NULL, out, n);
+}
+
+/* Entries walrus_get_many() looks up before it reads any. */
+#define MANY_BATCH 16
+
+/* Ask for the lines of every record in idx[0..c-1] (s[j] holds idx[j]):
+ * first the offsets, then, from them, the records themselves, so that the
+ * memory fetches of the batch overlap instead of following each other.
+ * Caller holds the lock shared and every s[j] is ready. */
+static void prefetch_batch(walrus__seg_t *const *s, const uint64_t *idx,
+                           size_t c) {
+  for (size_t j = 0; j < c; j++)
+    __builtin_prefetch(&s[j]->offs[idx[j] - s[j]->first]);
+  for (size_t j = 0; j < c; j++) {
+    const walrus__rmap_t *m =
+        atomic_load_explicit(&s[j]->rmap, memory_order_acquire);
+    uint64_t off, end;
+    extent(s[j], idx[j], &off, &end);
+    if (m == NULL || end > m->len || end <= off) continue;
+    if (end - off > 512) end = off + 512; /* enough to overlap the misses */
+    for (uint64_t a = off & ~(uint64_t)63; a < end; a += 64)
+      __builtin_prefetch(m->addr + a);
+  }
+}
+
+/* walrus_get_many and walrus_get_many_view: the entries named in idx into
+ * out or views, MANY_BATCH to a lock hold; all or nothing. */
+static int get_many(walrus_t *w, const uint64_t *idx, size_t n,
+                    walrus_entry_t *out, walrus_view_t *views) {
+  size_t got = 0;
+  int rc = WALRUS_OK;
+  if (w == NULL) return WALRUS_EINVAL;
+  if (n > 0 && (idx == NULL || (out == NULL && views == NULL)))
+    return walrus__fail(w, WALRUS_EINVAL, 0, "get_many: NULL indexes or out");
+  while (got < n && rc == WALRUS_OK) {
+    walrus__seg_t *s[MANY_BATCH];
+    const uint64_t *bi = idx + got; /* this batch's indexes */
+    size_t c = n - got < MANY_BATCH ? n - got : MANY_BATCH;
+    walrus__lock_shared(w);
+    for (size_t j = 0; j < c && rc == WALRUS_OK; j++)
+      rc = locate(w, bi[j], &s[j]);
+    if (rc == WALRUS_OK && (views != NULL || w->cfg.zero_copy))
+      prefetch_batch(s, bi, c);
+    for (size_t j = 0; j < c && rc == WALRUS_OK; j++) {
+      walrus_entry_t tmp; /* a view read by pread passes through here */
+      if (views != NULL)
+        rc = read_one(w, s[j], bi[j], &tmp, &views[got]);
+      else
+        rc = read_one(w, s[j], bi[j], &out[got], NULL);
+      if (rc == WALRUS_OK) got++;
+    }
+    walrus__unlock(w);
+    if (walrus__cache_over(w)) walrus__cache_trim(w);
+  }
+  if (rc != WALRUS_OK) release_all(out, views, got);
+  return rc;
+}
+
+int walrus_get_many(walrus_t *w, const uint64_t *index, size_t n,
+                    walrus_entry_t *out) {
+  return get_many(w, index, n, out, NULL);
+}
+
+int walrus_get_many_view(walrus_t *w, const uint64_t *index, size_t n,
+                         walrus_view_t *out) {
+  return get_many(w, index, n, NULL, out);
 }
 
 void walrus_entry_free(walrus_entry_t *e) {

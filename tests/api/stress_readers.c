@@ -6,10 +6,11 @@
  * of a generation that truncate_back bumps (so a stale byte is caught), over
  * small segments with cached_segments 2, and now and then moves the first
  * index forward or cuts the last few entries.  Reader threads take views
- * (holding some across later calls), zero-copy gets, ranges and plain and
- * follow iterators, and check every byte they see against the payload that
- * entry had when they read it.  A plain program (exit 0: pass) so that it
- * runs under ThreadSanitizer.
+ * (holding some across later calls), zero-copy gets, ranges, batched
+ * reads at scattered indexes, and plain and follow iterators, and check
+ * every byte they see against the payload that entry had when they read
+ * it.  A plain program (exit 0: pass) so that it runs under
+ * ThreadSanitizer.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -133,6 +134,33 @@ static void *reader(void *arg) {
       }
     } else if (!gone(rc)) {
       fail("get_range_view", rc);
+    }
+    uint64_t mi[20]; /* scattered indexes for the batched reads */
+    for (int k = 0; k < 20; k++) {
+      mi[k] = pick(&seed);
+      if (mi[k] == 0) mi[k] = i;
+    }
+    walrus_view_t mv[20];
+    rc = walrus_get_many_view(g_w, mi, 20, mv);
+    if (rc == WALRUS_OK) {
+      for (int k = 0; k < 20; k++) {
+        if (!good(&mv[k].entry) || mv[k].entry.index != mi[k])
+          fail("get_many_view bytes", WALRUS_ECORRUPT);
+        walrus_view_release(&mv[k]);
+      }
+    } else if (!gone(rc)) {
+      fail("get_many_view", rc);
+    }
+    walrus_entry_t me[20];
+    rc = walrus_get_many(g_w, mi, 20, me);
+    if (rc == WALRUS_OK) {
+      for (int k = 0; k < 20; k++) {
+        if (!good(&me[k]) || me[k].index != mi[k])
+          fail("get_many bytes", WALRUS_ECORRUPT);
+        walrus_entry_free(&me[k]);
+      }
+    } else if (!gone(rc)) {
+      fail("get_many", rc);
     }
     walrus_iter_t *it;
     int follow = rand_r(&seed) % 2;

@@ -1,8 +1,8 @@
 /*
  * test_views.c: the zero-copy read API of walrus.h: walrus_get_view() and
  * walrus_view_release(), walrus_get_range() and walrus_get_range_view(),
- * cfg.zero_copy, and the read-only mapping methods of VFS version 3
- * (map_read, unmap_read).
+ * walrus_get_many() and walrus_get_many_view(), cfg.zero_copy, and the
+ * read-only mapping methods of VFS version 3 (map_read, unmap_read).
  *
  * This file owns:
  *  - view: a view's fields equal what was appended and what walrus_get()
@@ -20,7 +20,12 @@
  *    mapped; reads of the tail while it grows;
  *  - range: walrus_get_range() and walrus_get_range_view(): the end, count
  *    and byte bounds, the entry always read, clamping, refusals, freeing;
- *  - noalloc: no allocation in steady state for views and iterators;
+ *  - many: batched reads at scattered indexes, in both zero_copy modes,
+ *    equal walrus_get(); all or nothing on a bad index; n 0; views across
+ *    segments with a small cache; a VFS without map_read; reader threads
+ *    beside an appending, truncating writer;
+ *  - noalloc: no allocation in steady state for views, batched views and
+ *    iterators;
  *  - cache: read mappings bounded by cached_segments + 1 while no view is
  *    held, kept alive by views, released after;
  *  - nomap: a VFS that cannot map for reading (map_read NULL, version 2,
@@ -56,6 +61,7 @@ TestSuite(noalloc, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 TestSuite(cache, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 TestSuite(nomap, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 TestSuite(iter, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(many, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 
 #define SEED 0x71E3501u
 #define SEED2 0x71E3502u /* entries that replace truncated ones */
@@ -1052,20 +1058,26 @@ static void *view_reader(void *arg) {
   return NULL;
 }
 
-Test(view_life, concurrent_with_appends_and_truncate_front, .timeout = 120) {
+/* Run nreaders threads of fn against a writer that appends 1,050 entries
+ * of 250 bytes over 4 KiB segments, two cached, and truncates the front
+ * every fourth round; then check that every reader read often enough and
+ * got nothing wrong. */
+static void run_readers_beside_writer(void *(*fn)(void *), int nreaders,
+                                      uint64_t seed, const char *what) {
   walrus_config_t cfg = cfg_fast(4096);
   cfg.cached_segments = 2;
   walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 50, SEED, 250);
   atomic_int stop = 0;
-  static vreader_t r[3];
-  pthread_t th[3];
-  for (int k = 0; k < 3; k++) {
+  static vreader_t r[4];
+  pthread_t th[4];
+  cr_assert_leq(nreaders, 4);
+  for (int k = 0; k < nreaders; k++) {
     memset(&r[k], 0, sizeof r[k]);
     r[k].w = w;
     r[k].stop = &stop;
-    r[k].rng = 1000 + (uint64_t)k;
-    cr_assert_eq(pthread_create(&th[k], NULL, view_reader, &r[k]), 0);
+    r[k].rng = seed + (uint64_t)k;
+    cr_assert_eq(pthread_create(&th[k], NULL, fn, &r[k]), 0);
   }
   for (int round = 0; round < 20; round++) {
     tu_append_n(w, 50, SEED, 250);
@@ -1074,15 +1086,19 @@ Test(view_life, concurrent_with_appends_and_truncate_front, .timeout = 120) {
   }
   atomic_store(&stop, 1);
   long reads = 0;
-  for (int k = 0; k < 3; k++) {
+  for (int k = 0; k < nreaders; k++) {
     pthread_join(th[k], NULL);
-    cr_assert_eq(r[k].bad, 0, "reader %d: %ld wrong views, first: %s", k,
+    cr_assert_eq(r[k].bad, 0, "%s reader %d: %ld wrong, first: %s", what, k,
                  r[k].bad, r[k].why);
     reads += r[k].reads;
   }
-  cr_log_info("concurrent views: %ld checked", reads);
-  cr_assert_gt(reads, 100, "the readers hardly ran");
+  cr_log_info("concurrent %s: %ld checked", what, reads);
+  cr_assert_gt(reads, 100, "the %s readers hardly ran", what);
   TU_OK(w, walrus_close(w));
+}
+
+Test(view_life, concurrent_with_appends_and_truncate_front, .timeout = 120) {
+  run_readers_beside_writer(view_reader, 3, 1000, "views");
 }
 
 /* ==== 3. zero_copy 1 and 0 give the same entries ========================= */
@@ -1503,6 +1519,19 @@ Test(range, entries_free_and_views_release) {
   mv_expect_clean();
 }
 
+/* Release v[0..n-1]; then one more view and its release must leave at
+ * most the two cached mappings, and closing must leave none. */
+static void release_then_expect_clean(walrus_t *w, walrus_view_t *v, size_t n) {
+  for (size_t i = 0; i < n; i++) walrus_view_release(&v[i]);
+  walrus_view_t one;
+  TU_OK(w, walrus_get_view(w, 2, &one));
+  walrus_view_release(&one);
+  cr_assert_leq(mv_outstanding(), 2, "released, yet %ld mappings",
+                mv_outstanding());
+  TU_OK(w, walrus_close(w));
+  mv_expect_clean();
+}
+
 /* A range of views over every segment with cached_segments 1: each view
  * keeps its segment's mapping although the cache evicts it. */
 Test(range, views_across_segments_with_a_small_cache) {
@@ -1528,14 +1557,7 @@ Test(range, views_across_segments_with_a_small_cache) {
   }
   cr_assert_geq(distinct, ns, "views over %zu segments in %zu mappings", ns,
                 distinct);
-  for (size_t i = 0; i < n; i++) walrus_view_release(&v[i]);
-  walrus_view_t one;
-  TU_OK(w, walrus_get_view(w, 2, &one));
-  walrus_view_release(&one);
-  cr_assert_leq(mv_outstanding(), 2, "released, yet %ld mappings",
-                mv_outstanding());
-  TU_OK(w, walrus_close(w));
-  mv_expect_clean();
+  release_then_expect_clean(w, v, n);
 }
 
 /* ==== 5. no allocation in steady state =================================== */
@@ -1544,16 +1566,25 @@ Test(range, views_across_segments_with_a_small_cache) {
 #define NA_MAX 100
 
 /* walrus.h: get_view "makes no allocation once the segment is mapped". */
-Test(noalloc, get_view_and_release, .timeout = 120) {
+/* The noalloc suite's log: 2,000 entries of 300 bytes in 32 KiB segments,
+ * all of which fit the cache, written through the counting allocator;
+ * firsts[0..*ns-1] gets each segment's first index. */
+static walrus_t *noalloc_log(uint64_t firsts[256], size_t *ns) {
   walrus_config_t cfg = cfg_fast(32 * 1024);
   cfg.allocator = &g_alloc;
   cfg.cached_segments = 256;
   walrus_t *w = tu_open(tu_dir, &cfg);
   append_batches(w, 2000, SEED, 300, 16);
+  *ns = seg_firsts(firsts, 256);
+  cr_assert_geq(*ns, 8u, "%zu segments", *ns);
+  cr_assert_leq(*ns, cfg.cached_segments);
+  return w;
+}
+
+Test(noalloc, get_view_and_release, .timeout = 120) {
   uint64_t firsts[256];
-  size_t ns = seg_firsts(firsts, 256);
-  cr_assert_geq(ns, 8u, "%zu segments", ns);
-  cr_assert_leq(ns, cfg.cached_segments);
+  size_t ns;
+  walrus_t *w = noalloc_log(firsts, &ns);
   /* warm up: one view of each segment, one full iteration */
   for (size_t k = 0; k < ns; k++) {
     walrus_view_t v;
@@ -1950,8 +1981,12 @@ static void iter_over_sync_marks(int zc) {
   cr_assert_gt(nsegs(), 1, "the log never rotated");
 }
 
-Test(iter, over_sync_marks_pread) { iter_over_sync_marks(0); }
-Test(iter, over_sync_marks_zero_copy) { iter_over_sync_marks(1); }
+Test(iter, over_sync_marks_pread) {
+  iter_over_sync_marks(0);
+}
+Test(iter, over_sync_marks_zero_copy) {
+  iter_over_sync_marks(1);
+}
 
 static void iter_truncate_front_past(int zc) {
   walrus_config_t cfg = cfg_iter(zc);
@@ -2106,4 +2141,255 @@ Test(iter, borrowed_entry_across_truncate_back_pread) {
 }
 Test(iter, borrowed_entry_across_truncate_back_zero_copy) {
   iter_borrowed_across_truncate_back(1);
+}
+
+/* ==== 9. batched reads: walrus_get_many and walrus_get_many_view ========= */
+
+#define MN 203 /* indexes per batched call: not a multiple of 16 */
+
+/* MN indexes in 1..last: a descending run, then random ones (repeats
+ * among them), then the first and last entries twice. */
+static void many_indexes(uint64_t *idx, uint64_t last, uint64_t rng) {
+  size_t k = 0;
+  for (uint64_t i = last; i > 0 && k < 40; i--) idx[k++] = i;
+  while (k < MN - 4) idx[k++] = rng_in(&rng, 1, last);
+  idx[k++] = 1;
+  idx[k++] = last;
+  idx[k++] = 1;
+  idx[k++] = last;
+}
+
+/* Every kind of entry, read in scattered order with both zero_copy modes:
+ * each batched entry and view is the model's, and the same as walrus_get
+ * of that index. */
+static void many_like_get(int zc) {
+  static model_t m;
+  memset(&m, 0, sizeof m);
+  walrus_config_t cfg = cfg_seg(4096);
+  walrus_t *w = model_log(&m, &cfg);
+  TU_OK(w, walrus_close(w));
+  cfg.zero_copy = zc;
+  w = tu_open(tu_dir, &cfg);
+  uint64_t idx[MN];
+  many_indexes(idx, m.n, 4242 + (uint64_t)zc);
+  static walrus_entry_t out[MN];
+  static walrus_view_t v[MN];
+  TU_OK(w, walrus_get_many(w, idx, MN, out));
+  TU_OK(w, walrus_get_many_view(w, idx, MN, v));
+  for (size_t k = 0; k < MN; k++) {
+    walrus_entry_t one;
+    TU_OK(w, walrus_get(w, idx[k], &one));
+    model_check(&m, &out[k], idx[k], "get_many");
+    model_check(&m, &v[k].entry, idx[k], "get_many_view");
+    same_entry(&out[k], &one, "get_many vs get");
+    walrus_entry_free(&one);
+  }
+  for (size_t k = 0; k < MN; k++) {
+    walrus_entry_free(&out[k]);
+    walrus_view_release(&v[k]);
+  }
+  TU_OK(w, walrus_close(w));
+  model_free(&m);
+}
+
+Test(many, scattered_like_get_pread) {
+  many_like_get(0);
+}
+Test(many, scattered_like_get_zero_copy) {
+  many_like_get(1);
+}
+
+/* walrus.h: "All or nothing: on failure no entry is left to free".  A bad
+ * index first, at the end of a batch of sixteen, at the start of the next
+ * and deep in a later one: the call fails naming it, and every entry and
+ * view taken before it was given back (the allocator's books and the read
+ * mappings balance at close). */
+Test(many, all_or_nothing) {
+  static const size_t at[] = {0, 15, 16, 37, 63};
+  for (int views = 0; views <= 1; views++) {
+    for (size_t a = 0; a < sizeof at / sizeof at[0]; a++) {
+      memset(&g_ac, 0, sizeof g_ac);
+      walrus_config_t cfg = cfg_seg(4096);
+      cfg.allocator = &g_alloc;
+      cfg.zero_copy = 1;
+      cfg.cached_segments = 256; /* nothing evicted: the books stay level */
+      cfg.vfs = mv_init(MV_MAPS);
+      walrus_t *w = range_log(&cfg);
+      uint64_t idx[64];
+      for (size_t k = 0; k < 64; k++) idx[k] = 1 + (k * 37) % RN;
+      walrus_entry_t out[64];
+      walrus_view_t v[64];
+      /* warm up: the same batch, all good, maps and caches what it needs */
+      TU_OK(w, walrus_get_many(w, idx, 64, out));
+      TU_OK(w, walrus_get_many_view(w, idx, 64, v));
+      for (size_t k = 0; k < 64; k++) {
+        walrus_entry_free(&out[k]);
+        walrus_view_release(&v[k]);
+      }
+      idx[at[a]] = RN + 1;
+      long live0 = atomic_load(&g_ac.live);
+      int rc = views ? walrus_get_many_view(w, idx, 64, v)
+                     : walrus_get_many(w, idx, 64, out);
+      cr_assert_eq(rc, WALRUS_EINDEX, "%s, bad index at %zu: %s",
+                   views ? "views" : "entries", at[a], walrus_errname(rc));
+      cr_assert(strstr(walrus_errmsg(w), "index 151") != NULL,
+                "message does not name the index: %s", walrus_errmsg(w));
+      cr_assert_eq(atomic_load(&g_ac.live), live0,
+                   "%s, bad index at %zu: %ld allocations left",
+                   views ? "views" : "entries", at[a],
+                   atomic_load(&g_ac.live) - live0);
+      tu_check_range(w, 1, RN, SEED, RMAX); /* the log is intact */
+      TU_OK(w, walrus_close(w));
+      cr_assert_eq(atomic_load(&g_ac.live), 0);
+      mv_expect_clean(); /* no view kept a mapping */
+      tu_rmrf(tu_dir);
+    }
+  }
+}
+
+/* n 0 reads nothing, whatever the pointers; indexes removed by
+ * truncate_front are refused like walrus_get's. */
+Test(many, none_and_removed) {
+  walrus_config_t cfg = cfg_seg(4096);
+  walrus_t *w = range_log(&cfg);
+  TU_OK(w, walrus_get_many(w, NULL, 0, NULL));
+  TU_OK(w, walrus_get_many_view(w, NULL, 0, NULL));
+  TU_OK(w, walrus_truncate_front(w, 40));
+  uint64_t idx[3] = {RN, 40, 39};
+  walrus_view_t v[3];
+  TU_EXPECT(WALRUS_EINDEX, walrus_get_many_view(w, idx, 3, v));
+  cr_assert(strstr(walrus_errmsg(w), "index 39") != NULL, "%s",
+            walrus_errmsg(w));
+  TU_OK(w, walrus_get_many_view(w, idx, 2, v));
+  check_bytes_now(&v[0].entry, RN, SEED, RMAX, "after truncate_front");
+  check_bytes_now(&v[1].entry, 40, SEED, RMAX, "after truncate_front");
+  walrus_view_release(&v[0]);
+  walrus_view_release(&v[1]);
+  TU_OK(w, walrus_close(w));
+}
+
+/* Views of every entry, newest first, with cached_segments 1: a batch
+ * spans many segments, each view keeps its mapping through eviction and
+ * rotation, and once they are released the mappings fall back within the
+ * cache's bound. */
+Test(many, views_across_segments_with_a_small_cache) {
+  walrus_config_t cfg = cfg_seg(4096);
+  cfg.cached_segments = 1;
+  cfg.vfs = mv_init(MV_MAPS);
+  walrus_t *w = range_log(&cfg);
+  uint64_t idx[RN];
+  static walrus_view_t v[RN];
+  for (size_t k = 0; k < RN; k++) idx[k] = RN - k;
+  TU_OK(w, walrus_get_many_view(w, idx, RN, v));
+  tu_check_range(w, 1, RN, SEED, RMAX); /* evicts and remaps */
+  tu_append_n(w, 50, SEED, RMAX);       /* rotates */
+  for (size_t k = 0; k < RN; k++) {
+    check_bytes_now(&v[k].entry, idx[k], SEED, RMAX, "batched view, later");
+    if (v[k].entry.len)
+      cr_assert_geq(mv_holding(v[k].entry.data, v[k].entry.len), 0,
+                    "view of %" PRIu64 " lost its mapping", idx[k]);
+  }
+  release_then_expect_clean(w, v, RN);
+}
+
+/* A VFS that cannot map for reading: batched views are private copies,
+ * and batched zero_copy reads fall back to pread. */
+Test(many, without_map_read) {
+  walrus_config_t cfg = cfg_seg(4096);
+  cfg.allocator = &g_alloc;
+  cfg.zero_copy = 1;
+  cfg.vfs = mv_init(MV_NO_MAP_READ);
+  memset(&g_ac, 0, sizeof g_ac);
+  walrus_t *w = range_log(&cfg);
+  uint64_t idx[MN];
+  many_indexes(idx, RN, 99);
+  static walrus_view_t v[MN];
+  static walrus_entry_t out[MN];
+  TU_OK(w, walrus_get_many_view(w, idx, MN, v));
+  TU_OK(w, walrus_get_many(w, idx, MN, out));
+  for (size_t k = 0; k < MN; k++) {
+    check_bytes_now(&v[k].entry, idx[k], SEED, RMAX, "copied batched view");
+    cr_assert_null(v[k].map_, "view of %" PRIu64 ": map_ without a mapping",
+                   idx[k]);
+    check_bytes_now(&out[k], idx[k], SEED, RMAX, "batched get by pread");
+    walrus_view_release(&v[k]);
+    walrus_entry_free(&out[k]);
+  }
+  TU_OK(w, walrus_close(w));
+  cr_assert_eq(atomic_load(&g_ac.live), 0, "%ld allocations not freed",
+               atomic_load(&g_ac.live));
+}
+
+/* walrus.h: walrus_get_many_view "allocates nothing once the segments are
+ * mapped". */
+Test(noalloc, get_many_view_and_release, .timeout = 120) {
+  uint64_t firsts[256];
+  size_t ns;
+  walrus_t *w = noalloc_log(firsts, &ns);
+  walrus_view_t v[50];
+  for (size_t k = 0; k < ns; k++) { /* warm up: map every segment */
+    TU_OK(w, walrus_get_many_view(w, &firsts[k], 1, v));
+    walrus_view_release(&v[0]);
+  }
+  unsigned char want[300];
+  uint64_t rng = 778, idx[50];
+  long a0 = allocs();
+  for (int round = 0; round < 200; round++) {
+    for (size_t k = 0; k < 50; k++) idx[k] = rng_in(&rng, 1, 2000);
+    TU_OK(w, walrus_get_many_view(w, idx, 50, v));
+    for (size_t k = 0; k < 50; k++) {
+      size_t len = tu_len(idx[k], SEED, 300);
+      tu_payload(idx[k], SEED, want, len);
+      cr_assert(v[k].entry.index == idx[k] && v[k].entry.len == len &&
+                    (len == 0 || memcmp(v[k].entry.data, want, len) == 0),
+                "batched view of %" PRIu64 " is wrong", idx[k]);
+      walrus_view_release(&v[k]);
+    }
+  }
+  long made = allocs() - a0;
+  cr_log_info("10000 batched views: %ld allocations", made);
+  cr_assert_eq(made, 0, "10000 batched views made %ld allocations", made);
+  TU_OK(w, walrus_close(w));
+  cr_assert_eq(atomic_load(&g_ac.live), 0);
+}
+
+/* Batched views on reader threads while the writer appends, rotates and
+ * truncates the front: each batch is all there and right, or refused
+ * whole with EINDEX when truncation took one of its entries. */
+static void *many_reader(void *arg) {
+  vreader_t *r = arg;
+  unsigned char want[250];
+  uint64_t idx[20];
+  walrus_view_t v[20];
+  while (!atomic_load(r->stop)) {
+    uint64_t first = walrus_first_index(r->w), last = walrus_last_index(r->w);
+    if (last == 0 || last < first) continue;
+    for (size_t k = 0; k < 20; k++) idx[k] = rng_in(&r->rng, first, last);
+    int rc = walrus_get_many_view(r->w, idx, 20, v);
+    if (rc == WALRUS_EINDEX) {
+      r->gone++;
+      continue;
+    }
+    if (rc != WALRUS_OK) {
+      if (r->bad++ == 0)
+        snprintf(r->why, sizeof r->why, "batch: %s", walrus_errname(rc));
+      continue;
+    }
+    for (size_t k = 0; k < 20; k++) {
+      size_t len = tu_len(idx[k], SEED, 250);
+      tu_payload(idx[k], SEED, want, len);
+      int ok = v[k].entry.index == idx[k] && v[k].entry.term == idx[k] &&
+               v[k].entry.len == len &&
+               (len == 0 || memcmp(v[k].entry.data, want, len) == 0);
+      if (!ok && r->bad++ == 0)
+        snprintf(r->why, sizeof r->why, "view %" PRIu64 " wrong", idx[k]);
+      walrus_view_release(&v[k]);
+    }
+    r->reads += 20;
+  }
+  return NULL;
+}
+
+Test(many, concurrent_with_appends_and_truncate_front, .timeout = 120) {
+  run_readers_beside_writer(many_reader, 2, 2000, "batched views");
 }
