@@ -8,7 +8,10 @@
  *     record, its CRC), which is what memory latency allows; and that
  *     loop again with 100 register additions per probe, which shows how
  *     much the overlap of one probe's misses with the next one's depends
- *     on how few instructions lie between them.  Then the same probes
+ *     on how few instructions lie between them; and with a locked add
+ *     or a full fence per probe instead, which measures what the atomics
+ *     of a lock or a reference count cost that overlap.  Then the same
+ *     probes
  *     sixteen to a call of walrus_get_many_view and walrus_get_many.
  *  2. Sequential iteration of -N entries (10,000,000) of 128 bytes with
  *     checksums verified (zero_copy 1), beside LMDB (when built with it)
@@ -262,7 +265,11 @@ static inline void pad100(void) {
 static inline void pad100(void) {}
 #endif
 
-/* pad: add pad100() to every probe. */
+/* What raw_reads() adds to every probe: nothing, pad100(), a locked add
+ * (what taking a lock or a reference costs), or a full fence. */
+enum { PAD_NONE, PAD_ADDS, PAD_LOCKED_ADD, PAD_FENCE };
+static int g_locked_counter;
+
 static double raw_reads(const raw_t *r, const uint64_t *idx, int pad) {
   unsigned sum = 0;
   double t = now_s();
@@ -274,7 +281,12 @@ static double raw_reads(const raw_t *r, const uint64_t *idx, int pad) {
     uint32_t body;
     memcpy(&body, p + 4, 4);
     sum += walrus__crc32c(0, p + 4, 36 + body) + p[40];
-    if (pad) pad100();
+    if (pad == PAD_ADDS)
+      pad100();
+    else if (pad == PAD_LOCKED_ADD)
+      __atomic_fetch_add(&g_locked_counter, 1, __ATOMIC_SEQ_CST);
+    else if (pad == PAD_FENCE)
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
   }
   double dt = now_s() - t;
   if (sum == 1) fputc(' ', stderr);
@@ -429,14 +441,14 @@ int main(int argc, char **argv) {
   make_log(hot_dir, hot);
   make_log(seq_dir, seq);
 
-  double view[99], get1[99], get0[99], raw[99], rawpad[99], it[99], lm[99],
-      oms[99], omb[99], mview[99], mget1[99];
+  double view[99], get1[99], get0[99], raw[99], rawpad[99], rawlock[99],
+      rawfence[99], it[99], lm[99], oms[99], omb[99], mview[99], mget1[99];
   uint64_t *idx = probes(hot);
   walrus_t *wz = open_ro(hot_dir, 1), *wp = open_ro(hot_dir, 0);
   raw_t *r = calloc(1, sizeof *r);
   raw_open(r, hot_dir);
   random_reads(wz, idx, 0); /* warm: map and fault everything in */
-  raw_reads(r, idx, 0);
+  raw_reads(r, idx, PAD_NONE);
   walrus_t *ws = open_ro(seq_dir, 1);
   iterate(ws, seq);
 #if WALRUS_BENCH_HAVE_LMDB
@@ -445,8 +457,10 @@ int main(int argc, char **argv) {
 #endif
   for (int i = 0; i < runs; i++) {
     view[i] = random_reads(wz, idx, 0);
-    raw[i] = raw_reads(r, idx, 0);
-    rawpad[i] = raw_reads(r, idx, 1);
+    raw[i] = raw_reads(r, idx, PAD_NONE);
+    rawpad[i] = raw_reads(r, idx, PAD_ADDS);
+    rawlock[i] = raw_reads(r, idx, PAD_LOCKED_ADD);
+    rawfence[i] = raw_reads(r, idx, PAD_FENCE);
     get1[i] = random_reads(wz, idx, 1);
     get0[i] = random_reads(wp, idx, 1);
     mview[i] = random_many(wz, idx, 0);
@@ -479,6 +493,10 @@ int main(int argc, char **argv) {
   if (HAVE_PAD)
     printf("%-44s %12.2f M/s\n", "the raw loop + 100 adds per probe (M/s)",
            median(rawpad, runs) / 1e6);
+  printf("%-44s %12.2f M/s\n", "the raw loop + a locked add per probe",
+         median(rawlock, runs) / 1e6);
+  printf("%-44s %12.2f M/s\n", "the raw loop + a full fence per probe",
+         median(rawfence, runs) / 1e6);
   printf("%-44s %12.2f x\n", "walrus_get_view / raw", mv / mr);
   printf("%-44s %12.2f x\n", "walrus_get_many_view / raw",
          median(mview, runs) / mr);
