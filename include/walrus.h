@@ -533,10 +533,12 @@ WALRUS_API int walrus_get_range_view(walrus_t *w, uint64_t start,
  * finds every entry before it reads any and, reading through mappings
  * (cfg.zero_copy), asks for their memory at once, so the cache misses of a
  * batch overlap instead of following one another: random reads of a hot
- * log run several times faster than one walrus_get() each
+ * log run two to three times faster than one walrus_get() each
  * (docs/BENCHMARKS.md).  Every entry is checked as by walrus_get() and is
  * the caller's; free each with walrus_entry_free().  The read lock is
  * taken once per sixteen entries, so a long batch never holds off appends.
+ * Those sixteen may lie in sixteen segments, opened together: the cache
+ * can hold that many more than cfg.cached_segments until they are done.
  * All or nothing: on failure no entry is left to free.
  * @param[in] n entries to read; 0 reads none and succeeds.
  * @return WALRUS_OK; WALRUS_EINVAL (NULL w, or NULL index or out with n
