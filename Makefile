@@ -38,7 +38,7 @@ SOAK_TIMEOUT ?= 3600
 WALRUS_SOAK ?= 1
 SOAK_LABELS ?= ^crash$$
 DEMO_ARGS ?=
-BENCHES ?= bench_crc32c bench_core bench_read
+BENCHES ?= bench_crc32c bench_core bench_read bench_follow
 PEERS_ARGS ?=
 CTEST_ARGS ?=
 
