@@ -283,7 +283,7 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
   if (end >= w->next_index) end = w->next_index - 1;
   if (rc != WALRUS_OK) end = 0;
   for (uint64_t i = start; i <= end && got < max_count; i++) {
-    walrus__seg_t *s;
+    walrus__seg_t *s = NULL;
     walrus_entry_t e;
     rc = locate(w, i, &s);
     if (rc != WALRUS_OK) break;
