@@ -8,7 +8,8 @@
  * them as they come:
  *
  *   - other process: the writer is a child process, the follower a
- *     read-only handle here (walrus_refresh polling DURABLE with backoff);
+ *     read-only handle here (sleeping on DURABLE's wake count, which the
+ *     writer's sync bumps; each sleep at most 1 ms doubling to -p MS);
  *   - same process: the writable handle, the writer on a second thread
  *     (walrus_wait on a condition variable).
  *
@@ -20,8 +21,9 @@
  * percentile and maximum; and for the 3 s wait, the follower's CPU time
  * per second of waiting and that last entry's latency.
  *
- *   bench_follow [-d DIR] [-k]
+ *   bench_follow [-d DIR] [-k] [-p MS]
  * DIR (default ./bench-follow-data) holds the log; removed unless -k.
+ * MS is the read-only follower's follow_poll_ms (default 50).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -161,10 +163,13 @@ static void report(const char *who, const double *returned, const double *seen,
          idle_cpu * 1e3 / (IDLE_MS / 1e3));
 }
 
+static uint32_t g_poll_ms = 50; /* -p: the follower's follow_poll_ms */
+
 static walrus_t *open_log(const char *dir, int read_only) {
   walrus_config_t cfg;
   walrus_config_default(&cfg);
   cfg.read_only = read_only;
+  cfg.follow_poll_ms = g_poll_ms;
   walrus_t *w = NULL;
   check(walrus_open(dir, &cfg, &w), "open", NULL);
   return w;
@@ -229,11 +234,13 @@ static void same_process(const char *dir) {
 int main(int argc, char **argv) {
   const char *dir = "bench-follow-data";
   int opt, keep = 0;
-  while ((opt = getopt(argc, argv, "d:k")) != -1) {
+  while ((opt = getopt(argc, argv, "d:kp:")) != -1) {
     if (opt == 'd')
       dir = optarg;
     else if (opt == 'k')
       keep = 1;
+    else if (opt == 'p')
+      g_poll_ms = (uint32_t)strtoul(optarg, NULL, 10);
     else
       return 2;
   }

@@ -325,6 +325,13 @@ typedef struct walrus_config {
   walrus_recovery_t recovery;  /**< What open does with damage.  TAIL. */
   int read_only;               /**< Open without writing anything, beside a
                                     possible writer.  Default 0. */
+  uint32_t follow_poll_ms;     /**< Read-only handles: walrus_wait()
+                                    looks at how far the writer is durable,
+                                    then sleeps 1 ms, doubling up to this
+                                    while nothing changes.  A writer's sync
+                                    ends the sleep at once where it can
+                                    (Linux, the POSIX VFS).  1..60000.
+                                    Default 50. */
   int create_if_missing;       /**< Create the directory and a new log if
                                     absent.  Default 1 (ignored read-only). */
   walrus_logger_fn logger;     /**< NULL: no log messages.  Default NULL. */
@@ -575,8 +582,10 @@ WALRUS_API uint64_t walrus_durable_index(walrus_t *w);
  * next interval, under SYNC_NONE at the next walrus_sync()).  It never
  * takes the writer's lock and never delays an append.  On a read-only
  * handle it calls walrus_refresh() until the writer, in this or another
- * process, has made index durable, sleeping between calls from 1 ms,
- * doubling while nothing changes, up to 50 ms.
+ * process, has made index durable.  Between calls it sleeps until the
+ * writer's next sync wakes it (on Linux, through the POSIX VFS; about
+ * 0.05 ms), or for 1 ms doubling while nothing changes up to
+ * follow_poll_ms, whichever comes first.
  * @param[in] timeout_ms 0 checks without sleeping; WALRUS_WAIT_FOREVER
  *   waits without limit.
  * @return WALRUS_OK (index is durable); WALRUS_ETIMEDOUT; WALRUS_EINVAL

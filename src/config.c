@@ -33,6 +33,7 @@ void walrus_config_default(walrus_config_t *cfg) {
   cfg->max_entry_bytes = (uint32_t)(16 * MIB);
   cfg->recovery = WALRUS_RECOVER_TAIL;
   cfg->read_only = 0;
+  cfg->follow_poll_ms = 50;
   cfg->create_if_missing = 1;
   cfg->log_level = WALRUS_LOG_INFO;
 }
@@ -120,6 +121,9 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
     BAD(WALRUS_EINVAL, "mapped_writes: %d is not 0 or 1", cfg->mapped_writes);
   if (cfg->zero_copy != 0 && cfg->zero_copy != 1)
     BAD(WALRUS_EINVAL, "zero_copy: %d is not 0 or 1", cfg->zero_copy);
+  if (cfg->follow_poll_ms < 1 || cfg->follow_poll_ms > 60000)
+    BAD(WALRUS_EINVAL, "follow_poll_ms: %u is outside 1..60000",
+        cfg->follow_poll_ms);
   if (cfg->tx_max_entries < 1 || cfg->tx_max_entries > 10000000)
     BAD(WALRUS_EINVAL, "tx_max_entries: %u is outside 1..10000000",
         cfg->tx_max_entries);

@@ -21,21 +21,37 @@
  * knows that mappings it cannot see may exist and rewrites the segment it
  * cuts instead of cutting it under them (truncate.c).
  *
- * walrus_wait() on a read-only handle polls with backoff instead of
- * inotify: stores through a mapping (the writer's DURABLE and, with
- * mapped_writes, its records) raise no inotify event, and a poll is one
- * pread that the VFS seam covers like every other file access.
+ * walrus_wait() on a read-only handle looks at DURABLE with one pread,
+ * then sleeps on DURABLE's wake count: after every store of the 64 bytes
+ * the writer adds one to the count and wakes the futex waiters on it
+ * (Linux), so a follower learns of a sync within a wake-up.  The sleep is
+ * also bounded by a backoff from 1 ms up to follow_poll_ms, which is all
+ * there is where no wake can come: a VFS that cannot map, a system
+ * without futexes, a writer that does not count.  inotify is no
+ * substitute: stores through a mapping (DURABLE and, with mapped_writes,
+ * the records) raise no inotify event.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#if defined(__linux__)
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define HAVE_FUTEX 1
+#else
+#define HAVE_FUTEX 0
+#endif
+
 #include "internal.h"
 
 #define DURABLE_NAME "DURABLE"
 #define DURABLE_BYTES 64
 #define DURABLE_FILE_BYTES 4096
+#define DURABLE_WAKE_OFF 64 /* the wake count: 4 bytes, native order */
 static const unsigned char durable_magic[8] = {'W', 'A', 'L', 'R',
                                                'U', 'S', 'D', 'R'};
 
@@ -69,9 +85,74 @@ static int durable_decode(const unsigned char *b, durable_t *d) {
   return 1;
 }
 
-/* Store the writer's state into DURABLE.  Caller holds wlock, or is open
- * or close.  The store is one memcpy; a follower that reads it half done
- * sees a bad checksum and reads again. */
+/* DURABLE's wake count in a mapping of the file. */
+static _Atomic uint32_t *wake_count(void *map) {
+  return (_Atomic uint32_t *)((unsigned char *)map + DURABLE_WAKE_OFF);
+}
+
+/* Writer: count a store of DURABLE and wake the followers sleeping on the
+ * count.  The add orders the store before the new count, so a follower
+ * that read the count before it and DURABLE after it saw the store, and
+ * one that read the count after it sleeps on a value already gone and
+ * returns at once. */
+static void durable_wake(walrus_t *w) {
+  _Atomic uint32_t *c = wake_count(w->durable_map);
+  atomic_fetch_add(c, 1);
+#if HAVE_FUTEX
+  syscall(SYS_futex, (unsigned char *)w->durable_map + DURABLE_WAKE_OFF,
+          FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#endif
+}
+
+/* Follower: DURABLE's wake count as it is now; 0 without a mapping. */
+static uint32_t follow_count(walrus_t *w) {
+  void *map = atomic_load(&w->follow_map);
+  return map != NULL ? atomic_load(wake_count(map)) : 0;
+}
+
+/* Follower: sleep up to ns, or until the writer changes the wake count
+ * from seen.  Without a mapping (or futexes), just sleep. */
+static void follow_sleep(walrus_t *w, uint32_t seen, int64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+#if HAVE_FUTEX
+  unsigned char *map = atomic_load(&w->follow_map);
+  if (map != NULL) {
+    /* Returns early on a wake, a changed count or a signal: the caller
+     * looks again either way. */
+    syscall(SYS_futex, map + DURABLE_WAKE_OFF, FUTEX_WAIT, seen, &ts, NULL,
+            0);
+    return;
+  }
+#else
+  (void)seen;
+#endif
+  nanosleep(&ts, NULL);
+}
+
+/* Follower: map DURABLE read-only to sleep on its wake count, once the
+ * file has its full size (a writer may be creating it).  Caller holds
+ * wlock. */
+static void follow_map_open(walrus_t *w) {
+#if HAVE_FUTEX
+  uint64_t size = 0;
+  void *addr = NULL;
+  if (atomic_load(&w->follow_map) != NULL || w->durable_file == NULL ||
+      !w->can_map)
+    return;
+  if (w->vfs->size(w->vfs->ctx, w->durable_file, &size) != 0 ||
+      size < DURABLE_FILE_BYTES)
+    return;
+  if (w->vfs->map_read(w->vfs->ctx, w->durable_file, DURABLE_FILE_BYTES,
+                       &addr) == 0)
+    atomic_store(&w->follow_map, addr);
+#else
+  (void)w;
+#endif
+}
+
+/* Store the writer's state into DURABLE and wake followers.  Caller holds
+ * wlock, or is open or close.  The store is one memcpy; a follower that
+ * reads it half done sees a bad checksum and reads again. */
 void walrus__durable_publish(walrus_t *w) {
   unsigned char b[DURABLE_BYTES];
   durable_t d;
@@ -82,6 +163,7 @@ void walrus__durable_publish(walrus_t *w) {
   d.gen = w->durable_gen;
   durable_encode(b, &d);
   memcpy(w->durable_map, b, DURABLE_BYTES);
+  durable_wake(w);
 }
 
 void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
@@ -198,6 +280,7 @@ int walrus__durable_open(walrus_t *w) {
     }
     if (durable_read(w, &d) && d.log_id == w->meta.log_id)
       w->durable_gen = d.gen;
+    follow_map_open(w);
     return WALRUS_OK;
   }
   /* The writer publishes only through a VFS that maps both ways: stores
@@ -241,6 +324,8 @@ int walrus__durable_open(walrus_t *w) {
 
 void walrus__durable_close(walrus_t *w) {
   reader_unregister(w);
+  void *map = atomic_exchange(&w->follow_map, NULL);
+  if (map != NULL) w->vfs->unmap_read(w->vfs->ctx, map, DURABLE_FILE_BYTES);
   if (w->durable_map != NULL)
     w->vfs->unmap(w->vfs->ctx, w->durable_file, w->durable_map,
                   DURABLE_FILE_BYTES);
@@ -378,6 +463,7 @@ int walrus_refresh(walrus_t *w) {
             0)
       w->durable_file = NULL;
   }
+  if (rc == WALRUS_OK) follow_map_open(w);
   if (rc != WALRUS_OK || w->durable_file == NULL || !durable_read(w, &d))
     goto out; /* no writer publishes (yet) */
   if (d.log_id != w->meta.log_id || d.gen != w->durable_gen ||
@@ -439,10 +525,13 @@ int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms) {
     return walrus__fail(w, WALRUS_EINVAL, 0, "wait: index 0 is never written");
   int64_t deadline = walrus__mono_ns() + (int64_t)timeout_ms * 1000000;
   int forever = timeout_ms == WALRUS_WAIT_FOREVER;
-  uint32_t nap_ms = 1;
+  uint32_t nap_ms = 1, seen = 0;
   for (;;) {
     if (atomic_load(&w->durable_next) > index) return WALRUS_OK;
     if (w->cfg.read_only) {
+      /* The count first, DURABLE after: a store between the two wakes the
+       * sleep below at once. */
+      seen = follow_count(w);
       uint64_t before = atomic_load(&w->durable_next);
       int rc = walrus_refresh(w);
       if (rc != WALRUS_OK) return rc;
@@ -460,11 +549,11 @@ int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms) {
                           (unsigned long long)index, timeout_ms);
     int64_t left = forever ? INT64_MAX : deadline - now;
     if (w->cfg.read_only) {
+      uint32_t most = w->cfg.follow_poll_ms;
       int64_t ns = (int64_t)nap_ms * 1000000;
       if (ns > left) ns = left;
-      struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-      nanosleep(&ts, NULL);
-      if (nap_ms < 50) nap_ms = nap_ms * 2 > 50 ? 50 : nap_ms * 2;
+      follow_sleep(w, seen, ns);
+      if (nap_ms < most) nap_ms = nap_ms > most / 2 ? most : nap_ms * 2;
       continue;
     }
     /* Writable: sleep until durable_next moves (or a poisoning sync ends;

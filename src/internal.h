@@ -226,6 +226,9 @@ struct walrus_s {
   walrus_vfs_file_t *durable_file; /* DURABLE: writer publishes, followers
                                     read (follow.c) */
   unsigned char *durable_map;      /* writer: DURABLE mapped, or NULL */
+  _Atomic(void *) follow_map;      /* read-only: DURABLE mapped read-only
+                                      to sleep on its wake count, or NULL;
+                                      set under wlock, read without it */
   walrus_vfs_file_t *reader_file;  /* read-only: its READER-* file, locked
                                      while the handle may map (follow.c) */
   char reader_name[32];            /* that file's name: READER- + 16 hex */

@@ -1515,6 +1515,8 @@ static const mutation_t mutations[] = {
     {"mapped_writes", "2", WALRUS_EINVAL},
     {"prefill_segments", "-1", WALRUS_EINVAL},
     {"vfs", "map without unmap", WALRUS_EINVAL},
+    {"follow_poll_ms", "0", WALRUS_EINVAL},
+    {"follow_poll_ms", "60001", WALRUS_EINVAL},
 };
 #define NMUT (sizeof mutations / sizeof mutations[0])
 
@@ -1629,6 +1631,12 @@ static walrus_config_t mutated(fx_t *f, int k) {
       g_vfs_copy.map = walrus_vfs_posix()->map;
       g_vfs_copy.unmap = NULL;
       c.vfs = &g_vfs_copy;
+      break;
+    case 33:
+      c.follow_poll_ms = 0;
+      break;
+    case 34:
+      c.follow_poll_ms = 60001;
       break;
     default:
       cr_assert_fail("no mutation %d", k);

@@ -236,3 +236,47 @@ Test(following, follower_sees_only_durable_entries) {
   TU_OK(r, walrus_close(r));
   TU_OK(w, walrus_close(w));
 }
+
+/* A follower in another process sleeps on DURABLE's wake count, and the
+ * writer's sync ends the sleep.  Its polls are set to grow to a minute, so
+ * after 3 s of waiting its sleep runs from about 2 s to about 4 s: without
+ * the wake, the entry appended at 3 s would be seen a second or more
+ * late. */
+Test(following, writer_sync_wakes_a_follower_in_another_process) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 1, SEED, MAXLEN);
+  int up[2], back[2];
+  cr_assert_eq(pipe(up), 0);
+  cr_assert_eq(pipe(back), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    walrus_config_t rcfg = cfg;
+    rcfg.read_only = 1;
+    rcfg.follow_poll_ms = 60000;
+    walrus_t *r = NULL;
+    if (walrus_open(tu_dir, &rcfg, &r) != WALRUS_OK) _exit(2);
+    if (write(up[1], "r", 1) != 1) _exit(3);
+    int64_t reply[2];
+    reply[0] = walrus_wait(r, 2, 20000);
+    reply[1] = (int64_t)tu_now_ms();
+    if (write(back[1], reply, sizeof reply) != sizeof reply) _exit(4);
+    _exit(walrus_close(r) == WALRUS_OK ? 0 : 5);
+  }
+  char c;
+  cr_assert_eq(read(up[0], &c, 1), 1);
+  tu_sleep_ms(3000);
+  int64_t appended = (int64_t)tu_now_ms();
+  tu_append_n(w, 1, SEED, MAXLEN); /* entry 2, synced and published */
+  int64_t reply[2];
+  cr_assert_eq(read(back[0], reply, sizeof reply), (ssize_t)sizeof reply);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  cr_assert_eq(reply[0], WALRUS_OK, "%s", walrus_errname((int)reply[0]));
+  cr_assert_lt(reply[1] - appended, 500,
+               "the follower saw entry 2 %lld ms after its sync",
+               (long long)(reply[1] - appended));
+  TU_OK(w, walrus_close(w));
+}
