@@ -378,7 +378,9 @@ WALRUS_API int walrus_config_check(const walrus_config_t *cfg, char *msg,
  *   unknown version); WALRUS_EIO (the directory or a file cannot be opened,
  *   listed or created; see walrus_open_ex for the message);
  *   WALRUS_EIO_READ; WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC
- *   (while cutting a torn tail); WALRUS_ENOMEM.
+ *   (while cutting a torn tail); WALRUS_ENOMEM; WALRUS_ESTALE (read-only:
+ *   the writer truncated back or reset the log while it was being read;
+ *   open again).
  */
 WALRUS_API int walrus_open(const char *dir, const walrus_config_t *cfg,
                            walrus_t **out);
@@ -607,7 +609,8 @@ WALRUS_API int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms);
  * nothing.
  * @return WALRUS_OK (also when nothing is new, or no writer publishes);
  *   WALRUS_ESTALE (the writer truncated the log back or reset it since
- *   this handle read it: entries it shows may be gone; reopen);
+ *   this handle read it, or was truncating it back when the handle was
+ *   opened: entries it shows may be gone; reopen);
  *   WALRUS_ECORRUPT, WALRUS_ECHECKSUM (a durable record is damaged);
  *   WALRUS_EIO_READ; WALRUS_EIO; WALRUS_ENOMEM; WALRUS_EINVAL.
  */

@@ -166,6 +166,11 @@ void walrus__durable_publish(walrus_t *w) {
   durable_wake(w);
 }
 
+void walrus__durable_bump(walrus_t *w) {
+  w->durable_gen++;
+  walrus__durable_publish(w);
+}
+
 void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
   uint64_t cur = atomic_load(&w->durable_next);
   if (lower ? next >= cur : next <= cur) return;
@@ -264,6 +269,32 @@ int walrus__readers_present(walrus_t *w) {
   return rs.present;
 }
 
+void walrus__durable_peek(walrus_t *w) {
+  char path[WALRUS__PATH_MAX];
+  durable_t d;
+  if (w->can_map) reader_register(w);
+  /* The writer may create DURABLE later; refresh retries. */
+  if (walrus__path(w, DURABLE_NAME, path) != WALRUS_OK ||
+      w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
+          0) {
+    w->durable_file = NULL;
+    return;
+  }
+  if (durable_read(w, &d)) {
+    w->peek_log_id = d.log_id;
+    w->peek_gen = d.gen;
+    w->peek_first = d.first_index;
+    w->peeked = 1;
+  }
+}
+
+int walrus__durable_moved(walrus_t *w, int first_too) {
+  durable_t d;
+  if (!w->peeked || w->durable_file == NULL || !durable_read(w, &d)) return 0;
+  return d.log_id != w->peek_log_id || d.gen != w->peek_gen ||
+         (first_too && d.first_index != w->peek_first);
+}
+
 int walrus__durable_open(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   durable_t d;
@@ -271,15 +302,25 @@ int walrus__durable_open(walrus_t *w) {
   if (rc != WALRUS_OK) return rc;
   atomic_store(&w->durable_next, w->next_index);
   if (w->cfg.read_only) {
-    if (w->can_map) reader_register(w);
-    /* A follower: the writer may create DURABLE later; refresh retries. */
-    if (w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
-        0) {
+    if (w->durable_file == NULL &&
+        w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
+            0) {
       w->durable_file = NULL;
       return WALRUS_OK;
     }
+    /* A truncate_back or reset since the peek may have changed files
+     * while open read them. */
+    if (walrus__durable_moved(w, 0))
+      return walrus__fail(w, WALRUS_ESTALE, 0,
+                          "%s: the writer truncated back or reset the log "
+                          "while it was being opened; open it again",
+                          w->dir);
     if (durable_read(w, &d) && d.log_id == w->meta.log_id)
       w->durable_gen = d.gen;
+    /* Mid truncate_back (or after a writer that died in one), the table
+     * ends at the cut but a segment may still count entries after it:
+     * reading on from there is left to a handle opened after the cut. */
+    w->follow_stale = (w->meta.flags & WALRUS__META_TRUNC_PENDING) != 0;
     follow_map_open(w);
     return WALRUS_OK;
   }
@@ -466,8 +507,11 @@ int walrus_refresh(walrus_t *w) {
   if (rc == WALRUS_OK) follow_map_open(w);
   if (rc != WALRUS_OK || w->durable_file == NULL || !durable_read(w, &d))
     goto out; /* no writer publishes (yet) */
+  /* A truncate_back or reset changes gen or log_id.  durable_next below
+   * what this handle has, with neither changed, only means its open found
+   * entries written but not yet synced: nothing went. */
   if (d.log_id != w->meta.log_id || d.gen != w->durable_gen ||
-      d.durable_next < w->next_index) {
+      w->follow_stale) {
     rc = walrus__fail(w, WALRUS_ESTALE, 0,
                       "%s: the writer truncated back or reset the log; "
                       "reopen to follow it",
@@ -485,6 +529,19 @@ int walrus_refresh(walrus_t *w) {
       rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s: entries up to %llu are durable but not found",
                         w->dir, (unsigned long long)(d.durable_next - 1));
+  }
+  if (rc != WALRUS_OK) {
+    /* A truncation since DURABLE was read may have removed or cut what
+     * this read (truncate_back and reset bump gen; truncate_front moves
+     * the first index past what this handle has): then that is why. */
+    durable_t now;
+    if (durable_read(w, &now) &&
+        (now.log_id != d.log_id || now.gen != d.gen ||
+         now.first_index > w->next_index))
+      rc = walrus__fail(w, WALRUS_ESTALE, 0,
+                        "%s: the writer truncated or reset the log while "
+                        "this handle read it (%s); reopen to follow it",
+                        w->dir, walrus_errname(rc));
   }
   if (d.first_index > w->first_index && d.first_index <= w->next_index) {
     /* truncate_front: entries below it are gone; files may be too.  Drop

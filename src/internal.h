@@ -234,6 +234,12 @@ struct walrus_s {
   char reader_name[32];            /* that file's name: READER- + 16 hex */
   uint64_t durable_gen;            /* DURABLE's rewrite count as last read or
                                       written (wlock) */
+  uint64_t peek_log_id, peek_gen,  /* read-only: DURABLE's log id, rewrite */
+      peek_first;                  /* count and first index before open
+                                      read the segments */
+  int peeked;                      /* read-only: those were read */
+  int follow_stale;                /* read-only: opened mid truncate_back;
+                                      refresh reports ESTALE */
   int sync_running;                /* a group commit leader is syncing */
   pthread_cond_t sync_cv;          /* signals the end of a sync (wlock) */
   uint32_t epoch;                  /* sync group of the next record (wlock) */
@@ -424,6 +430,18 @@ static WALRUS__ALWAYS_INLINE int walrus__rec_view(
 void walrus__durable_set(walrus_t *w, uint64_t next, int lower);
 /* Store the writer's state (first index, log id) into DURABLE. */
 void walrus__durable_publish(walrus_t *w);
+/* The writer changed files that entries a follower saw lived in (after
+ * truncate_back's cut, after reset): bump DURABLE's rewrite count again,
+ * so that a follower that opened between the first bump and the change
+ * learns it too. */
+void walrus__durable_bump(walrus_t *w);
+/* A read-only open, before it reads the segments: register as a reader and
+ * note DURABLE's log id and rewrite count, so that walrus__durable_open()
+ * can tell whether the writer changed files meanwhile. */
+void walrus__durable_peek(walrus_t *w);
+/* Read-only: has DURABLE's log id or rewrite count (with first_too, or its
+ * first index) changed since the peek? */
+int walrus__durable_moved(walrus_t *w, int first_too);
 int walrus__durable_open(walrus_t *w);
 void walrus__durable_close(walrus_t *w);
 /* Might another handle, in this process or another, have mapped the log's

@@ -650,6 +650,10 @@ int walrus__recover(walrus_t *w) {
     walrus__seg_t *s = NULL;
     int stale, last = i + 1 == nlive, sealed = 0;
     uint64_t size;
+    /* Read-only, a segment wholly below the first index is not opened: it
+     * is void, and a writer's truncate_front may be removing it now. */
+    if (!writable && !last && l.firsts[i + 1] <= w->meta.first_index)
+      continue;
     rc = open_segment(w, l.firsts[i], writable && last, &s, &stale);
     if (rc != WALRUS_OK) {
       if (salvage && rc == WALRUS_ECORRUPT) {

@@ -237,6 +237,9 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
     rc = walrus__meta_write(w, &m);
     if (rc != WALRUS_OK) return rc;
   }
+  /* For followers that opened during the cut: after META is clean, so
+   * that one that reads this count reads a clean META too. */
+  walrus__durable_bump(w);
   walrus__log(w, WALRUS_LOG_INFO, "truncate_back: the log now ends at %llu",
               (unsigned long long)last_kept);
   return WALRUS_OK;
@@ -384,8 +387,7 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
     w->layout_gen++;
     walrus__unlock(w);
     atomic_store(&w->durable_next, next_index);
-    w->durable_gen++;
-    walrus__durable_publish(w);
+    walrus__durable_bump(w);
     w->write_off = 0;
     w->epoch++;
     w->group_open = 0;

@@ -217,7 +217,13 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
     rc = take_lock(w);
     if (rc != WALRUS_OK) goto fail;
   }
+  if (cfg->read_only) walrus__durable_peek(w);
   rc = walrus__recover(w);
+  if (rc != WALRUS_OK && cfg->read_only && walrus__durable_moved(w, 1))
+    rc = walrus__fail(w, WALRUS_ESTALE, 0,
+                      "%s: the writer changed the log while it was being "
+                      "opened (%s); open it again",
+                      w->dir, walrus_errname(rc));
   if (rc == WALRUS_OK) rc = walrus__durable_open(w);
   if (rc != WALRUS_OK) goto fail;
   if (cfg->sync == WALRUS_SYNC_INTERVAL && !cfg->read_only) {

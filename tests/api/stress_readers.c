@@ -9,7 +9,10 @@
  * (holding some across later calls), zero-copy gets, ranges, batched
  * reads at scattered indexes, and plain and follow iterators, and check
  * every byte they see against the payload that entry had when they read
- * it.  A plain program (exit 0: pass) so that it runs under
+ * it.  Two follower threads share one read-only handle: they wait for the
+ * next durable entry (sleeping on DURABLE's wake count), read it and check
+ * it, and reopen the handle when the writer's truncate_back makes it
+ * stale.  A plain program (exit 0: pass) so that it runs under
  * ThreadSanitizer.
  */
 #include <pthread.h>
@@ -23,18 +26,29 @@
 #include "walrus.h"
 
 #define READERS 3
+#define FOLLOWERS 2
 #define ENTRIES 6000
 #define LEN 96
 
 static walrus_t *g_w;
+static walrus_t *g_r;                  /* the followers' read-only handle */
+static walrus_config_t g_rcfg;         /* its configuration */
+static char g_dir[4096];               /* the log */
+static pthread_rwlock_t g_rlock = PTHREAD_RWLOCK_INITIALIZER; /* g_r's use */
+static unsigned g_rgen;                /* bumped by each reopen of g_r */
+static atomic_long g_followed;         /* entries the followers checked */
 static atomic_int g_done;
 static atomic_int g_failed;
 
-static void fail(const char *what, int rc) {
+/* Report the first failure: what, the code, and the message of handle h
+ * (the caller's, so that no other thread is writing it). */
+static void fail_on(walrus_t *h, const char *what, int rc) {
   if (atomic_exchange(&g_failed, 1) == 0)
     fprintf(stderr, "stress_readers: %s: %s (%s)\n", what, walrus_errname(rc),
-            walrus_errmsg(g_w));
+            h != NULL ? walrus_errmsg(h) : "no handle");
 }
+
+static void fail(const char *what, int rc) { fail_on(g_w, what, rc); }
 
 /* The payload of entry index: the index in its first 8 bytes, then bytes
  * that depend on it and on term (the writer's generation). */
@@ -184,11 +198,62 @@ static void *reader(void *arg) {
   return NULL;
 }
 
+/* Reopen g_r after it went stale, unless another follower already did
+ * since generation gen. */
+static void reopen_follower(unsigned gen) {
+  pthread_rwlock_wrlock(&g_rlock);
+  if (g_rgen == gen) {
+    int rc = g_r != NULL ? walrus_close(g_r) : WALRUS_OK;
+    if (rc != WALRUS_OK) fail_on(NULL, "follower close", rc);
+    g_r = NULL;
+    /* ESTALE: the writer truncated back while the open read the files. */
+    char msg[512];
+    do rc = walrus_open_ex(g_dir, &g_rcfg, &g_r, msg, sizeof msg);
+    while (rc == WALRUS_ESTALE);
+    if (rc != WALRUS_OK && atomic_exchange(&g_failed, 1) == 0)
+      fprintf(stderr, "stress_readers: follower reopen: %s (%s)\n",
+              walrus_errname(rc), msg);
+    g_rgen++;
+  }
+  pthread_rwlock_unlock(&g_rlock);
+}
+
+static void *follower(void *arg) {
+  (void)arg;
+  while (!atomic_load(&g_done) && !atomic_load(&g_failed)) {
+    pthread_rwlock_rdlock(&g_rlock);
+    unsigned gen = g_rgen;
+    walrus_t *r = g_r;
+    int rc = WALRUS_ESTALE;
+    if (r != NULL) {
+      uint64_t want = walrus_last_index(r) + 1;
+      rc = walrus_wait(r, want, 20);
+      if (rc == WALRUS_OK) {
+        walrus_entry_t e;
+        rc = walrus_get(r, want, &e);
+        if (rc == WALRUS_OK) {
+          if (!good(&e) || e.index != want)
+            fail_on(r, "follower bytes", WALRUS_ECORRUPT);
+          atomic_fetch_add(&g_followed, 1);
+          walrus_entry_free(&e);
+        }
+      }
+    }
+    pthread_rwlock_unlock(&g_rlock);
+    if (rc == WALRUS_ESTALE) {
+      reopen_follower(gen);
+    } else if (rc != WALRUS_OK && rc != WALRUS_ETIMEDOUT && !gone(rc)) {
+      fail_on(r, "follower", rc);
+    }
+  }
+  return NULL;
+}
+
 int main(void) {
   char tmpl[] = "/tmp/walrus-stress-readers-XXXXXX";
-  char dir[4096];
+  char *dir = g_dir;
   if (mkdtemp(tmpl) == NULL) return 1;
-  snprintf(dir, sizeof dir, "%s/log", tmpl);
+  snprintf(g_dir, sizeof g_dir, "%s/log", tmpl);
   for (int mode = 0; mode < 2 && !atomic_load(&g_failed); mode++) {
     walrus_config_t cfg;
     walrus_config_default(&cfg);
@@ -204,13 +269,27 @@ int main(void) {
       fprintf(stderr, "stress_readers: open: %s\n", walrus_errname(rc));
       return 1;
     }
+    g_rcfg = cfg;
+    g_rcfg.read_only = 1;
+    rc = walrus_open(dir, &g_rcfg, &g_r);
+    if (rc != WALRUS_OK) {
+      fprintf(stderr, "stress_readers: follower open: %s\n",
+              walrus_errname(rc));
+      return 1;
+    }
     atomic_store(&g_done, 0);
-    pthread_t wt, rt[READERS];
+    pthread_t wt, rt[READERS], ft[FOLLOWERS];
     pthread_create(&wt, NULL, writer, NULL);
     for (int i = 0; i < READERS; i++)
       pthread_create(&rt[i], NULL, reader, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < FOLLOWERS; i++)
+      pthread_create(&ft[i], NULL, follower, NULL);
     pthread_join(wt, NULL);
     for (int i = 0; i < READERS; i++) pthread_join(rt[i], NULL);
+    for (int i = 0; i < FOLLOWERS; i++) pthread_join(ft[i], NULL);
+    if (g_r != NULL && (rc = walrus_close(g_r)) != WALRUS_OK)
+      fail_on(NULL, "follower close", rc);
+    g_r = NULL;
     rc = walrus_close(g_w);
     if (rc != WALRUS_OK) fail("close", rc);
   }
@@ -218,6 +297,12 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
   if (system(cmd) != 0) return 1;
   if (atomic_load(&g_failed)) return 1;
-  printf("stress_readers: passed\n");
+  if (atomic_load(&g_followed) == 0) {
+    fprintf(stderr, "stress_readers: the followers saw no entry\n");
+    return 1;
+  }
+  printf("stress_readers: passed; the followers checked %ld entries and "
+         "reopened %u times\n",
+         atomic_load(&g_followed), g_rgen);
   return 0;
 }

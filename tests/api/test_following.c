@@ -1,11 +1,14 @@
 /*
  * test_following.c: how far the log is durable, and following it:
  * walrus_durable_index(), walrus_wait(), follow iterators, and a read-only
- * handle following a writer in another process through walrus_refresh().
+ * handle following a writer in another process through walrus_refresh(),
+ * woken by the writer's syncs, and a read-only open that races the
+ * writer's truncate_back.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 
 #include "util.h"
 #include "walrus.h"
+#include "walrus_vfs.h"
 
 #define SEED 0xF011u
 #define MAXLEN 200
@@ -278,5 +282,172 @@ Test(following, writer_sync_wakes_a_follower_in_another_process) {
   cr_assert_lt(reply[1] - appended, 500,
                "the follower saw entry 2 %lld ms after its sync",
                (long long)(reply[1] - appended));
+  TU_OK(w, walrus_close(w));
+}
+
+/* A VFS for a read-only open that, the first time the open asks for a
+ * segment's size (it has the file open by then), lets the writer cut the
+ * log back and write other entries in its place. */
+static walrus_vfs_t g_race_vfs;
+static walrus_t *g_race_writer;
+static int g_race_fired;
+
+static int race_size(void *ctx, walrus_vfs_file_t *f, uint64_t *size) {
+  if (g_race_writer != NULL && !g_race_fired) {
+    g_race_fired = 1;
+    if (walrus_truncate_back(g_race_writer, 20) != WALRUS_OK) return -EIO;
+    tu_append_n(g_race_writer, 20, SEED + 1, MAXLEN); /* 21..40, new bytes */
+  }
+  return walrus_vfs_posix()->size(ctx, f, size);
+}
+
+/* Open tu_dir read-only through g_race_vfs with writer w armed to act
+ * once during the open; returns the open's result, with *r and msg. */
+static int race_open(walrus_config_t cfg, walrus_t *w, walrus_t **r,
+                     char *msg, size_t len) {
+  cfg.read_only = 1;
+  cfg.vfs = &g_race_vfs;
+  g_race_writer = w;
+  g_race_fired = 0;
+  *r = NULL;
+  int rc = walrus_open_ex(tu_dir, &cfg, r, msg, len);
+  g_race_writer = NULL;
+  cr_assert(g_race_fired, "the writer did not act during the open");
+  return rc;
+}
+
+/* A read-only open that read a segment the writer's truncate_back then
+ * replaced must not go on as if its table were current: it reports
+ * ESTALE, and the next open reads the new entries. */
+Test(following, open_racing_truncate_back_is_stale) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  cfg.segment_bytes = 1 << 20; /* one segment: the one being cut */
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 30, SEED, MAXLEN);
+  g_race_vfs = *walrus_vfs_posix();
+  g_race_vfs.size = race_size;
+  walrus_t *r;
+  char msg[256] = "";
+  int rc = race_open(cfg, w, &r, msg, sizeof msg);
+  cr_assert_eq(rc, WALRUS_ESTALE, "open: %s (%s)", walrus_errname(rc), msg);
+  cr_assert_null(r);
+  walrus_config_t rcfg = cfg;
+  rcfg.read_only = 1;
+  r = tu_open(tu_dir, &rcfg);
+  cr_assert_eq(walrus_last_index(r), 40u);
+  tu_check_range(r, 1, 20, SEED, MAXLEN);
+  tu_check_range(r, 21, 40, SEED + 1, MAXLEN);
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
+}
+
+/* A VFS for a read-only open that, right after the open lists the
+ * directory, lets the writer's truncate_front remove the first segments. */
+static int race_list(void *ctx, const char *path, walrus_vfs_list_fn fn,
+                     void *arg) {
+  int rc = walrus_vfs_posix()->list(ctx, path, fn, arg);
+  if (g_race_writer != NULL && !g_race_fired) {
+    g_race_fired = 1;
+    if (walrus_truncate_front(g_race_writer, 150) != WALRUS_OK) return -EIO;
+  }
+  return rc;
+}
+
+/* Segments listed by a read-only open and removed by truncate_front before
+ * it opens them are below the first index: the open goes on without
+ * them. */
+Test(following, open_racing_truncate_front_skips_removed_segments) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS); /* 4 KiB segments */
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 200, SEED, MAXLEN);
+  g_race_vfs = *walrus_vfs_posix();
+  g_race_vfs.list = race_list;
+  walrus_t *r;
+  char msg[256] = "";
+  int rc = race_open(cfg, w, &r, msg, sizeof msg);
+  cr_assert_eq(rc, WALRUS_OK, "open: %s (%s)", walrus_errname(rc), msg);
+  cr_assert_eq(walrus_first_index(r), 150u);
+  cr_assert_eq(walrus_last_index(r), 200u);
+  tu_check_range(r, 150, 200, SEED, MAXLEN);
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
+}
+
+/* A follower opened while the writer has entries it has not synced shows
+ * them (walrus.h: what an open finds counts), refreshes without ESTALE
+ * while the writer's durable index is below them, and follows on once the
+ * writer syncs. */
+Test(following, follower_opened_beside_unsynced_entries) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_NONE);
+  cfg.segment_bytes = 1 << 20; /* one segment: no seal syncs them */
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  tu_append_n(w, 100, SEED, MAXLEN);
+  TU_OK(w, walrus_sync(w));
+  tu_append_n(w, 100, SEED, MAXLEN); /* 101..200, not synced */
+  cr_assert_eq(walrus_durable_index(w), 100u);
+  walrus_config_t rcfg = cfg;
+  rcfg.read_only = 1;
+  walrus_t *r = tu_open(tu_dir, &rcfg);
+  cr_assert_eq(walrus_last_index(r), 200u);
+  int rc = walrus_refresh(r);
+  cr_assert_eq(rc, WALRUS_OK, "refresh: %s", walrus_errmsg(r));
+  cr_assert_eq(walrus_wait(r, 201, 20), WALRUS_ETIMEDOUT);
+  tu_append_n(w, 10, SEED, MAXLEN); /* 201..210 */
+  TU_OK(w, walrus_sync(w));
+  TU_OK(r, walrus_wait(r, 210, 2000));
+  cr_assert_eq(walrus_last_index(r), 210u);
+  tu_check_range(r, 1, 210, SEED, MAXLEN);
+  TU_OK(r, walrus_close(r));
+  TU_OK(w, walrus_close(w));
+}
+
+/* A writer's VFS that fails the rewrite of a borrowed segment once, so
+ * that truncate_back stops after recording its intent in META. */
+static int g_fail_rewrite;
+
+static int fail_rewrite_open(void *ctx, const char *path, int flags,
+                             walrus_vfs_file_t **f) {
+  size_t n = strlen(path);
+  if (g_fail_rewrite && n > 8 && strcmp(path + n - 8, ".seg.tmp") == 0) {
+    g_fail_rewrite = 0;
+    return -EIO;
+  }
+  return walrus_vfs_posix()->open(ctx, path, flags, f);
+}
+
+/* A follower opened while a truncate_back is unfinished (its writer died
+ * in it) shows the log up to the cut, and once a new writer has finished
+ * the cut and appended other entries, its refresh reports ESTALE instead
+ * of reading on from a segment the cut changed. */
+Test(following, opened_during_unfinished_truncate_back_is_stale) {
+  walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
+  g_race_vfs = *walrus_vfs_posix();
+  g_race_vfs.open = fail_rewrite_open;
+  walrus_config_t wcfg = cfg;
+  wcfg.vfs = &g_race_vfs;
+  walrus_t *w = tu_open(tu_dir, &wcfg);
+  tu_append_n(w, 100, SEED, MAXLEN);
+  walrus_config_t rcfg = cfg;
+  rcfg.read_only = 1;
+  walrus_t *r0 = tu_open(tu_dir, &rcfg); /* a reader: the cut rewrites */
+  g_fail_rewrite = 1;
+  cr_assert_neq(walrus_truncate_back(w, 90), WALRUS_OK);
+  cr_assert_eq(g_fail_rewrite, 0, "the rewrite was not attempted");
+  walrus_t *r = tu_open(tu_dir, &rcfg);
+  cr_assert_eq(walrus_last_index(r), 90u);
+  walrus_close(w); /* poisoned */
+  TU_OK(r0, walrus_close(r0));
+  w = tu_open(tu_dir, &cfg); /* finishes the cut */
+  cr_assert_eq(walrus_last_index(w), 90u);
+  tu_append_n(w, 20, SEED + 1, MAXLEN); /* 91..110, other bytes */
+  int rc = walrus_refresh(r);
+  cr_assert_eq(rc, WALRUS_ESTALE, "refresh: %s (%s)", walrus_errname(rc),
+               walrus_errmsg(r));
+  TU_OK(r, walrus_close(r));
+  r = tu_open(tu_dir, &rcfg);
+  cr_assert_eq(walrus_last_index(r), 110u);
+  tu_check_range(r, 1, 90, SEED, MAXLEN);
+  tu_check_range(r, 91, 110, SEED + 1, MAXLEN);
+  TU_OK(r, walrus_close(r));
   TU_OK(w, walrus_close(w));
 }
