@@ -288,11 +288,19 @@ void walrus__durable_peek(walrus_t *w) {
   }
 }
 
+/* Does d differ from what the peek read (log id, rewrite count and, with
+ * first_too, first index)? */
+static int moved_since_peek(const walrus_t *w, const durable_t *d,
+                            int first_too) {
+  return w->peeked &&
+         (d->log_id != w->peek_log_id || d->gen != w->peek_gen ||
+          (first_too && d->first_index != w->peek_first));
+}
+
 int walrus__durable_moved(walrus_t *w, int first_too) {
   durable_t d;
-  if (!w->peeked || w->durable_file == NULL || !durable_read(w, &d)) return 0;
-  return d.log_id != w->peek_log_id || d.gen != w->peek_gen ||
-         (first_too && d.first_index != w->peek_first);
+  return w->durable_file != NULL && durable_read(w, &d) &&
+         moved_since_peek(w, &d, first_too);
 }
 
 int walrus__durable_open(walrus_t *w) {
@@ -308,15 +316,16 @@ int walrus__durable_open(walrus_t *w) {
       w->durable_file = NULL;
       return WALRUS_OK;
     }
-    /* A truncate_back or reset since the peek may have changed files
-     * while open read them. */
-    if (walrus__durable_moved(w, 0))
-      return walrus__fail(w, WALRUS_ESTALE, 0,
-                          "%s: the writer truncated back or reset the log "
-                          "while it was being opened; open it again",
-                          w->dir);
-    if (durable_read(w, &d) && d.log_id == w->meta.log_id)
-      w->durable_gen = d.gen;
+    if (durable_read(w, &d)) {
+      /* A truncate_back or reset since the peek may have changed files
+       * while open read them. */
+      if (moved_since_peek(w, &d, 0))
+        return walrus__fail(w, WALRUS_ESTALE, 0,
+                            "%s: the writer truncated back or reset the log "
+                            "while it was being opened; open it again",
+                            w->dir);
+      if (d.log_id == w->meta.log_id) w->durable_gen = d.gen;
+    }
     /* Mid truncate_back (or after a writer that died in one), the table
      * ends at the cut but a segment may still count entries after it:
      * reading on from there is left to a handle opened after the cut. */
