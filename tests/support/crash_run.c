@@ -255,6 +255,9 @@ void *crash_seen_slot(crash_seen_t *s, uint64_t i) {
     while (i - s->base >= cap) cap *= 2;
     s->v = realloc(s->v, (size_t)cap * s->elem);
     cr_assert_not_null(s->v);
+    /* Slots never written read as zeros (a reset skips indexes). */
+    memset(s->v + (size_t)s->cap * s->elem, 0,
+           (size_t)(cap - s->cap) * s->elem);
     s->cap = cap;
   }
   return s->v + (size_t)(i - s->base) * s->elem;

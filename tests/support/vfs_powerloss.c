@@ -95,6 +95,8 @@ struct pl_s {
   pl_stats_t st;
   pl_map_t *maps; /* live mappings */
   size_t nmaps, capmaps;
+  pl_hook_fn hook; /* asked before every state-changing call, or NULL */
+  void *hook_ud;   /* its argument */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -341,17 +343,41 @@ static void die(pl_t *pl) {
   pl->dead = 1;
 }
 
-/* Enter a call: 0 to go on, -EIO when dead (or dying at this call). */
-static int enter(pl_t *pl, int changes) {
+/* The path that names ino now, or "" if none does. */
+static const char *ino_path(pl_t *pl, const pl_inode_t *ino) {
+  for (size_t i = 0; i < pl->cur.n; i++)
+    if (pl->cur.v[i].ino == ino) return pl->cur.v[i].path;
+  return "";
+}
+
+/* Enter a call: 0 to go on, -EIO when dead (or dying at this call).  c
+ * describes a state-changing call, NULL one that changes nothing. */
+static int enter(pl_t *pl, const pl_call_t *c) {
   if (pl->dead) return -EIO;
-  if (changes) {
-    if (pl->armed && pl->ops >= pl->arm_at) {
+  if (c != NULL) {
+    if ((pl->armed && pl->ops >= pl->arm_at) ||
+        (pl->hook != NULL && pl->hook(pl->hook_ud, c))) {
       die(pl);
       return -EIO;
     }
     pl->ops++;
   }
   return 0;
+}
+
+/* Enter a state-changing call on the file f. */
+static int enter_file(pl_t *pl, pl_kind_t kind, walrus_vfs_file_t *f,
+                      uint64_t off, size_t len) {
+  int ok = f != NULL && f->gen == pl->gen;
+  pl_call_t c = {kind, ok ? ino_path(pl, f->ino) : "", NULL, off, len};
+  return enter(pl, &c);
+}
+
+/* Enter a state-changing call on a path (to: a rename's target). */
+static int enter_path(pl_t *pl, pl_kind_t kind, const char *path,
+                      const char *to) {
+  pl_call_t c = {kind, path, to, 0, 0};
+  return enter(pl, &c);
 }
 
 static int file_ok(pl_t *pl, walrus_vfs_file_t *f) {
@@ -365,7 +391,7 @@ static int m_open(void *ctx, const char *path, int flags,
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_path(pl, PL_OPEN, path, NULL);
   if (rc != 0) goto done;
   pl_ent_t *e = ns_find(&pl->cur, path);
   char parent[4096];
@@ -422,7 +448,7 @@ static int64_t m_pread(void *ctx, walrus_vfs_file_t *f, void *buf, size_t n,
   pl_t *pl = ctx;
   int64_t r;
   pthread_mutex_lock(&pl->mu);
-  r = enter(pl, 0);
+  r = enter(pl, NULL);
   if (r == 0 && !file_ok(pl, f)) r = -EIO;
   if (r == 0) {
     pl_inode_t *ino = f->ino;
@@ -451,7 +477,7 @@ static int m_pwrite(void *ctx, walrus_vfs_file_t *f, const void *buf,
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_file(pl, PL_PWRITE, f, off, n);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   if (rc == 0) {
     pl_inode_t *ino = f->ino;
@@ -478,7 +504,7 @@ static int m_sync(void *ctx, walrus_vfs_file_t *f) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_file(pl, PL_SYNC, f, 0, 0);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   if (rc == 0) rc = map_fold(pl, f->ino);
   if (rc == 0) {
@@ -502,7 +528,7 @@ static int m_truncate(void *ctx, walrus_vfs_file_t *f, uint64_t size) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_file(pl, PL_TRUNCATE, f, size, 0);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   if (rc == 0) rc = map_fold(pl, f->ino);
   if (rc == 0) {
@@ -523,10 +549,8 @@ static int m_allocate(void *ctx, walrus_vfs_file_t *f, uint64_t off,
                       uint64_t len) {
   pl_t *pl = ctx;
   int rc;
-  (void)off;
-  (void)len;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_file(pl, PL_ALLOCATE, f, off, (size_t)len);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   pthread_mutex_unlock(&pl->mu);
   return rc;
@@ -536,7 +560,7 @@ static int m_size(void *ctx, walrus_vfs_file_t *f, uint64_t *size) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 0);
+  rc = enter(pl, NULL);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   if (rc == 0) *size = f->ino->cur_len;
   pthread_mutex_unlock(&pl->mu);
@@ -547,7 +571,7 @@ static int m_lock(void *ctx, walrus_vfs_file_t *f) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 0);
+  rc = enter(pl, NULL);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   pthread_mutex_unlock(&pl->mu);
   return rc;
@@ -557,7 +581,7 @@ static int m_rename(void *ctx, const char *from, const char *to) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_path(pl, PL_RENAME, from, to);
   if (rc != 0) goto done;
   pl_ent_t *e = ns_find(&pl->cur, from);
   if (e == NULL) {
@@ -594,7 +618,7 @@ static int m_unlink(void *ctx, const char *path) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_path(pl, PL_UNLINK, path, NULL);
   if (rc != 0) goto done;
   pl_ent_t *e = ns_find(&pl->cur, path);
   if (e == NULL) {
@@ -619,7 +643,7 @@ static int m_sync_dir(void *ctx, const char *path_in) {
   char nb[4096];
   const char *path = norm(path_in, nb, sizeof nb);
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_path(pl, PL_SYNC_DIR, path, NULL);
   if (rc == 0 && !ns_isdir(&pl->cur, path)) rc = -ENOENT;
   if (rc == 0) {
     size_t k = 0;
@@ -646,7 +670,7 @@ static int m_list(void *ctx, const char *path_in, walrus_vfs_list_fn fn,
   char **names = NULL;
   size_t n = 0;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 0);
+  rc = enter(pl, NULL);
   if (rc == 0 && !ns_isdir(&pl->cur, path)) rc = -ENOENT;
   if (rc == 0) {
     names = calloc(pl->cur.n + 1, sizeof *names);
@@ -675,7 +699,7 @@ static int m_mkdir(void *ctx, const char *path_in) {
   char nb[4096];
   const char *path = norm(path_in, nb, sizeof nb);
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 1);
+  rc = enter_path(pl, PL_MKDIR, path, NULL);
   if (rc != 0) goto done;
   if (ns_isdir(&pl->cur, path) || ns_find(&pl->cur, path) != NULL) {
     rc = -EEXIST;
@@ -698,7 +722,7 @@ static int m_map(void *ctx, walrus_vfs_file_t *f, uint64_t len, void **addr) {
   pl_t *pl = ctx;
   int rc;
   pthread_mutex_lock(&pl->mu);
-  rc = enter(pl, 0);
+  rc = enter(pl, NULL);
   if (rc == 0 && !file_ok(pl, f)) rc = -EIO;
   if (rc == 0 && (len == 0 || len > f->ino->cur_len)) rc = -EINVAL;
   if (rc == 0 && pl->nmaps == pl->capmaps) {
@@ -874,7 +898,7 @@ int pl_exists(pl_t *pl, const char *path) {
  * picks its own moment rather than the file's common cut moment T.
  */
 static void crash_inode(pl_t *pl, pl_inode_t *ino, uint64_t *rng,
-                        unsigned q) {
+                        unsigned q, int worst) {
   size_t n = ino->nops;
   if (n == 0) {
     /* Current = durable already, except in a file never synced: then
@@ -894,7 +918,7 @@ static void crash_inode(pl_t *pl, pl_inode_t *ino, uint64_t *rng,
     if (len > maxlen) maxlen = len;
   }
   size_t nsec = (maxlen + PL_SECTOR - 1) / PL_SECTOR;
-  size_t T = (size_t)pl_below(rng, n + 1);
+  size_t T = worst ? 0 : (size_t)pl_below(rng, n + 1);
   size_t *when = malloc((nsec + 1) * sizeof *when);
   unsigned char *buf = calloc(maxlen + 1, 1);
   unsigned char *res = calloc(maxlen + 1, 1);
@@ -970,16 +994,18 @@ settle:
   ino->cur_len = ino->dur_len;
 }
 
-void pl_crash(pl_t *pl, uint64_t seed) {
+/* Lose power; with worst, every pending change is lost. */
+static void crash(pl_t *pl, uint64_t seed, int worst) {
   pthread_mutex_lock(&pl->mu);
   uint64_t rng = seed ^ 0x5DEECE66Dull;
   pl->st.crashes++;
   /* How hard this crash tears. */
   static const unsigned qs[] = {0, 0, 64, 256, 1024};
-  unsigned q = qs[pl_below(&rng, sizeof qs / sizeof qs[0])];
+  unsigned q = worst ? 0 : qs[pl_below(&rng, sizeof qs / sizeof qs[0])];
   /* How likely a pending directory operation survives. */
   static const unsigned ps[] = {0, 512, 512, 1024};
-  unsigned pkeep = ps[pl_below(&rng, sizeof ps / sizeof ps[0])];
+  unsigned pkeep =
+      worst ? 0 : ps[pl_below(&rng, sizeof ps / sizeof ps[0])];
   for (size_t i = 0; i < pl->ndops; i++) {
     if (pl_below(&rng, 1024) < pkeep) {
       dop_apply(pl, &pl->dops[i]);
@@ -1007,7 +1033,7 @@ void pl_crash(pl_t *pl, uint64_t seed) {
     for (size_t i = 0; i < pl->dur.n && !reachable; i++)
       if (pl->dur.v[i].ino == ino) reachable = 1;
     if (reachable)
-      crash_inode(pl, ino, &rng, q);
+      crash_inode(pl, ino, &rng, q, worst);
     else
       ino_release(ino);
   }
@@ -1019,5 +1045,26 @@ void pl_crash(pl_t *pl, uint64_t seed) {
   pl->ops = 0;
   pl->armed = 0;
   pl->dead = 0;
+  pthread_mutex_unlock(&pl->mu);
+}
+
+void pl_crash(pl_t *pl, uint64_t seed) { crash(pl, seed, 0); }
+
+void pl_crash_worst(pl_t *pl) { crash(pl, 0, 1); }
+
+void pl_restart(pl_t *pl) {
+  pthread_mutex_lock(&pl->mu);
+  if (!pl->dead) die(pl); /* what was stored into mappings is written */
+  pl->gen++;              /* the dead process's files and mappings go */
+  pl->ops = 0;
+  pl->armed = 0;
+  pl->dead = 0;
+  pthread_mutex_unlock(&pl->mu);
+}
+
+void pl_hook(pl_t *pl, pl_hook_fn fn, void *ud) {
+  pthread_mutex_lock(&pl->mu);
+  pl->hook = fn;
+  pl->hook_ud = ud;
   pthread_mutex_unlock(&pl->mu);
 }

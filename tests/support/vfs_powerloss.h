@@ -41,12 +41,21 @@
  *   there is: files opened before the crash fail with -EIO (close still
  *   frees them), the op counter is cleared and the VFS works again.
  *
+ * A process crash: pl_restart(pl)
+ *   The process that used the VFS dies but the machine does not: the page
+ *   cache (every pending write and directory operation) stays as it is,
+ *   files and mappings opened before fail with -EIO, and the next open
+ *   runs on what the dead process left.  A pl_crash after it loses what
+ *   neither process synced.
+ *
  * Dying at a chosen point: pl_arm(pl, k)
  *   The next k state-changing calls (open, pwrite, sync, truncate,
  *   allocate, rename, unlink, sync_dir, mkdir) are performed; from the
  *   (k+1)th on, the machine is "dead": every call except close fails with
  *   -EIO and changes nothing, until pl_crash.  pl_kill() dies at once.
- *   Reads do not count but fail once dead.
+ *   Reads do not count but fail once dead.  pl_hook() chooses the point
+ *   by what the call is instead: it is asked before every state-changing
+ *   call and returns 1 to die at that call.
  *
  * Thread-safe: one mutex around everything.  No Criterion calls.
  */
@@ -107,6 +116,45 @@ uint64_t pl_ops(pl_t *pl);
  * seed), make what is left the only state, and come back to life disarmed.
  */
 void pl_crash(pl_t *pl, uint64_t seed);
+
+/** @brief The worst power loss: every pending change is lost (every
+ *  unsynced write and size change, every directory operation not made
+ *  durable by sync_dir), then as pl_crash. */
+void pl_crash_worst(pl_t *pl);
+
+/** @brief The process dies, the machine lives (see above): the page cache
+ *  is kept for the next open, disarmed and alive. */
+void pl_restart(pl_t *pl);
+
+/** The kinds of state-changing call, as a hook sees them. */
+typedef enum pl_kind_e {
+  PL_OPEN,     /**< path; a create or not */
+  PL_PWRITE,   /**< the file's path, off, len */
+  PL_SYNC,     /**< the file's path */
+  PL_TRUNCATE, /**< the file's path; off is the new size */
+  PL_ALLOCATE, /**< the file's path, off, len */
+  PL_RENAME,   /**< path, to */
+  PL_UNLINK,   /**< path */
+  PL_SYNC_DIR, /**< path, the directory */
+  PL_MKDIR     /**< path */
+} pl_kind_t;
+
+/** One state-changing call, before it is performed. */
+typedef struct pl_call_s {
+  pl_kind_t kind;   /**< what it is */
+  const char *path; /**< the path it names; for a file, the path that
+                         names the file now ("" if none) */
+  const char *to;   /**< PL_RENAME: the new path; else NULL */
+  uint64_t off;     /**< PL_PWRITE, PL_ALLOCATE: offset; PL_TRUNCATE: size */
+  size_t len;       /**< PL_PWRITE, PL_ALLOCATE: byte count */
+} pl_call_t;
+
+/** Returns 1 to die at call (it is not performed), 0 to perform it.
+ *  Called with the VFS's mutex held: it must not call the VFS. */
+typedef int (*pl_hook_fn)(void *ud, const pl_call_t *call);
+
+/** @brief Ask fn before every state-changing call (NULL: stop asking). */
+void pl_hook(pl_t *pl, pl_hook_fn fn, void *ud);
 
 /** @brief Counters of every crash so far. */
 pl_stats_t pl_stats(pl_t *pl);
