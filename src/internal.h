@@ -324,6 +324,11 @@ int walrus__os_map(walrus_t *w, walrus_vfs_file_t *f, const char *name,
 int walrus__os_rename(walrus_t *w, const char *from, const char *to);
 int walrus__os_unlink(walrus_t *w, const char *name);
 int walrus__os_sync_dir(walrus_t *w);
+/* fsync the directory name inside the log directory. */
+int walrus__os_sync_subdir(walrus_t *w, const char *name);
+/* fsync the directory that holds the log directory, so that the log
+ * directory's own name is durable. */
+int walrus__os_sync_parent(walrus_t *w);
 int walrus__random(void *buf, size_t n);
 int64_t walrus__now_ns(void);
 struct timespec walrus__deadline_ms(uint32_t ms);
@@ -331,6 +336,7 @@ struct timespec walrus__deadline_ms(uint32_t ms);
 /* ---- meta.c ---- */
 int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found);
 int walrus__meta_write(walrus_t *w, const walrus__meta_t *m);
+int walrus__meta_sync(walrus_t *w);
 
 /* ---- segment.c ---- */
 walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first);

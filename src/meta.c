@@ -48,6 +48,18 @@ int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found) {
   }
 }
 
+/* fdatasync META as it is.  A writable open calls it: META is only ever
+ * replaced by a synced META.tmp, but the one found may have been put there
+ * by anything. */
+int walrus__meta_sync(walrus_t *w) {
+  walrus_vfs_file_t *f;
+  int rc = walrus__os_open(w, "META", WALRUS_VFS_READ, &f);
+  if (rc != WALRUS_OK) return rc;
+  rc = walrus__os_sync(w, f, "META");
+  walrus__os_close(w, f);
+  return rc;
+}
+
 /* Replace META with *m, durably.  On success w->meta is *m. */
 int walrus__meta_write(walrus_t *w, const walrus__meta_t *m) {
   unsigned char buf[WALRUS__META_BYTES];

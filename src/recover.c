@@ -58,12 +58,14 @@ typedef struct listing_s {
   size_t ntmp, tmpcap; /* count and capacity of tmps */
   walrus_t *w;      /* for allocation */
   int oom;          /* an allocation failed */
+  int salvage_dir;  /* the directory holds a salvage/ */
 } listing_t;
 
 static int list_cb(void *arg, const char *name) {
   listing_t *l = arg;
   uint64_t first;
   size_t nl = strlen(name);
+  if (strcmp(name, "salvage") == 0) l->salvage_dir = 1;
   if (walrus__seg_name_parse(name, &first)) {
     if (l->n == l->cap) {
       size_t cap = l->cap ? l->cap * 2 : 64;
@@ -330,6 +332,8 @@ static int save_side(walrus_t *w, walrus__seg_t *s, uint64_t from,
   }
   if (rc == WALRUS_OK) rc = walrus__os_sync(w, f, name);
   walrus__os_close(w, f);
+  /* The side file's name must be durable before the cut it backs up. */
+  if (rc == WALRUS_OK) rc = walrus__os_sync_dir(w);
   if (rc == WALRUS_OK)
     walrus__log(w, WALRUS_LOG_WARN,
                 "salvage: moved %llu bytes of %s from offset %llu to %s",
@@ -358,7 +362,10 @@ static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
     if (rc != WALRUS_OK) return rc;
     walrus__log(w, WALRUS_LOG_WARN, "salvage: moved %s to %s", name, to);
   }
-  return walrus__os_sync_dir(w);
+  /* A rename across directories: the new name is durable once salvage/
+   * is synced, the old one gone once the log directory is. */
+  rc = walrus__os_sync_subdir(w, "salvage");
+  return rc == WALRUS_OK ? walrus__os_sync_dir(w) : rc;
 }
 
 /* Open a segment file and check its header against META and its name. */
@@ -570,6 +577,28 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
   return rc;
 }
 
+/* A writable open builds on what it finds, and a writer that died (a
+ * process crash, not a power loss) may have left part of that only in the
+ * page cache: a directory entry created, renamed or removed with no fsync
+ * of the directory after it, a META renamed into place the same way, a
+ * trailer written with no fdatasync after it.  Were this open to repair
+ * or acknowledge anything on top, a later power loss could take what it
+ * rests on.  So before recovery changes anything, a writable open makes
+ * durable every name it relies on (the log directory's own, by the
+ * parent's fsync in walrus_open(); the directory's entries; salvage/ if
+ * there is one) and META; in the scan below, a sealed last segment; and
+ * at the end, the tail.  Nothing else can be unsynced: every other
+ * segment was sealed and synced before the segment after it was created,
+ * and every file renamed into place was synced before its rename.  That
+ * is a bounded number of fsyncs, however long the log, and an fsync of
+ * what is already durable costs little (docs/FORMAT.md, "Recovery"). */
+static int make_durable(walrus_t *w, int salvage_dir) {
+  int rc = walrus__os_sync_dir(w);
+  if (rc == WALRUS_OK && salvage_dir) rc = walrus__os_sync_subdir(w, "salvage");
+  if (rc == WALRUS_OK) rc = walrus__meta_sync(w);
+  return rc;
+}
+
 int walrus__recover(walrus_t *w) {
   listing_t l = {0};
   int found = 0, rc, writable = !w->cfg.read_only, removed = 0;
@@ -616,6 +645,18 @@ int walrus__recover(walrus_t *w) {
     goto out;
   }
 
+  /* What the repairs below decide rests on META and on which files the
+   * directory names: a reset, a truncate_front or a truncate_back that a
+   * dead writer left half done may have renamed META into place without
+   * the directory fsync after it.  Removing files on the strength of such
+   * a META would, after a power loss, leave the old META with its files
+   * gone.  So both are made durable first, in the order the interrupted
+   * operation itself uses: META, then the removals. */
+  if (writable) {
+    rc = make_durable(w, l.salvage_dir);
+    if (rc != WALRUS_OK) goto out;
+  }
+
   /* Step 1: leftovers of interrupted creations. */
   if (writable) {
     for (size_t i = 0; i < l.ntmp; i++) {
@@ -634,9 +675,10 @@ int walrus__recover(walrus_t *w) {
   if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
     void_after = w->meta.trunc_last;
     while (nlive > 0 && l.firsts[nlive - 1] > void_after) nlive--;
-    for (size_t i = nlive; i < l.n && writable; i++) {
+    /* Newest first, as truncate_back itself removes them. */
+    for (size_t k = l.n; k > nlive && writable; k--) {
       char name[WALRUS__SEG_NAME_LEN + 1];
-      walrus__seg_name(name, l.firsts[i]);
+      walrus__seg_name(name, l.firsts[k - 1]);
       rc = walrus__os_unlink(w, name);
       if (rc != WALRUS_OK) goto out;
       walrus__log(w, WALRUS_LOG_INFO,
@@ -754,10 +796,15 @@ int walrus__recover(walrus_t *w) {
       s->file = NULL;
       if (last && writable) {
         /* A sealed last segment: check its index now, since the next
-         * append starts a new segment after it. */
+         * append starts a new segment after it, and make it durable: a
+         * writer that died between writing the trailer and its fdatasync
+         * leaves a seal that only the page cache holds, and a segment
+         * after it would make a lost trailer corruption. */
         rc = walrus__seg_acquire(w, s);
         if (rc != WALRUS_OK) goto out;
+        rc = walrus__os_sync(w, s->file, s->name);
         walrus__seg_release(w, s);
+        if (rc != WALRUS_OK) goto out;
       }
       continue;
     }
@@ -801,22 +848,26 @@ int walrus__recover(walrus_t *w) {
       goto out;
     }
   }
-  for (size_t i = 0; i < drop; i++) {
+  /* A failed unlink leaves the table holding only the segments not yet
+   * freed. */
+  size_t gone = 0;
+  for (rc = WALRUS_OK; gone < drop; gone++) {
     if (writable) {
-      rc = walrus__os_unlink(w, w->segs[i]->name);
-      if (rc != WALRUS_OK) goto out;
+      rc = walrus__os_unlink(w, w->segs[gone]->name);
+      if (rc != WALRUS_OK) break;
       walrus__log(w, WALRUS_LOG_INFO,
                   "removed %s, wholly below the first index %llu",
-                  w->segs[i]->name, (unsigned long long)w->first_index);
+                  w->segs[gone]->name, (unsigned long long)w->first_index);
       removed = 1;
     }
-    walrus__seg_uncache(w, w->segs[i]);
-    walrus__seg_free(w, w->segs[i]);
+    walrus__seg_uncache(w, w->segs[gone]);
+    walrus__seg_free(w, w->segs[gone]);
   }
-  if (drop > 0) {
-    memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
-    w->nsegs -= drop;
+  if (gone > 0) {
+    memmove(w->segs, w->segs + gone, (w->nsegs - gone) * sizeof *w->segs);
+    w->nsegs -= gone;
   }
+  if (rc != WALRUS_OK) goto out;
   if (w->nsegs > 0) {
     walrus__seg_t *tail = w->segs[w->nsegs - 1];
     w->next_index = tail->first + tail->count;

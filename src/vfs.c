@@ -152,6 +152,35 @@ int walrus__os_sync_dir(walrus_t *w) {
   return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync directory %s", w->dir);
 }
 
+int walrus__os_sync_subdir(walrus_t *w, const char *name) {
+  char p[WALRUS__PATH_MAX];
+  int rc = walrus__path(w, name, p);
+  if (rc != WALRUS_OK) return rc;
+  rc = w->vfs->sync_dir(w->vfs->ctx, p);
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync directory %s", p);
+}
+
+/* The parent is the path up to the last '/' that is not at its end; "."
+ * when there is none, "/" for a directory in the root. */
+int walrus__os_sync_parent(walrus_t *w) {
+  char parent[WALRUS__PATH_MAX];
+  size_t n = strlen(w->dir);
+  while (n > 1 && w->dir[n - 1] == '/') n--;
+  while (n > 0 && w->dir[n - 1] != '/') n--;
+  while (n > 1 && w->dir[n - 1] == '/') n--;
+  if (n == 0) {
+    memcpy(parent, ".", 2);
+  } else {
+    memcpy(parent, w->dir, n); /* walrus_open() bounds the length */
+    parent[n] = '\0';
+  }
+  int rc = w->vfs->sync_dir(w->vfs->ctx, parent);
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync %s, the parent of %s",
+                      parent, w->dir);
+}
+
 /* Fill buf from the kernel's random source.  Salts and log ids only need
  * to differ between logs and segments, but getrandom costs nothing. */
 int walrus__random(void *buf, size_t n) {

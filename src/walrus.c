@@ -74,29 +74,14 @@ static void stop_threads(walrus_t *w) {
   w->tx_cleaner_running = 0;
 }
 
-/* Create the log directory if asked to, and fsync its parent so that the
- * new directory itself survives a crash. */
+/* Create the log directory if asked to.  Its name is made durable later,
+ * by walrus__os_sync_parent(), whether this call created it or found it:
+ * a process that died between its mkdir and that fsync leaves a directory
+ * that exists only in the page cache. */
 static int make_dir(walrus_t *w) {
   int rc = w->vfs->mkdir(w->vfs->ctx, w->dir);
-  if (rc == -EEXIST) return WALRUS_OK;
-  if (rc != 0) return walrus__fail(w, WALRUS_EIO, -rc, "mkdir %s", w->dir);
-  size_t n = strlen(w->dir);
-  while (n > 1 && w->dir[n - 1] == '/') n--;
-  while (n > 0 && w->dir[n - 1] != '/') n--;
-  char *parent = walrus__malloc(w, n + 2);
-  if (parent == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "path");
-  if (n == 0) {
-    memcpy(parent, ".", 2);
-  } else {
-    memcpy(parent, w->dir, n);
-    parent[n] = '\0';
-  }
-  rc = w->vfs->sync_dir(w->vfs->ctx, parent);
-  walrus__free(w, parent);
-  if (rc != 0)
-    return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync parent of %s",
-                        w->dir);
-  return WALRUS_OK;
+  if (rc == 0 || rc == -EEXIST) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO, -rc, "mkdir %s", w->dir);
 }
 
 /* Take the LOCK file: one writer per directory. */
@@ -215,6 +200,7 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
       if (rc != WALRUS_OK) goto fail;
     }
     rc = take_lock(w);
+    if (rc == WALRUS_OK) rc = walrus__os_sync_parent(w);
     if (rc != WALRUS_OK) goto fail;
   }
   if (cfg->read_only) walrus__durable_peek(w);

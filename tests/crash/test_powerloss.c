@@ -29,6 +29,17 @@
  * The same runs under SYNC_NONE with mapped_writes, where appends are
  * stores into the mapped tail that the VFS turns into pending writes.
  *
+ * Two lives (the two_lives_* tests): the process dies at the random point
+ * but the machine does not (pl_restart keeps the page cache, with every
+ * unsynced write and directory operation the dead process left).  A second
+ * process opens the log on that state, armed at a random point of its
+ * own, checks what it sees against the model, and works on it; only then
+ * does the power go.  What the second open showed counts as durable: an
+ * open makes durable what it adopts before it acknowledges anything.  The
+ * workload includes walrus_reset, so every crash point of create,
+ * rotation, seal, truncate_back, truncate_front, reset, close and
+ * recovery's own cut is hit in both lives.
+ *
  * The multi-threaded scenario runs 2..4 threads appending and writing
  * batches under SYNC_ALWAYS (group commit); every entry names its thread,
  * unit and position, so the check can tell acknowledged units (which must
@@ -73,6 +84,10 @@ typedef struct figs_s {
   uint64_t lost_unacked;  /* entries written but not acknowledged, lost */
   uint64_t lost_nondur;   /* acknowledged but not durable (SYNC_NONE), lost */
   uint64_t units;         /* units (appends, batches, commits) acknowledged */
+  uint64_t restarts;      /* process deaths the machine survived */
+  uint64_t deaths_open2;  /* ... then a death in the second open */
+  uint64_t deaths_work2;  /* ... then a death in its workload */
+  uint64_t resets;        /* walrus_reset calls acknowledged */
 } figs_t;
 
 static void print_figs(const char *label, uint64_t seed, const figs_t *f,
@@ -87,11 +102,14 @@ static void print_figs(const char *label, uint64_t seed, const figs_t *f,
            " unacknowledged and %" PRIu64
            " acknowledged-not-durable entries lost, 0 durable); pending "
            "writes kept %" PRIu64 ", torn %" PRIu64 ", lost %" PRIu64
-           "; directory ops kept %" PRIu64 ", lost %" PRIu64,
+           "; directory ops kept %" PRIu64 ", lost %" PRIu64 "; %" PRIu64
+           " resets; %" PRIu64 " process deaths before the power loss (then %"
+           PRIu64 " deaths in the second open, %" PRIu64 " in its workload)",
            label, seed, f->crashes, f->deaths_open, f->deaths_work, f->idle,
            f->clean_closes, f->units, f->verified, f->shorter,
            f->lost_unacked, f->lost_nondur, ps->writes_kept, ps->writes_torn,
-           ps->writes_lost, ps->dirops_kept, ps->dirops_lost);
+           ps->writes_lost, ps->dirops_kept, ps->dirops_lost, f->resets,
+           f->restarts, f->deaths_open2, f->deaths_work2);
   cr_log_info("%s", line);
   fprintf(stderr, "test_powerloss %s\n", line);
 }
@@ -171,6 +189,7 @@ typedef struct model_s {
   uint64_t first;     /* first index (next index when empty) */
   uint64_t last;      /* last acknowledged index (first - 1 when empty) */
   uint64_t first_alt; /* a truncate_front in flight: its target; else 0 */
+  uint64_t reset_alt; /* a reset in flight: its next index; else 0 */
   uint64_t last_max;  /* the highest index that may be on disk */
   uint64_t need_last; /* every index up to this is durable */
   uint64_t next_key;  /* keys are never reused */
@@ -200,6 +219,7 @@ typedef struct scen_s {
   uint64_t rng;
   uint64_t segment_bytes;
   int mapped;       /* cfg.mapped_writes */
+  int lives;        /* 2: a process death before each power loss */
   pl_t *pl;
   model_t m;
   figs_t *f;
@@ -358,6 +378,19 @@ static int step(scen_t *s, walrus_t *w) {
     m->first = f;
     m->first_alt = 0;
     drop_below(m, f);
+  } else if (r < 95) { /* reset */
+    uint64_t nx = m->last_max + 1 + rnd(s, 3);
+    m->reset_alt = nx;
+    rc = walrus_reset(w, nx);
+    TRACE("reset %" PRIu64 " -> %s (ops %" PRIu64 ")\n", nx,
+          walrus_errname(rc), pl_ops(s->pl));
+    if (rc != WALRUS_OK) return failed(s, w, rc, "reset");
+    m->reset_alt = 0;
+    m->first = nx;
+    m->last = m->last_max = m->need_last = nx - 1;
+    drop_below(m, nx);
+    m->below_uend = 1;
+    s->f->resets++;
   } else { /* sync */
     rc = walrus_sync(w);
     TRACE("sync -> %s (ops %" PRIu64 ")\n", walrus_errname(rc),
@@ -398,6 +431,8 @@ static seen_log_t check_log(scen_t *s, walrus_t *w, const char *how) {
     cr_assert_eq(v.last, 0, WHERE ": %s open: empty log with last %" PRIu64,
                  WHERE_ARGS(s), how, v.last);
   uint64_t fe = v.first ? v.first : v.next, le = v.next - 1;
+  if (m->reset_alt != 0 && fe == m->reset_alt && le + 1 == fe)
+    return v; /* the reset in flight happened: the log is empty */
   cr_assert(fe == m->first || (m->first_alt && fe == m->first_alt),
             WHERE ": %s open: first index %" PRIu64 " (next %" PRIu64
             "), want %" PRIu64 " or %" PRIu64,
@@ -447,6 +482,20 @@ static seen_log_t check_log(scen_t *s, walrus_t *w, const char *how) {
   return v;
 }
 
+/* The log an open showed, fe..le, becomes the model, all of it durable:
+ * after a power loss it is all there is, and a writable open makes
+ * durable what it adopts before it returns. */
+static void adopt(scen_t *s, uint64_t fe, uint64_t le) {
+  model_t *m = &s->m;
+  m->first = fe;
+  m->first_alt = 0;
+  m->reset_alt = 0;
+  m->last = le;
+  m->last_max = le;
+  m->need_last = le;
+  drop_below(m, fe);
+}
+
 /* Reopen after the crash, check, and make the recovered log the model. */
 static void recover(scen_t *s) {
   model_t *m = &s->m;
@@ -488,13 +537,7 @@ static void recover(scen_t *s) {
     if (le < acked) s->f->lost_nondur += acked - le;
     s->f->lost_unacked += m->last_max - (le > acked ? le : acked);
   }
-  /* The recovered log is the new baseline, all of it durable. */
-  m->first = fe;
-  m->first_alt = 0;
-  m->last = le;
-  m->last_max = le;
-  m->need_last = le;
-  drop_below(m, fe);
+  adopt(s, fe, le);
   /* An append gets the next index and survives a clean reopen. */
   static unsigned char buf[BIGLEN];
   walrus_entry_t e;
@@ -527,32 +570,45 @@ static void recover(scen_t *s) {
   cr_assert_eq(walrus_close(w), WALRUS_OK);
 }
 
-/* One round: arm, open, work, lose power, recover. */
-static void round_once(scen_t *s) {
+/* One life of a process: arm, open, work (until the death, or to the end
+ * of the steps, maybe with a clean close), die.  life is 1 or 2; the
+ * second life checks what its open shows and adopts it. */
+static void live(scen_t *s, int life) {
   model_t *m = &s->m;
   unsigned steps = 1 + (unsigned)rnd(s, 40);
   double est = s->ops_open + steps * s->ops_per_step;
   uint64_t k = rnd(s, (uint64_t)(est * 1.15) + 2);
   pl_arm(s->pl, k);
-  TRACE("round %u: die after %" PRIu64 " ops; model first %" PRIu64
-        " last %" PRIu64 "\n", s->round, k, m->first, m->last);
+  TRACE("round %u life %d: die after %" PRIu64 " ops; model first %" PRIu64
+        " last %" PRIu64 "\n", s->round, life, k, m->first, m->last);
   walrus_config_t cfg = scen_cfg(s, 0);
   walrus_t *w = NULL;
   char err[512];
   int rc = walrus_open_ex(LOGDIR, &cfg, &w, err, sizeof err);
   if (rc != WALRUS_OK) {
-    cr_assert(pl_dead(s->pl), WHERE ": open failed: %s: %s", WHERE_ARGS(s),
-              walrus_errname(rc), err);
-    s->f->deaths_open++;
+    cr_assert(pl_dead(s->pl), WHERE ": open (life %d) failed: %s: %s",
+              WHERE_ARGS(s), life, walrus_errname(rc), err);
+    if (life == 1) s->f->deaths_open++;
+    else s->f->deaths_open2++;
     w = NULL;
   } else {
     m->created = 1;
+    if (life == 2) {
+      /* The dead process's page cache, as this open shows it.  Reading
+       * it opens files, which the arming would count: it is paused. */
+      uint64_t used = pl_ops(s->pl);
+      pl_disarm(s->pl);
+      seen_log_t v = check_log(s, w, "second life");
+      adopt(s, v.first ? v.first : v.next, v.next - 1);
+      pl_arm(s->pl, k > used ? k - used : 0);
+    }
     uint64_t after_open = pl_ops(s->pl);
     unsigned done = 0;
     int dead = 0;
     for (; done < steps && !dead; done++) dead = step(s, w);
     if (dead) {
-      s->f->deaths_work++;
+      if (life == 1) s->f->deaths_work++;
+      else s->f->deaths_work2++;
     } else {
       s->ops_open = 0.9 * s->ops_open + 0.1 * (double)after_open;
       s->ops_per_step =
@@ -571,9 +627,22 @@ static void round_once(scen_t *s) {
       }
     }
   }
-  /* The power goes: nothing more reaches the disk. */
+  /* The process dies: nothing it does from now on happens. */
   pl_kill(s->pl);
   if (w != NULL) walrus_close(w); /* fails, but frees the handle */
+}
+
+/* One round: one life or two, then lose power and recover. */
+static void round_once(scen_t *s) {
+  model_t *m = &s->m;
+  live(s, 1);
+  if (s->lives == 2) {
+    /* The machine lives on: a second process opens what the first left
+     * in the page cache. */
+    pl_restart(s->pl);
+    s->f->restarts++;
+    live(s, 2);
+  }
   pl_crash(s->pl, crash_splitmix(&s->rng));
   TRACE("crash: model first %" PRIu64 " alt %" PRIu64 " last %" PRIu64
         " last_max %" PRIu64 " need %" PRIu64 "\n", m->first, m->first_alt,
@@ -583,7 +652,7 @@ static void round_once(scen_t *s) {
 }
 
 static void run_scenarios(const char *label, walrus_sync_t sync, int mapped,
-                          unsigned crashes_default) {
+                          int lives, unsigned crashes_default) {
   crash_session_t ses;
   crash_session_begin(&ses, "test_powerloss", label, "log", crashes_default,
                       SOAK_FACTOR);
@@ -600,6 +669,7 @@ static void run_scenarios(const char *label, walrus_sync_t sync, int mapped,
     s.label = label;
     s.sync = sync;
     s.mapped = mapped;
+    s.lives = lives;
     s.seed = ses.seed;
     s.number = n;
     s.rng = ses.seed ^ (0x9E3779B97F4A7C15ull * (n + 1));
@@ -630,6 +700,12 @@ static void run_scenarios(const char *label, walrus_sync_t sync, int mapped,
   cr_assert_geq(f.crashes, crashes_default);
   cr_assert_gt(f.deaths_work, 0u);
   cr_assert_gt(f.shorter, 0u, "no crash ever lost an unsynced write");
+  cr_assert_gt(f.resets, 0u, "no reset was acknowledged");
+  if (lives == 2) {
+    cr_assert_eq(f.restarts, f.crashes);
+    cr_assert_gt(f.deaths_open2, 0u, "no second open died");
+    cr_assert_gt(f.deaths_work2, 0u, "no second workload died");
+  }
   if (mapped) {
     cr_log_info("%s: %" PRIu64 " writes made by stores into mappings", label,
                 tot.writes_mapped);
@@ -641,17 +717,31 @@ static void run_scenarios(const char *label, walrus_sync_t sync, int mapped,
 }
 
 Test(powerloss, sync_always, .timeout = 600) {
-  run_scenarios("SYNC_ALWAYS", WALRUS_SYNC_ALWAYS, 0, 1250);
+  run_scenarios("SYNC_ALWAYS", WALRUS_SYNC_ALWAYS, 0, 1, 1250);
 }
 
 Test(powerloss, sync_none, .timeout = 600) {
-  run_scenarios("SYNC_NONE", WALRUS_SYNC_NONE, 0, 1250);
+  run_scenarios("SYNC_NONE", WALRUS_SYNC_NONE, 0, 1, 1250);
 }
 
 /* Mapped writes: appends are stores into the mapped tail, which reach the
  * file (and a power loss) only as the VFS folds them in. */
 Test(powerloss, sync_none_mapped_writes, .timeout = 600) {
-  run_scenarios("SYNC_NONE mapped", WALRUS_SYNC_NONE, 1, 1000);
+  run_scenarios("SYNC_NONE mapped", WALRUS_SYNC_NONE, 1, 1, 1000);
+}
+
+/* A process crash, then a power loss: the second process must not
+ * acknowledge anything that rests on what the first left unsynced. */
+Test(powerloss, two_lives_sync_always, .timeout = 600) {
+  run_scenarios("two lives SYNC_ALWAYS", WALRUS_SYNC_ALWAYS, 0, 2, 1250);
+}
+
+Test(powerloss, two_lives_sync_none, .timeout = 600) {
+  run_scenarios("two lives SYNC_NONE", WALRUS_SYNC_NONE, 0, 2, 1250);
+}
+
+Test(powerloss, two_lives_sync_none_mapped_writes, .timeout = 600) {
+  run_scenarios("two lives SYNC_NONE mapped", WALRUS_SYNC_NONE, 1, 2, 1000);
 }
 
 /* ---- several threads under SYNC_ALWAYS ----------------------------------- */
