@@ -12,8 +12,12 @@
  * raw loop so that both see the same machine.  Absolute numbers on a
  * shared machine are noise; the ratios are the figures.
  *
- *   bench_core [-d DIR] [-r RUNS] [-n OPEN_ENTRIES] [-s]
+ *   bench_core [-d DIR] [-r RUNS] [-n OPEN_ENTRIES] [-s] [-O LOG]
  *     -s  skip the open benchmark (it writes ~1.5 GB)
+ *     -O  only time RUNS writable opens of the existing log LOG, each in a
+ *         fresh child, and print their median: nothing is built or
+ *         removed.  Run two builds' bench_core -O on one log, alternating,
+ *         to compare their open times side by side.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -129,6 +133,40 @@ static long rss_kb(void) {
   return kb;
 }
 
+/* Time runs writable opens (and closes) of the log at path, each in a
+ * fresh child with a warm page cache; print each and the median open. */
+static void time_opens(const char *path, int runs) {
+  double ms[99];
+  for (int run = 0; run < runs; run++) {
+    int p[2];
+    if (pipe(p) != 0) exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+      double r[3];
+      long before = rss_kb();
+      double s0 = now_s();
+      walrus_t *h = NULL;
+      check(walrus_open(path, NULL, &h), "reopen", h);
+      r[0] = (now_s() - s0) * 1e3;
+      r[1] = (double)(rss_kb() - before) / 1024.0;
+      r[2] = (double)walrus_last_index(h);
+      walrus_close(h);
+      if (write(p[1], r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+      _exit(0);
+    }
+    double r[3];
+    close(p[1]);
+    if (read(p[0], r, sizeof r) != (ssize_t)sizeof r) exit(1);
+    close(p[0]);
+    waitpid(pid, NULL, 0);
+    ms[run] = r[0];
+    printf("open: %.0f entries, open %.2f ms, RSS growth %.2f MiB "
+           "(run %d, warm page cache)\n",
+           r[2], r[0], r[1], run + 1);
+  }
+  printf("open: median %.2f ms of %d runs\n", median(ms, runs), runs);
+}
+
 /* Build a log of n 100-byte entries (batches of 1000, SYNC_NONE, one sync
  * at the end), then time opening it in a fresh child. */
 static void open_bench(const char *dir, long n) {
@@ -158,52 +196,34 @@ static void open_bench(const char *dir, long n) {
   check(walrus_close(w), "close", NULL);
   printf("open: built %ld entries of 100 B in %.1f s\n", n, tb);
 
-  for (int run = 0; run < 3; run++) {
-    int p[2];
-    if (pipe(p) != 0) exit(1);
-    pid_t pid = fork();
-    if (pid == 0) {
-      double r[3];
-      long before = rss_kb();
-      double s0 = now_s();
-      walrus_t *h = NULL;
-      check(walrus_open(path, NULL, &h), "reopen", h);
-      r[0] = (now_s() - s0) * 1e3;
-      r[1] = (double)(rss_kb() - before) / 1024.0;
-      r[2] = (double)walrus_last_index(h);
-      walrus_close(h);
-      if (write(p[1], r, sizeof r) != (ssize_t)sizeof r) _exit(1);
-      _exit(0);
-    }
-    double r[3];
-    close(p[1]);
-    if (read(p[0], r, sizeof r) != (ssize_t)sizeof r) exit(1);
-    close(p[0]);
-    waitpid(pid, NULL, 0);
-    printf("open: %.0f entries, open %.1f ms, RSS growth %.2f MiB "
-           "(run %d, warm page cache)\n",
-           r[2], r[0], r[1], run + 1);
-  }
+  time_opens(path, 3);
   rm_rf(path);
 }
 
 int main(int argc, char **argv) {
   const char *base = "/tmp";
+  const char *open_only = NULL;
   int runs = 5, skip_open = 0;
   long open_n = 10000000;
   int opt;
-  while ((opt = getopt(argc, argv, "d:r:n:s")) != -1) {
+  while ((opt = getopt(argc, argv, "d:r:n:sO:")) != -1) {
     switch (opt) {
       case 'd': base = optarg; break;
       case 'r': runs = atoi(optarg); break;
       case 'n': open_n = atol(optarg); break;
       case 's': skip_open = 1; break;
+      case 'O': open_only = optarg; break;
       default:
-        fprintf(stderr, "usage: bench_core [-d DIR] [-r RUNS] [-n N] [-s]\n");
+        fprintf(stderr, "usage: bench_core [-d DIR] [-r RUNS] [-n N] [-s] "
+                        "[-O LOG]\n");
         return 2;
     }
   }
   if (runs < 1 || runs > 99) runs = 5;
+  if (open_only != NULL) {
+    time_opens(open_only, runs);
+    return 0;
+  }
   char dir[4200];
   PATHF(dir, "%s/walrus-bench-XXXXXX", base);
   if (mkdtemp(dir) == NULL) {
