@@ -1,5 +1,6 @@
 /*
- * bank_transfer.c: the article's TransferMoney, on walrus transactions.
+ * bank_transfer.c: the TransferMoney example written for the Go library
+ * walrus (github l00pss/walrus), on walrus transactions.
  *
  * Three accounts are opened with one atomic batch.  A transfer is a
  * transaction of two entries, "DEBIT:<from>:<amount>" and

@@ -1,6 +1,7 @@
 /*
  * event_sourcing.c: business events in walrus, and projections built from
- * them (the article's StoreTransferEvent and its temporal queries).
+ * them: the StoreTransferEvent example and its temporal queries, written
+ * for the Go library walrus (github l00pss/walrus).
  *
  * Order events are stored as JSON text, one walrus_append each.  The
  * current state (each order's state machine and what each customer has

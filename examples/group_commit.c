@@ -1,5 +1,6 @@
 /*
- * group_commit.c: the article's batching and group commit, measured.
+ * group_commit.c: batching and group commit, as described for the Go
+ * library walrus (github l00pss/walrus), measured.
  *
  * Under WALRUS_SYNC_ALWAYS every write call returns only once its entries
  * are fdatasync()ed.  The same N entries are written three ways:

@@ -1,15 +1,16 @@
 /*
- * hybrid.c: the article's EventSourcingWithWalrus.
+ * hybrid.c: the EventSourcingWithWalrus example written for the Go library
+ * walrus (github l00pss/walrus).
  *
  * Each business event is first appended to walrus (durable on return),
  * and only then applied to in-memory projections: a count and the latest
- * payload per event type (the article's projections[eventType]) and a
+ * payload per event type (projections[eventType] in the Go example) and a
  * stock level per item.  The projections are never written anywhere: on
  * restart (close and reopen) they are rebuilt from the log, and must match
  * what the running process had.  Run it twice on one DIR and the second
  * run starts from the first run's events.
  *
- * The article stores only json.Marshal(eventData), which loses the event
+ * The Go example stores only json.Marshal(eventData), which loses the event
  * type a rebuild needs; here an entry holds {"type":..,"data":{..}}.  It
  * also asks for format JSON, which walrus 0.1 does not build yet
  * (WALRUS_ENOTSUP), so the JSON goes in BINARY records.
@@ -57,7 +58,7 @@ struct projections {
 
 struct es {
   walrus_t *w;
-  pthread_mutex_t mu; /* guards p, as the article's sync.RWMutex */
+  pthread_mutex_t mu; /* guards p, as sync.RWMutex in the Go example */
   struct projections p;
 };
 
@@ -189,7 +190,7 @@ int main(int argc, char **argv) {
   printf("walrus %s hybrid demo in %s\n", walrus_version_string(), dir);
   walrus_config_t json;
   walrus_config_default(&json);
-  json.format = WALRUS_FORMAT_JSON; /* the article's format: JSON */
+  json.format = WALRUS_FORMAT_JSON; /* the Go example's format: JSON */
   int rc = walrus_config_check(&json, msg, sizeof msg);
   if (rc != WALRUS_ENOTSUP) check(NULL, rc, "config_check");
   printf("format JSON: %s (%s); storing JSON text in BINARY records\n",

@@ -1,5 +1,6 @@
 /*
- * truncate_checkpoint.c: the article's Truncate and segment management.
+ * truncate_checkpoint.c: Truncate and segment management, as in the Go
+ * library walrus (github l00pss/walrus).
  *
  * With 4 KiB segments a few dozen entries already fill several segment
  * files.  The log then plays a Raft follower:

@@ -70,8 +70,9 @@
  * for iteration only, WALRUS_DONE (positive).  The values are frozen: new
  * codes are only ever added at the end.  walrus_errmsg() tells which field,
  * file or offset a failure concerns, and walrus_last_errno() the OS errno.
- * WALRUS_ECLOSED mirrors the seed's ErrWALClosed; since walrus_close()
- * frees the handle, no call of this version returns it.
+ * WALRUS_ECLOSED mirrors ErrWALClosed of the Go library walrus (github
+ * l00pss/walrus), whose API this one follows; since walrus_close() frees
+ * the handle, no call of this version returns it.
  */
 #ifndef WALRUS_H
 #define WALRUS_H
@@ -193,13 +194,13 @@ typedef enum walrus_sync {
   WALRUS_SYNC_NONE = 2
 } walrus_sync_t;
 
-/** How entries are encoded on disk (the seed's format option). */
+/** How entries are encoded on disk (the Go library's format option). */
 typedef enum walrus_format {
   WALRUS_FORMAT_BINARY = 0, /**< Binary records (docs/FORMAT.md). */
   WALRUS_FORMAT_JSON = 1    /**< Not available yet: WALRUS_ENOTSUP. */
 } walrus_format_t;
 
-/** Payload compression (the seed's compression option). */
+/** Payload compression (the Go library's compression option). */
 typedef enum walrus_compression {
   WALRUS_COMPRESSION_NONE = 0, /**< Payloads are stored as given. */
   WALRUS_COMPRESSION_ZSTD = 1  /**< Not available yet: WALRUS_ENOTSUP. */
@@ -639,7 +640,7 @@ WALRUS_API uint64_t walrus_next_index(walrus_t *w);
 WALRUS_API int walrus_sync(walrus_t *w);
 
 /**
- * @brief Remove every entry after last_kept (the seed's Truncate).
+ * @brief Remove every entry after last_kept (the Go library's Truncate).
  *
  * Crash-safe: after a crash at any point the log holds either all entries
  * it held before or exactly those up to last_kept.  The next append gets
@@ -733,7 +734,7 @@ WALRUS_API int walrus_iter_open_follow(walrus_t *w, uint64_t start,
 WALRUS_API void walrus_iter_close(walrus_iter_t *it);
 
 /**
- * @brief Begin a transaction (the seed's BeginTransaction).
+ * @brief Begin a transaction (the Go library's BeginTransaction).
  *
  * Its id comes from the kernel's random source.  Until committed, the
  * transaction lives in memory only; nothing of it reaches the disk, and

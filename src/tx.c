@@ -1,6 +1,6 @@
 /*
- * tx.c: transactions (walrus_tx_*), the seed's BeginTransaction ...
- * CommitTransaction API.
+ * tx.c: transactions (walrus_tx_*): the BeginTransaction ...
+ * CommitTransaction API of the Go library walrus (github l00pss/walrus).
  *
  * A pending transaction lives only in memory: its entries are copied once
  * into the transaction's own arena as they are added.  Commit writes them

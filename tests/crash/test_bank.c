@@ -1,5 +1,6 @@
 /*
- * test_bank.c: the seed's TransferMoney as an invariant under kill -9.
+ * test_bank.c: the TransferMoney example written for the Go library walrus
+ * (github l00pss/walrus), as an invariant under kill -9.
  *
  * A ledger of N_ACCOUNTS accounts: the opening balances are written once,
  * as one transaction of N_ACCOUNTS entries "INIT:<acct>:<amount>".  Each
