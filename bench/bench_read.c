@@ -39,7 +39,7 @@
 
 #include "crc32c.h"
 #include "walrus.h"
-#if WALRUS_BENCH_HAVE_LMDB
+#ifdef WALRUS_BENCH_HAVE_LMDB
 #include <lmdb.h>
 #endif
 
@@ -312,7 +312,7 @@ static double iterate(walrus_t *w, uint64_t n) {
   return (double)n / dt;
 }
 
-#if WALRUS_BENCH_HAVE_LMDB
+#ifdef WALRUS_BENCH_HAVE_LMDB
 static MDB_env *lmdb_load(const char *dir, uint64_t n) {
   MDB_env *env;
   MDB_txn *txn;
@@ -451,7 +451,7 @@ int main(int argc, char **argv) {
   raw_reads(r, idx, PAD_NONE);
   walrus_t *ws = open_ro(seq_dir, 1);
   iterate(ws, seq);
-#if WALRUS_BENCH_HAVE_LMDB
+#ifdef WALRUS_BENCH_HAVE_LMDB
   MDB_env *env = lmdb_load(lmdb_dir, seq);
   lmdb_iterate(env, seq);
 #endif
@@ -466,7 +466,7 @@ int main(int argc, char **argv) {
     mview[i] = random_many(wz, idx, 0);
     mget1[i] = random_many(wz, idx, 1);
     it[i] = iterate(ws, seq);
-#if WALRUS_BENCH_HAVE_LMDB
+#ifdef WALRUS_BENCH_HAVE_LMDB
     lm[i] = lmdb_iterate(env, seq);
 #else
     lm[i] = 0;
