@@ -12,7 +12,11 @@
  *    WALRUS_OK only after its records are fdatasync()ed; creating, renaming
  *    or removing a file is followed by an fsync() of the directory.  Under
  *    every policy a returned write has reached the kernel, so a crash of the
- *    process (kill -9) loses nothing; only power loss can.
+ *    process (kill -9) loses nothing; only power loss can.  A writable open
+ *    makes durable what it finds (the log directory's name, its entries,
+ *    META, a sealed last segment, the tail) before it repairs or
+ *    acknowledges anything, so a process crash followed by a power loss
+ *    loses nothing a later process acknowledged (docs/FORMAT.md 8.6).
  *  - Atomic: walrus_write_batch() is all or nothing across any crash.
  *  - Honest about damage: a torn tail (a partial last record or batch) is
  *    cut at open; damage anywhere else is reported as WALRUS_ECORRUPT or
@@ -367,7 +371,12 @@ WALRUS_API int walrus_config_check(const walrus_config_t *cfg, char *msg,
  * and an empty log when absent (create_if_missing), scans only the unsealed
  * tail segment, and applies cfg->recovery to any damage found there.  Sealed
  * segments are checked through their trailers only; their records are
- * verified whenever they are read.
+ * verified whenever they are read.  Before it changes or acknowledges
+ * anything, a writable open makes durable what it found, which a writer
+ * killed earlier may have left only in the page cache: it fsyncs the
+ * parent directory, the log directory and META, and fdatasyncs the tail (or
+ * a sealed last segment); four syncs, whatever the length of the log.  A
+ * read-only open changes and syncs nothing.
  *
  * @param[in]  dir the log directory.
  * @param[in]  cfg options; NULL means walrus_config_default().
@@ -378,8 +387,9 @@ WALRUS_API int walrus_config_check(const walrus_config_t *cfg, char *msg,
  *   trailer, or any damage in strict mode); WALRUS_EFORMAT (a file of an
  *   unknown version); WALRUS_EIO (the directory or a file cannot be opened,
  *   listed or created; see walrus_open_ex for the message);
- *   WALRUS_EIO_READ; WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC
- *   (while cutting a torn tail); WALRUS_ENOMEM; WALRUS_ESTALE (read-only:
+ *   WALRUS_EIO_READ; WALRUS_EIO_FSYNC (making what it found durable, or a
+ *   cut); WALRUS_EIO_WRITE, WALRUS_ENOSPC (while cutting a torn tail);
+ *   WALRUS_ENOMEM; WALRUS_ESTALE (read-only:
  *   the writer truncated back or reset the log while it was being read;
  *   open again).
  */
