@@ -1,6 +1,8 @@
 /*
- * append.c: the write path (walrus_append, walrus_write_batch), syncing
- * (walrus_sync and the SYNC_INTERVAL thread).
+ * append.c: the write path (walrus_append, walrus_write_batch) and
+ * walrus_sync: validating and encoding units.  How a written unit becomes
+ * durable and visible, rotation and the SYNC_INTERVAL thread are
+ * commit.c's.
  *
  * One call writes one unit: its records are framed FIRST ... LAST, encoded
  * into the handle's buffer and written to the tail with as few pwrite
@@ -51,181 +53,6 @@ static int check_entry(walrus_t *w, const walrus_entry_t *e, size_t i,
   return WALRUS_OK;
 }
 
-/* Make the entries written up to a capture visible to readers: the
- * tail's published count and end, and the next index.  Never moves
- * anything backwards.  Caller holds wlock. */
-static void publish(walrus_t *w, walrus__seg_t *t, uint64_t count,
-                    uint64_t end, uint64_t next) {
-  walrus__lock_excl(w);
-  if (t->count < count) {
-    t->count = count;
-    t->end = end;
-  }
-  if (w->next_index < next) w->next_index = next;
-  walrus__unlock(w);
-}
-
-/* What one sync covers: everything written when it was captured. */
-typedef struct capture_s {
-  walrus__seg_t *t; /* the tail */
-  uint64_t count;   /* records written to it */
-  uint64_t end;     /* where they end */
-  uint64_t next;    /* the next index to assign */
-  uint64_t seq;     /* the last unit written */
-} capture_t;
-
-/* Capture what a sync is about to cover and start a new sync group: the
- * next record written gets the next epoch and GROUP.  Caller holds wlock;
- * the tail has unsynced writes. */
-static capture_t capture(walrus_t *w) {
-  capture_t c;
-  c.t = w->segs[w->nsegs - 1];
-  c.count = c.t->written;
-  c.end = w->write_off;
-  c.next = w->write_next;
-  c.seq = w->write_seq;
-  w->dirty = 0;
-  w->epoch++;
-  w->group_open = 0;
-  return c;
-}
-
-/* A sync or write failed: poison, and cut the tail back to what is
- * published (durable under SYNC_ALWAYS), so that nothing a caller was
- * told failed is found after reopening.  Waiters are woken to see it.
- * Caller holds wlock. */
-static int fail_writes(walrus_t *w, int rc) {
-  walrus__poison(w, rc);
-  if (w->nsegs > 0) {
-    walrus__seg_t *t = w->segs[w->nsegs - 1];
-    if (!t->sealed) {
-      walrus__seg_unmap(w, t);
-      t->prealloc = 0;
-      w->vfs->truncate(w->vfs->ctx, t->file, t->end);
-      t->written = t->count;
-      w->write_off = t->end;
-    }
-  }
-  w->write_next = w->next_index;
-  pthread_cond_broadcast(&w->sync_cv);
-  return rc;
-}
-
-/* Sync everything written so far and publish it, waiting first for a
- * group commit in flight.  Holds wlock throughout (the caller's).  A
- * failure poisons the handle. */
-int walrus__sync_locked(walrus_t *w) {
-  while (w->sync_running) pthread_cond_wait(&w->sync_cv, &w->wlock);
-  if (w->poisoned) return w->poison_code;
-  if (!w->dirty || w->nsegs == 0) return WALRUS_OK;
-  capture_t c = capture(w);
-  int rc = walrus__os_sync(w, c.t->file, c.t->name);
-  if (rc != WALRUS_OK) return fail_writes(w, rc);
-  publish(w, c.t, c.count, c.end, c.next);
-  if (w->durable_seq < c.seq) w->durable_seq = c.seq;
-  walrus__durable_set(w, c.next, 0);
-  pthread_cond_broadcast(&w->sync_cv);
-  return WALRUS_OK;
-}
-
-/* Group commit: wait until unit seq is durable.  One writer at a time is
- * the leader: it captures everything written so far, drops wlock for the
- * fdatasync, and publishes what it covered; writers that arrive meanwhile
- * write their units and wait, and the next leader covers them all with
- * one fdatasync.  Caller holds wlock. */
-static int wait_durable(walrus_t *w, uint64_t seq) {
-  while (w->durable_seq < seq) {
-    if (w->poisoned) return w->poison_code;
-    if (w->sync_running) {
-      pthread_cond_wait(&w->sync_cv, &w->wlock);
-      continue;
-    }
-    capture_t c = capture(w);
-    w->sync_running = 1;
-    pthread_mutex_unlock(&w->wlock);
-    int rc = walrus__os_sync(w, c.t->file, c.t->name);
-    pthread_mutex_lock(&w->wlock);
-    w->sync_running = 0;
-    if (rc != WALRUS_OK) return fail_writes(w, rc);
-    if (w->poisoned) {
-      /* Another writer failed while this sync ran, and cut the file. */
-      pthread_cond_broadcast(&w->sync_cv);
-      return w->poison_code;
-    }
-    publish(w, c.t, c.count, c.end, c.next);
-    if (w->durable_seq < c.seq) w->durable_seq = c.seq;
-    walrus__durable_set(w, c.next, 0);
-    pthread_cond_broadcast(&w->sync_cv);
-  }
-  return WALRUS_OK;
-}
-
-/* Under SYNC_ALWAYS, make every unit written so far durable and visible
- * before the caller changes the layout (truncation, reset).  Under the
- * other policies every write is published when it returns.  Caller holds
- * wlock. */
-int walrus__drain_locked(walrus_t *w) {
-  if (w->cfg.sync != WALRUS_SYNC_ALWAYS) return WALRUS_OK;
-  return walrus__sync_locked(w);
-}
-
-/* Sync, then leave a sync mark after the entries just made durable, so
- * that recovery can tell them from a torn group even when nothing follows
- * them (format.h).  With durable, the mark is synced too (close); else the
- * next sync covers it.  Caller holds wlock. */
-int walrus__sync_mark_locked(walrus_t *w, int durable) {
-  int rc = walrus__sync_locked(w);
-  if (rc != WALRUS_OK || !w->need_mark || w->nsegs == 0) return rc;
-  walrus__seg_t *t = w->segs[w->nsegs - 1];
-  if (t->sealed || t->written == 0) return WALRUS_OK;
-  rc = walrus__write_mark(w, t, w->write_off, w->write_next - 1, 0);
-  if (rc != WALRUS_OK) return rc;
-  w->write_off += WALRUS__REC_HEADER_BYTES;
-  w->need_mark = 0;
-  w->group_open = 1; /* the mark opened a group, with no sync running */
-  w->group_overlap = 0;
-  w->dirty = 1;
-  return durable ? walrus__sync_locked(w) : WALRUS_OK;
-}
-
-/* Write a mark record (format.h) naming entry index at off of tail t:
- * MARK|GROUP, plus LAST when it closes a unit that truncate_back cut out
- * of a batch.  A failure cuts it off again and poisons the handle.  Caller
- * holds wlock. */
-int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
-                       uint64_t index, uint8_t extra_flags) {
-  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
-  walrus__rec_t r = {0};
-  r.index = index;
-  r.timestamp_ns = walrus__now_ns();
-  r.flags = (uint8_t)(WALRUS__REC_MARK | WALRUS__REC_GROUP | extra_flags);
-  r.epoch = w->epoch;
-  walrus__rec_header_encode(hdr, &r);
-  walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
-  int rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, off);
-  if (rc != WALRUS_OK) {
-    walrus__seg_unmap(w, t);
-    t->prealloc = 0;
-    w->vfs->truncate(w->vfs->ctx, t->file, off);
-    return walrus__poison(w, rc);
-  }
-  return WALRUS_OK;
-}
-
-/* Checks every writing call makes first.  Caller holds wlock. */
-static int writable(walrus_t *w) {
-  if (w->cfg.read_only)
-    return walrus__fail(w, WALRUS_EREADONLY, 0, "%s is open read-only",
-                        w->dir);
-  if (w->poisoned)
-    return walrus__fail(w, WALRUS_EPOISONED, 0,
-                        "an earlier %s poisoned the handle; reopen the log",
-                        walrus_errname(w->poison_code));
-  return WALRUS_OK;
-}
-
-int walrus__writable(walrus_t *w) { return writable(w); }
-
 /* The pieces of one unit's encoding: the buffer, where it starts in the
  * file, how much of it is filled; or the mapping it is stored into. */
 typedef struct out_s {
@@ -270,92 +97,60 @@ static int put(out_t *o, const void *p, size_t n) {
   return WALRUS_OK;
 }
 
-static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
-                      uint64_t *first_out) {
-  static const unsigned char zeros[8] = {0};
-  uint64_t total = 0;
-  size_t i;
-  int rc;
-
-  if (w == NULL) return WALRUS_EINVAL;
+/* Validate a unit of n entries; *total gets the bytes its records take. */
+static int check_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
+                      uint64_t *total) {
+  uint64_t sum = 0;
   if (e == NULL || n == 0)
     return walrus__fail(w, WALRUS_EINVAL, 0, "no entries to write");
-  for (i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     size_t tl;
-    rc = check_entry(w, &e[i], i, &tl);
+    int rc = check_entry(w, &e[i], i, &tl);
     if (rc != WALRUS_OK) return rc;
-    total += walrus__rec_size(e[i].len + tl);
+    sum += walrus__rec_size(e[i].len + tl);
   }
   /* A unit, its segment's header, index record and trailer must fit in
    * the 4 GiB a segment can address. */
-  if (total + WALRUS__SEG_HEADER_BYTES + walrus__rec_size(4 * (uint64_t)n) +
+  if (sum + WALRUS__SEG_HEADER_BYTES + walrus__rec_size(4 * (uint64_t)n) +
           WALRUS__TRAILER_BYTES >= WALRUS__SEG_MAX_BYTES)
     return walrus__fail(w, WALRUS_ETOOLARGE, 0,
                         "batch of %zu entries needs %llu bytes, over 4 GiB",
-                        n, (unsigned long long)total);
+                        n, (unsigned long long)sum);
+  *total = sum;
+  return WALRUS_OK;
+}
 
-  pthread_mutex_lock(&w->wlock);
-  rc = writable(w);
-  if (rc != WALRUS_OK) goto out;
-  if (w->write_next > WALRUS_INDEX_MAX - (n - 1)) {
-    rc = walrus__fail(w, WALRUS_EINDEX, 0,
-                      "indexes would pass WALRUS_INDEX_MAX (%llu)",
-                      (unsigned long long)WALRUS_INDEX_MAX);
-    goto out;
-  }
+/* The mapping a unit of total bytes is stored into (mapped writes), or
+ * NULL to write it with pwrite.  Small units only: a store into a fresh
+ * page faults it in, which costs more than the copy pwrite makes once a
+ * unit spans pages.  Mapping the tail may fail; it poisons the handle
+ * itself when the file may have changed (segment.c). */
+static int unit_map(walrus_t *w, walrus__seg_t *s, uint64_t total,
+                    unsigned char **map) {
+  uint64_t start = w->write_off;
+  *map = NULL;
+  if (!w->mapped || total > WALRUS__MAPPED_UNIT_MAX ||
+      start + total > w->cfg.segment_bytes)
+    return WALRUS_OK;
+  int rc = walrus__seg_map(w, s);
+  if (rc == WALRUS_OK && s->map != NULL && start + total <= s->map_len)
+    *map = s->map;
+  return rc;
+}
 
-  /* Make room: seal a full tail, start a new one.  Both change the tail a
-   * group commit leader may be syncing, so they wait for it first, and
-   * everything is decided again after any wait. */
-  walrus__seg_t *s;
-  for (;;) {
-    s = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
-    int full = 0;
-    if (s != NULL && !s->sealed && s->written > 0) {
-      uint64_t after = w->write_off + total;
-      uint64_t seal = walrus__rec_size(4 * (s->written + n)) +
-                      WALRUS__TRAILER_BYTES;
-      full = after > w->cfg.segment_bytes ||
-             after + seal >= WALRUS__SEG_MAX_BYTES;
-    }
-    if (!full && s != NULL && !s->sealed) break;
-    if (w->sync_running) {
-      pthread_cond_wait(&w->sync_cv, &w->wlock);
-      rc = writable(w);
-      if (rc != WALRUS_OK) goto out;
-      continue;
-    }
-    if (full) {
-      rc = walrus__seg_seal(w);
-      if (rc != WALRUS_OK) goto out;
-      continue;
-    }
-    rc = walrus__seg_create(w, w->write_next);
-    if (rc != WALRUS_OK) goto out;
-    if (s != NULL) { /* a rotation */
-      rc = walrus__retain(w);
-      if (rc != WALRUS_OK) goto out;
-    }
-  }
-  if (s->written + n > s->offs_cap) {
-    walrus__lock_excl(w);
-    rc = walrus__seg_reserve(w, s, s->written - s->count + n);
-    walrus__unlock(w);
-    if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
-  }
-
+/* Encode the n records of a unit, framed FIRST ... LAST, and write them to
+ * the tail s from its write offset on: stored into map if not NULL, else
+ * through the buffer with as few pwrite calls as it allows.  Records each
+ * record's offset in s->offs and *end the offset after the last.  Caller
+ * holds wlock; room was made. */
+static int encode_unit(walrus_t *w, walrus__seg_t *s, unsigned char *map,
+                       const walrus_entry_t *e, size_t n, uint64_t *end) {
+  static const unsigned char zeros[8] = {0};
   int64_t now = 0;
-  uint64_t start = w->write_off, pos = start;
-  out_t o = {w, s, start, 0, NULL};
-  /* Small units only: a store into a fresh page faults it in, which costs
-   * more than the copy pwrite makes once a unit spans pages. */
-  if (w->mapped && total <= WALRUS__MAPPED_UNIT_MAX &&
-      start + total <= w->cfg.segment_bytes) {
-    rc = walrus__seg_map(w, s);
-    if (rc != WALRUS_OK) goto out;
-    if (s->map != NULL && start + total <= s->map_len) o.map = s->map;
-  }
-  for (i = 0; i < n; i++) {
+  uint64_t pos = w->write_off;
+  out_t o = {w, s, pos, 0, map};
+  int rc;
+  for (size_t i = 0; i < n; i++) {
     unsigned char hdr[WALRUS__REC_HEADER_BYTES];
     size_t tl = e[i].tx_id ? strlen(e[i].tx_id) : 0;
     walrus__rec_t r;
@@ -369,14 +164,8 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     }
     r.type = e[i].type;
     r.flags = (uint8_t)((i == 0 ? WALRUS__REC_FIRST : 0) |
-                        (i + 1 == n ? WALRUS__REC_LAST : 0));
-    if (i == 0 && !w->group_open) {
-      r.flags |= WALRUS__REC_GROUP;
-      w->group_overlap = w->sync_running;
-    }
-    /* Every record of a group that began during the previous group's sync
-     * says so, so that the evidence survives the loss of its first. */
-    if (w->group_overlap) r.flags |= WALRUS__REC_OVERLAP;
+                        (i + 1 == n ? WALRUS__REC_LAST : 0) |
+                        walrus__commit_flags(w, i == 0));
     r.txid_len = (uint8_t)tl;
     r.epoch = w->epoch;
     walrus__rec_header_encode(hdr, &r);
@@ -390,36 +179,63 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     if (rc == WALRUS_OK) rc = put(&o, e[i].tx_id, tl);
     if (rc == WALRUS_OK) rc = put(&o, e[i].data, e[i].len);
     if (rc == WALRUS_OK)
-      rc = put(&o, zeros, (size_t)(rsz - WALRUS__REC_HEADER_BYTES - r.body_len));
-    if (rc != WALRUS_OK) goto undo;
+      rc = put(&o, zeros,
+               (size_t)(rsz - WALRUS__REC_HEADER_BYTES - r.body_len));
+    if (rc != WALRUS_OK) return rc;
     pos += rsz;
   }
-  w->group_open = 1;
   rc = flush(&o);
-  if (rc != WALRUS_OK) goto undo;
-  uint64_t first = w->write_next;
-  s->written += n;
-  w->write_next += n;
-  w->write_off = pos;
-  w->dirty = 1;
-  w->need_mark = 1;
-  uint64_t seq = ++w->write_seq;
-  if (w->cfg.sync == WALRUS_SYNC_ALWAYS) {
-    rc = wait_durable(w, seq);
-  } else {
-    /* It has reached the kernel, so a process crash cannot lose it. */
-    publish(w, s, s->written, pos, w->write_next);
-    w->durable_seq = seq;
+  *end = pos;
+  return rc;
+}
+
+/* One unit: validate, make room, encode and write, then commit it (commit.c:
+ * durable and visible as the sync policy says).  A write that fails cuts
+ * what it wrote and poisons the handle. */
+static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
+                      uint64_t *first_out) {
+  uint64_t total = 0, end = 0, first = 0;
+  walrus__seg_t *s = NULL;
+  int rc;
+
+  if (w == NULL) return WALRUS_EINVAL;
+  rc = check_unit(w, e, n, &total);
+  if (rc != WALRUS_OK) return rc;
+
+  pthread_mutex_lock(&w->wlock);
+  rc = walrus__writable(w);
+  if (rc != WALRUS_OK) goto out;
+  if (w->write_next > WALRUS_INDEX_MAX - (n - 1)) {
+    rc = walrus__fail(w, WALRUS_EINDEX, 0,
+                      "indexes would pass WALRUS_INDEX_MAX (%llu)",
+                      (unsigned long long)WALRUS_INDEX_MAX);
+    goto out;
   }
+  rc = walrus__commit_room(w, total, n, &s);
+  if (rc != WALRUS_OK) goto out;
+  if (s->written + n > s->offs_cap) {
+    walrus__lock_excl(w);
+    rc = walrus__seg_reserve(w, s, s->written - s->count + n);
+    walrus__unlock(w);
+    if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
+  }
+  uint64_t start = w->write_off;
+  unsigned char *map;
+  rc = unit_map(w, s, total, &map);
+  if (rc != WALRUS_OK) goto out;
+  rc = encode_unit(w, s, map, e, n, &end);
+  if (rc != WALRUS_OK) {
+    /* Cut what was written and not made durable, so that reopening does
+     * not find it, then refuse further writes: the file's state is
+     * uncertain. */
+    walrus__commit_fail(w, rc);
+    goto out;
+  }
+  rc = walrus__commit_unit(w, s, n, end, &first);
   if (rc == WALRUS_OK) {
-    walrus__stats_write(w, n, pos - start);
+    walrus__stats_write(w, n, end - start);
     if (first_out != NULL) *first_out = first;
   }
-  goto out;
-undo:
-  /* Cut what was written and not made durable, so that reopening does not
-   * find it, then refuse further writes: the file's state is uncertain. */
-  fail_writes(w, rc);
 out:
   pthread_mutex_unlock(&w->wlock);
   return rc;
@@ -451,18 +267,3 @@ int walrus_sync(walrus_t *w) {
   return rc;
 }
 
-/* The SYNC_INTERVAL thread: every sync_interval_ms, sync what is dirty.
- * It holds wlock only while it syncs, and exits when close asks. */
-void *walrus__syncer_main(void *arg) {
-  walrus_t *w = arg;
-  pthread_mutex_lock(&w->wlock);
-  while (!w->syncer_stop) {
-    struct timespec ts = walrus__deadline_ms(w->cfg.sync_interval_ms);
-    int e = pthread_cond_timedwait(&w->syncer_cv, &w->wlock, &ts);
-    if (w->syncer_stop) break;
-    if (e == ETIMEDOUT && !w->poisoned && w->dirty)
-      walrus__sync_mark_locked(w, 0);
-  }
-  pthread_mutex_unlock(&w->wlock);
-  return NULL;
-}

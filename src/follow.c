@@ -1,7 +1,8 @@
 /*
  * follow.c: how far the log is durable, and following it: walrus_wait(),
- * walrus_durable_index(), walrus_refresh(), and the DURABLE file through
- * which a writer tells followers in other processes.
+ * walrus_durable_index(), walrus_refresh(), and the follower's side of the
+ * DURABLE file through which a writer tells followers in other processes
+ * (the writer's side, publishing and waking, is commit.c's).
  *
  * In one process, durable_next moves after every successful sync (under
  * SYNC_ALWAYS, with every group commit) and wakes walrus_wait() sleepers,
@@ -48,66 +49,10 @@
 
 #include "internal.h"
 
-#define DURABLE_NAME "DURABLE"
-#define DURABLE_BYTES 64
-#define DURABLE_FILE_BYTES 4096
-#define DURABLE_WAKE_OFF 64 /* the wake count: 4 bytes, native order */
-static const unsigned char durable_magic[8] = {'W', 'A', 'L', 'R',
-                                               'U', 'S', 'D', 'R'};
-
-/* The fields of DURABLE. */
-typedef struct durable_s {
-  uint64_t log_id;       /* META's log id */
-  uint64_t durable_next; /* every index below it is durable */
-  uint64_t first_index;  /* the log's first index */
-  uint64_t gen;          /* bumped when entries below durable_next go */
-} durable_t;
-
-static void durable_encode(unsigned char *b, const durable_t *d) {
-  memset(b, 0, DURABLE_BYTES);
-  memcpy(b, durable_magic, 8);
-  walrus__put32(b + 8, 1); /* version */
-  walrus__put64(b + 16, d->log_id);
-  walrus__put64(b + 24, d->durable_next);
-  walrus__put64(b + 32, d->first_index);
-  walrus__put64(b + 40, d->gen);
-  walrus__put32(b + 12, walrus__crc32c(0, b + 16, DURABLE_BYTES - 16));
-}
-
-static int durable_decode(const unsigned char *b, durable_t *d) {
-  if (memcmp(b, durable_magic, 8) != 0 || walrus__get32(b + 8) != 1 ||
-      walrus__get32(b + 12) != walrus__crc32c(0, b + 16, DURABLE_BYTES - 16))
-    return 0;
-  d->log_id = walrus__get64(b + 16);
-  d->durable_next = walrus__get64(b + 24);
-  d->first_index = walrus__get64(b + 32);
-  d->gen = walrus__get64(b + 40);
-  return 1;
-}
-
-/* DURABLE's wake count in a mapping of the file. */
-static _Atomic uint32_t *wake_count(void *map) {
-  return (_Atomic uint32_t *)((unsigned char *)map + DURABLE_WAKE_OFF);
-}
-
-/* Writer: count a store of DURABLE and wake the followers sleeping on the
- * count.  The add orders the store before the new count, so a follower
- * that read the count before it and DURABLE after it saw the store, and
- * one that read the count after it sleeps on a value already gone and
- * returns at once. */
-static void durable_wake(walrus_t *w) {
-  _Atomic uint32_t *c = wake_count(w->durable_map);
-  atomic_fetch_add(c, 1);
-#if HAVE_FUTEX
-  syscall(SYS_futex, (unsigned char *)w->durable_map + DURABLE_WAKE_OFF,
-          FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-#endif
-}
-
 /* Follower: DURABLE's wake count as it is now; 0 without a mapping. */
 static uint32_t follow_count(walrus_t *w) {
   void *map = atomic_load(&w->follow_map);
-  return map != NULL ? atomic_load(wake_count(map)) : 0;
+  return map != NULL ? atomic_load(walrus__durable_wake_count(map)) : 0;
 }
 
 /* Follower: sleep up to ns, or until the writer changes the wake count
@@ -119,8 +64,8 @@ static void follow_sleep(walrus_t *w, uint32_t seen, int64_t ns) {
   if (map != NULL) {
     /* Returns early on a wake, a changed count or a signal: the caller
      * looks again either way. */
-    syscall(SYS_futex, map + DURABLE_WAKE_OFF, FUTEX_WAIT, seen, &ts, NULL,
-            0);
+    syscall(SYS_futex, map + WALRUS__DURABLE_WAKE_OFF, FUTEX_WAIT, seen,
+            &ts, NULL, 0);
     return;
   }
 #else
@@ -139,61 +84,15 @@ static void follow_map_open(walrus_t *w) {
   if (atomic_load(&w->follow_map) != NULL || w->durable_file == NULL ||
       !w->can_map)
     return;
-  if (w->vfs->size(w->vfs->ctx, w->durable_file, &size) != 0 ||
-      size < DURABLE_FILE_BYTES)
+  if (walrus__os_try_size(w, w->durable_file, &size) != 0 ||
+      size < WALRUS__DURABLE_FILE_BYTES)
     return;
-  if (w->vfs->map_read(w->vfs->ctx, w->durable_file, DURABLE_FILE_BYTES,
+  if (walrus__os_map_read(w, w->durable_file, WALRUS__DURABLE_FILE_BYTES,
                        &addr) == 0)
     atomic_store(&w->follow_map, addr);
 #else
   (void)w;
 #endif
-}
-
-/* Store the writer's state into DURABLE and wake followers.  Caller holds
- * wlock, or is open or close.  The store is one memcpy; a follower that
- * reads it half done sees a bad checksum and reads again. */
-void walrus__durable_publish(walrus_t *w) {
-  unsigned char b[DURABLE_BYTES];
-  durable_t d;
-  if (w->durable_map == NULL) return;
-  d.log_id = w->meta.log_id;
-  d.durable_next = atomic_load(&w->durable_next);
-  d.first_index = w->first_index;
-  d.gen = w->durable_gen;
-  durable_encode(b, &d);
-  memcpy(w->durable_map, b, DURABLE_BYTES);
-  durable_wake(w);
-}
-
-void walrus__durable_bump(walrus_t *w) {
-  w->durable_gen++;
-  walrus__durable_publish(w);
-}
-
-void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
-  uint64_t cur = atomic_load(&w->durable_next);
-  if (lower ? next >= cur : next <= cur) return;
-  if (lower) w->durable_gen++; /* entries a follower saw are gone */
-  atomic_store(&w->durable_next, next);
-  walrus__durable_publish(w);
-  if (atomic_load(&w->waiters) > 0) {
-    pthread_mutex_lock(&w->wait_mu);
-    pthread_cond_broadcast(&w->wait_cv);
-    pthread_mutex_unlock(&w->wait_mu);
-  }
-}
-
-/* Read DURABLE into d; 0 if it is missing, short or torn (after a few
- * tries). */
-static int durable_read(walrus_t *w, durable_t *d) {
-  unsigned char b[DURABLE_BYTES];
-  for (int tries = 0; tries < 4; tries++) {
-    int64_t n = w->vfs->pread(w->vfs->ctx, w->durable_file, b, sizeof b, 0);
-    if (n != (int64_t)sizeof b) return 0;
-    if (durable_decode(b, d)) return 1;
-  }
-  return 0;
 }
 
 #define READER_PREFIX "READER-"
@@ -211,13 +110,13 @@ static void reader_register(walrus_t *w) {
     n += snprintf(w->reader_name + n, sizeof w->reader_name - (size_t)n,
                   "%02x", r[i]);
   if (walrus__path(w, w->reader_name, path) != WALRUS_OK) return;
-  int e = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+  int e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
                        &w->reader_file);
-  if (e == 0) e = w->vfs->lock(w->vfs->ctx, w->reader_file);
+  if (e == 0) e = walrus__os_lock(w, w->reader_file);
   if (e != 0) {
     if (w->reader_file != NULL) {
-      w->vfs->close(w->vfs->ctx, w->reader_file);
-      w->vfs->unlink(w->vfs->ctx, path);
+      walrus__os_close(w, w->reader_file);
+      walrus__os_try_unlink(w, path);
     }
     w->reader_file = NULL;
     walrus__log(w, WALRUS_LOG_WARN,
@@ -230,10 +129,10 @@ static void reader_register(walrus_t *w) {
 static void reader_unregister(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   if (w->reader_file == NULL) return;
-  w->vfs->close(w->vfs->ctx, w->reader_file);
+  walrus__os_close(w, w->reader_file);
   w->reader_file = NULL;
   if (walrus__path(w, w->reader_name, path) == WALRUS_OK)
-    w->vfs->unlink(w->vfs->ctx, path);
+    walrus__os_try_unlink(w, path);
 }
 
 typedef struct readers_s {
@@ -249,12 +148,12 @@ static int reader_check(void *arg, const char *name) {
   walrus_vfs_file_t *f = NULL;
   if (strncmp(name, READER_PREFIX, sizeof READER_PREFIX - 1) != 0) return 0;
   if (walrus__path(w, name, path) != WALRUS_OK) return 0;
-  if (w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &f) != 0)
+  if (walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &f) != 0)
     return 0; /* gone meanwhile */
-  int e = w->vfs->lock(w->vfs->ctx, f);
-  w->vfs->close(w->vfs->ctx, f);
+  int e = walrus__os_lock(w, f);
+  walrus__os_close(w, f);
   if (e == 0) {
-    w->vfs->unlink(w->vfs->ctx, path); /* its handle is gone */
+    walrus__os_try_unlink(w, path); /* its handle is gone */
     return 0;
   }
   rs->present = 1;
@@ -264,23 +163,23 @@ static int reader_check(void *arg, const char *name) {
 int walrus__readers_present(walrus_t *w) {
   readers_t rs = {w, 0};
   if (!w->can_map) return 0; /* nothing maps through this VFS */
-  int e = w->vfs->list(w->vfs->ctx, w->dir, reader_check, &rs);
+  int e = walrus__os_list(w, reader_check, &rs);
   if (e < 0) return 1; /* cannot tell: assume so */
   return rs.present;
 }
 
 void walrus__durable_peek(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
-  durable_t d;
+  walrus__durable_t d;
   if (w->can_map) reader_register(w);
   /* The writer may create DURABLE later; refresh retries. */
-  if (walrus__path(w, DURABLE_NAME, path) != WALRUS_OK ||
-      w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
+  if (walrus__path(w, WALRUS__DURABLE_NAME, path) != WALRUS_OK ||
+      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->durable_file) !=
           0) {
     w->durable_file = NULL;
     return;
   }
-  if (durable_read(w, &d)) {
+  if (walrus__durable_read(w, &d)) {
     w->peek_log_id = d.log_id;
     w->peek_gen = d.gen;
     w->peek_first = d.first_index;
@@ -290,7 +189,7 @@ void walrus__durable_peek(walrus_t *w) {
 
 /* Does d differ from what the peek read (log id, rewrite count and, with
  * first_too, first index)? */
-static int moved_since_peek(const walrus_t *w, const durable_t *d,
+static int moved_since_peek(const walrus_t *w, const walrus__durable_t *d,
                             int first_too) {
   return w->peeked &&
          (d->log_id != w->peek_log_id || d->gen != w->peek_gen ||
@@ -298,90 +197,47 @@ static int moved_since_peek(const walrus_t *w, const durable_t *d,
 }
 
 int walrus__durable_moved(walrus_t *w, int first_too) {
-  durable_t d;
-  return w->durable_file != NULL && durable_read(w, &d) &&
+  walrus__durable_t d;
+  return w->durable_file != NULL && walrus__durable_read(w, &d) &&
          moved_since_peek(w, &d, first_too);
 }
 
 int walrus__durable_open(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
-  durable_t d;
-  int rc = walrus__path(w, DURABLE_NAME, path);
+  walrus__durable_t d;
+  int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
   if (rc != WALRUS_OK) return rc;
   atomic_store(&w->durable_next, w->next_index);
-  if (w->cfg.read_only) {
-    if (w->durable_file == NULL &&
-        w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
-            0) {
-      w->durable_file = NULL;
-      return WALRUS_OK;
-    }
-    if (durable_read(w, &d)) {
-      /* A truncate_back or reset since the peek may have changed files
-       * while open read them. */
-      if (moved_since_peek(w, &d, 0))
-        return walrus__fail(w, WALRUS_ESTALE, 0,
-                            "%s: the writer truncated back or reset the log "
-                            "while it was being opened; open it again",
-                            w->dir);
-      if (d.log_id == w->meta.log_id) w->durable_gen = d.gen;
-    }
-    /* Mid truncate_back (or after a writer that died in one), the table
-     * ends at the cut but a segment may still count entries after it:
-     * reading on from there is left to a handle opened after the cut. */
-    w->follow_stale = (w->meta.flags & WALRUS__META_TRUNC_PENDING) != 0;
-    follow_map_open(w);
+  if (w->durable_file == NULL &&
+      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->durable_file) !=
+          0) {
+    w->durable_file = NULL;
     return WALRUS_OK;
   }
-  /* The writer publishes only through a VFS that maps both ways: stores
-   * into DURABLE, and followers that read through mappings. */
-  if (w->vfs->version < 3 || w->vfs->map == NULL || w->vfs->map_read == NULL)
-    return WALRUS_OK;
-  int e = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->durable_file);
-  if (e == -ENOENT)
-    e = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
-                     &w->durable_file);
-  uint64_t size = 0;
-  if (e == 0) {
-    if (durable_read(w, &d) && d.log_id == w->meta.log_id) {
-      /* A follower of the last writer may have seen entries up to
-       * d.durable_next - 1: if this log no longer has them all (a cut at
-       * open), it must learn that they went. */
-      w->durable_gen = d.gen + (w->next_index < d.durable_next);
-    } else {
-      w->durable_gen = 0;
-    }
-    e = w->vfs->size(w->vfs->ctx, w->durable_file, &size);
+  if (walrus__durable_read(w, &d)) {
+    /* A truncate_back or reset since the peek may have changed files
+     * while open read them. */
+    if (moved_since_peek(w, &d, 0))
+      return walrus__fail(w, WALRUS_ESTALE, 0,
+                          "%s: the writer truncated back or reset the log "
+                          "while it was being opened; open it again",
+                          w->dir);
+    if (d.log_id == w->meta.log_id) w->durable_gen = d.gen;
   }
-  if (e == 0 && size < DURABLE_FILE_BYTES)
-    e = w->vfs->truncate(w->vfs->ctx, w->durable_file, DURABLE_FILE_BYTES);
-  void *addr = NULL;
-  if (e == 0)
-    e = w->vfs->map(w->vfs->ctx, w->durable_file, DURABLE_FILE_BYTES, &addr);
-  if (e != 0) {
-    /* Not data: followers in other processes just see no progress. */
-    walrus__log(w, WALRUS_LOG_WARN,
-                "%s/%s: cannot publish the durable index (error %d); "
-                "followers in other processes will not see new entries",
-                w->dir, DURABLE_NAME, -e);
-    walrus__durable_close(w);
-    return WALRUS_OK;
-  }
-  w->durable_map = addr;
-  walrus__durable_publish(w);
+  /* Mid truncate_back (or after a writer that died in one), the table
+   * ends at the cut but a segment may still count entries after it:
+   * reading on from there is left to a handle opened after the cut. */
+  w->follow_stale = (w->meta.flags & WALRUS__META_TRUNC_PENDING) != 0;
+  follow_map_open(w);
   return WALRUS_OK;
 }
 
 void walrus__durable_close(walrus_t *w) {
   reader_unregister(w);
   void *map = atomic_exchange(&w->follow_map, NULL);
-  if (map != NULL) w->vfs->unmap_read(w->vfs->ctx, map, DURABLE_FILE_BYTES);
-  if (w->durable_map != NULL)
-    w->vfs->unmap(w->vfs->ctx, w->durable_file, w->durable_map,
-                  DURABLE_FILE_BYTES);
-  w->durable_map = NULL;
-  if (w->durable_file != NULL) w->vfs->close(w->vfs->ctx, w->durable_file);
-  w->durable_file = NULL;
+  if (map != NULL)
+    walrus__vfs_unmap_read(w->vfs, map, WALRUS__DURABLE_FILE_BYTES);
+  walrus__durable_writer_close(w);
 }
 
 uint64_t walrus_durable_index(walrus_t *w) {
@@ -500,21 +356,22 @@ static int follow_tail(walrus_t *w, uint64_t want, int *sealed) {
 }
 
 int walrus_refresh(walrus_t *w) {
-  durable_t d;
+  walrus__durable_t d;
   int rc = WALRUS_OK;
   if (w == NULL) return WALRUS_EINVAL;
   if (!w->cfg.read_only) return WALRUS_OK;
   pthread_mutex_lock(&w->wlock);
   if (w->durable_file == NULL) {
     char path[WALRUS__PATH_MAX];
-    rc = walrus__path(w, DURABLE_NAME, path);
+    rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
     if (rc == WALRUS_OK &&
-        w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &w->durable_file) !=
+        walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->durable_file) !=
             0)
       w->durable_file = NULL;
   }
   if (rc == WALRUS_OK) follow_map_open(w);
-  if (rc != WALRUS_OK || w->durable_file == NULL || !durable_read(w, &d))
+  if (rc != WALRUS_OK || w->durable_file == NULL ||
+      !walrus__durable_read(w, &d))
     goto out; /* no writer publishes (yet) */
   /* A truncate_back or reset changes gen or log_id.  durable_next below
    * what this handle has, with neither changed, only means its open found
@@ -543,8 +400,8 @@ int walrus_refresh(walrus_t *w) {
     /* A truncation since DURABLE was read may have removed or cut what
      * this read (truncate_back and reset bump gen; truncate_front moves
      * the first index past what this handle has): then that is why. */
-    durable_t now;
-    if (durable_read(w, &now) &&
+    walrus__durable_t now;
+    if (walrus__durable_read(w, &now) &&
         (now.log_id != d.log_id || now.gen != d.gen ||
          now.first_index > w->next_index))
       rc = walrus__fail(w, WALRUS_ESTALE, 0,

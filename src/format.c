@@ -176,6 +176,35 @@ int walrus__trailer_decode(const unsigned char in[WALRUS__TRAILER_BYTES],
   return WALRUS__FMT_OK;
 }
 
+static const unsigned char durable_magic[8] = {'W', 'A', 'L', 'R',
+                                               'U', 'S', 'D', 'R'};
+
+void walrus__durable_encode(unsigned char out[WALRUS__DURABLE_BYTES],
+                            const walrus__durable_t *d) {
+  memset(out, 0, WALRUS__DURABLE_BYTES);
+  memcpy(out, durable_magic, 8);
+  walrus__put32(out + 8, 1); /* version */
+  walrus__put64(out + 16, d->log_id);
+  walrus__put64(out + 24, d->durable_next);
+  walrus__put64(out + 32, d->first_index);
+  walrus__put64(out + 40, d->gen);
+  walrus__put32(out + 12,
+                walrus__crc32c(0, out + 16, WALRUS__DURABLE_BYTES - 16));
+}
+
+int walrus__durable_decode(const unsigned char in[WALRUS__DURABLE_BYTES],
+                           walrus__durable_t *d) {
+  if (memcmp(in, durable_magic, 8) != 0 || walrus__get32(in + 8) != 1 ||
+      walrus__get32(in + 12) !=
+          walrus__crc32c(0, in + 16, WALRUS__DURABLE_BYTES - 16))
+    return 0;
+  d->log_id = walrus__get64(in + 16);
+  d->durable_next = walrus__get64(in + 24);
+  d->first_index = walrus__get64(in + 32);
+  d->gen = walrus__get64(in + 40);
+  return 1;
+}
+
 void walrus__seg_name(char out[WALRUS__SEG_NAME_LEN + 1],
                       uint64_t first_index) {
   snprintf(out, WALRUS__SEG_NAME_LEN + 1, "%020llu.seg",

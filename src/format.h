@@ -263,6 +263,29 @@ void walrus__trailer_encode(unsigned char out[WALRUS__TRAILER_BYTES],
 int walrus__trailer_decode(const unsigned char in[WALRUS__TRAILER_BYTES],
                            uint32_t salt, walrus__trailer_t *t);
 
+/* DURABLE (docs/FORMAT.md §11): the writer's published state, read by
+ * followers in other processes.  A 64-byte checksummed record at offset 0
+ * of a 4096-byte file; the 4 bytes at offset 64 are the wake count, in the
+ * machine's own order, outside the checksum. */
+#define WALRUS__DURABLE_NAME "DURABLE"
+#define WALRUS__DURABLE_BYTES 64
+#define WALRUS__DURABLE_FILE_BYTES 4096
+#define WALRUS__DURABLE_WAKE_OFF 64
+
+/** The fields of DURABLE. */
+typedef struct walrus__durable_s {
+  uint64_t log_id;       /**< META's log id */
+  uint64_t durable_next; /**< every index below it is durable */
+  uint64_t first_index;  /**< the log's first index */
+  uint64_t gen;          /**< bumped when entries below durable_next go */
+} walrus__durable_t;
+
+void walrus__durable_encode(unsigned char out[WALRUS__DURABLE_BYTES],
+                            const walrus__durable_t *d);
+/** 1 and *d filled if in holds a whole, valid DURABLE record; else 0. */
+int walrus__durable_decode(const unsigned char in[WALRUS__DURABLE_BYTES],
+                           walrus__durable_t *d);
+
 /** Write "<20 digits>.seg" for first_index into out (25 bytes with NUL). */
 void walrus__seg_name(char out[WALRUS__SEG_NAME_LEN + 1], uint64_t first_index);
 /** Parse a segment file name; returns 1 and *first_index if it is one. */

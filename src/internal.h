@@ -329,6 +329,27 @@ int walrus__os_sync_subdir(walrus_t *w, const char *name);
 /* fsync the directory that holds the log directory, so that the log
  * directory's own name is durable. */
 int walrus__os_sync_parent(walrus_t *w);
+/* Raw calls (vfs.c): 0 or the back end's negative errno, no message. */
+int walrus__os_try_open(walrus_t *w, const char *path, int flags,
+                        walrus_vfs_file_t **out);
+int walrus__os_try_unlink(walrus_t *w, const char *path);
+int64_t walrus__os_try_read(walrus_t *w, walrus_vfs_file_t *f, void *buf,
+                            size_t n, uint64_t off);
+int walrus__os_try_size(walrus_t *w, walrus_vfs_file_t *f, uint64_t *size);
+int walrus__os_try_truncate(walrus_t *w, walrus_vfs_file_t *f,
+                            uint64_t size);
+int walrus__os_lock(walrus_t *w, walrus_vfs_file_t *f);
+int walrus__os_mkdir(walrus_t *w, const char *path);
+int walrus__os_list(walrus_t *w, walrus_vfs_list_fn fn, void *arg);
+int walrus__os_try_map(walrus_t *w, walrus_vfs_file_t *f, uint64_t len,
+                       void **addr);
+int walrus__os_unmap(walrus_t *w, walrus_vfs_file_t *f, void *addr,
+                     uint64_t len);
+int walrus__os_map_read(walrus_t *w, walrus_vfs_file_t *f, uint64_t len,
+                        void **addr);
+int walrus__vfs_unmap_read(const walrus_vfs_t *vfs, void *addr, uint64_t len);
+void walrus__os_advise(walrus_t *w, walrus_vfs_file_t *f, uint64_t off,
+                       uint64_t len);
 int walrus__random(void *buf, size_t n);
 int64_t walrus__now_ns(void);
 struct timespec walrus__deadline_ms(uint32_t ms);
@@ -343,7 +364,6 @@ walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first);
 void walrus__seg_free(walrus_t *w, walrus__seg_t *s);
 int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n);
 int walrus__seg_create(walrus_t *w, uint64_t first);
-int walrus__seg_seal(walrus_t *w);
 void walrus__seg_sealed(walrus_t *w, walrus__seg_t *s, uint64_t index_offset);
 int walrus__seg_map(walrus_t *w, walrus__seg_t *s);
 void walrus__seg_unmap(walrus_t *w, walrus__seg_t *s);
@@ -353,6 +373,10 @@ void walrus__seg_release(walrus_t *w, walrus__seg_t *s);
 void walrus__seg_uncache(walrus_t *w, walrus__seg_t *s);
 size_t walrus__seg_find(walrus_t *w, uint64_t index);
 int walrus__segs_push(walrus_t *w, walrus__seg_t *s);
+/* Remove segments [from, from + n) from the table, close and unlink their
+ * files, then fsync the directory; newest first when newest_first.
+ * Caller holds wlock. */
+int walrus__segs_drop(walrus_t *w, size_t from, size_t n, int newest_first);
 int walrus__window_read(walrus_t *w, walrus__window_t *win,
                         walrus_vfs_file_t *f, const char *name, uint64_t off,
                         size_t need, uint64_t limit, const unsigned char **out);
@@ -430,17 +454,6 @@ static WALRUS__ALWAYS_INLINE int walrus__rec_view(
 }
 
 /* ---- follow.c ---- */
-/* Move durable_next forward to next (or, with lower, back to it, telling
- * followers that entries went) and wake walrus_wait() sleepers; the writer
- * also publishes it in DURABLE. */
-void walrus__durable_set(walrus_t *w, uint64_t next, int lower);
-/* Store the writer's state (first index, log id) into DURABLE. */
-void walrus__durable_publish(walrus_t *w);
-/* The writer changed files that entries a follower saw lived in (after
- * truncate_back's cut, after reset): bump DURABLE's rewrite count again,
- * so that a follower that opened between the first bump and the change
- * learns it too. */
-void walrus__durable_bump(walrus_t *w);
 /* A read-only open, before it reads the segments: register as a reader and
  * note DURABLE's log id and rewrite count, so that walrus__durable_open()
  * can tell whether the writer changed files meanwhile. */
@@ -458,7 +471,7 @@ int walrus__readers_present(walrus_t *w);
 /* ---- recover.c ---- */
 int walrus__recover(walrus_t *w);
 
-/* ---- append.c ---- */
+/* ---- commit.c ---- */
 int walrus__sync_locked(walrus_t *w);
 int walrus__sync_mark_locked(walrus_t *w, int durable);
 int walrus__drain_locked(walrus_t *w);
@@ -467,6 +480,36 @@ int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);
+int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
+                        walrus__seg_t **tail);
+uint8_t walrus__commit_flags(walrus_t *w, int unit_start);
+int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n,
+                        uint64_t end, uint64_t *first);
+int walrus__commit_fail(walrus_t *w, int rc);
+int walrus__seg_seal(walrus_t *w);
+/* Retention: keep at most max_segments segments (after a rotation). */
+int walrus__retain(walrus_t *w);
+/* Move the first index to first_kept (META first, durably) and remove the
+ * whole segments below it. */
+int walrus__move_front(walrus_t *w, uint64_t first_kept);
+/* Move durable_next forward to next (or, with lower, back to it, telling
+ * followers that entries went) and wake walrus_wait() sleepers; the writer
+ * also publishes it in DURABLE. */
+void walrus__durable_set(walrus_t *w, uint64_t next, int lower);
+/* Store the writer's state (first index, log id) into DURABLE. */
+void walrus__durable_publish(walrus_t *w);
+/* The writer changed files that entries a follower saw lived in (after
+ * truncate_back's cut, after reset): bump DURABLE's rewrite count again,
+ * so that a follower that opened between the first bump and the change
+ * learns it too. */
+void walrus__durable_bump(walrus_t *w);
+int walrus__durable_read(walrus_t *w, walrus__durable_t *d);
+int walrus__durable_writer_open(walrus_t *w);
+void walrus__durable_writer_close(walrus_t *w);
+/* DURABLE's wake count in a mapping of the file. */
+static inline _Atomic uint32_t *walrus__durable_wake_count(void *map) {
+  return (_Atomic uint32_t *)((unsigned char *)map + WALRUS__DURABLE_WAKE_OFF);
+}
 
 /* ---- stats.c ---- */
 void walrus__stats_fsync(walrus_t *w, uint64_t ns);
@@ -482,7 +525,6 @@ int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
                         walrus_entry_t *out);
 
 /* ---- truncate.c ---- */
-int walrus__retain(walrus_t *w);
 int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
                                  walrus_vfs_file_t *pre);
 

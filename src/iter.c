@@ -293,7 +293,7 @@ static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
   }
   if (it->win.off + it->win.len >= it->hinted && w->vfs->version >= 3 &&
       w->vfs->advise != NULL) {
-    w->vfs->advise(w->vfs->ctx, s->file, it->hinted, AHEAD_BYTES);
+    walrus__os_advise(w, s->file, it->hinted, AHEAD_BYTES);
     it->hinted += AHEAD_BYTES;
   }
   rc = walrus__rec_view(w, s->name, s->seed, 0, it->next, it->off, p, left, out,

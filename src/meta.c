@@ -20,7 +20,7 @@ int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found) {
   uint64_t size;
   int rc = walrus__path(w, "META", path);
   if (rc != WALRUS_OK) return rc;
-  rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_READ, &f);
+  rc = walrus__os_try_open(w, path, WALRUS_VFS_READ, &f);
   if (rc == -ENOENT) {
     *found = 0;
     return WALRUS_OK;

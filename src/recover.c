@@ -351,7 +351,7 @@ static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
   if (from >= n) return WALRUS_OK;
   rc = walrus__path(w, "salvage", dir);
   if (rc != WALRUS_OK) return rc;
-  int e = w->vfs->mkdir(w->vfs->ctx, dir);
+  int e = walrus__os_mkdir(w, dir);
   if (e != 0 && e != -EEXIST)
     return walrus__fail(w, WALRUS_EIO, -e, "mkdir %s/salvage", w->dir);
   for (size_t i = from; i < n; i++) {
@@ -606,7 +606,7 @@ int walrus__recover(walrus_t *w) {
   char why[160];
   l.w = w;
 
-  rc = w->vfs->list(w->vfs->ctx, w->dir, list_cb, &l);
+  rc = walrus__os_list(w, list_cb, &l);
   if (l.oom) {
     rc = walrus__fail(w, WALRUS_ENOMEM, 0, "listing %s", w->dir);
     goto out;

@@ -33,7 +33,7 @@ void walrus__rmap_ref(walrus__rmap_t *m) {
 void walrus__rmap_unref(walrus__rmap_t *m) {
   if (m == NULL) return;
   if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
-  m->vfs->unmap_read(m->vfs->ctx, m->addr, m->len);
+  walrus__vfs_unmap_read(m->vfs, m->addr, m->len);
   m->alloc.free_fn(m->alloc.ud, m);
 }
 
@@ -54,11 +54,11 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
     if (len < need) len = need;
     len = round_page(len);
     void *addr = NULL;
-    int e = w->vfs->map_read(w->vfs->ctx, s->file, len, &addr);
+    int e = walrus__os_map_read(w, s->file, len, &addr);
     walrus__rmap_t *n = NULL;
     if (e == 0) {
       n = walrus__malloc(w, sizeof *n);
-      if (n == NULL) w->vfs->unmap_read(w->vfs->ctx, addr, len);
+      if (n == NULL) walrus__vfs_unmap_read(w->vfs, addr, len);
     }
     if (e != 0 || n == NULL) {
       pthread_mutex_unlock(&w->cache_mu);

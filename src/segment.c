@@ -7,9 +7,9 @@
  * fsync()ed.  So a .seg file always starts with a whole header, and the
  * tail of the log is never ambiguous about which file it is in.
  *
- * Sealing a segment (before the next one is created): the records are
- * synced, then the index record (every record's offset) is appended and
- * synced, then the 32-byte trailer is appended and synced.
+ * Sealing a segment (before the next one is created) is commit.c's: the
+ * records are synced, then the index record (every record's offset) is
+ * appended and synced, then the 32-byte trailer is appended and synced.
  * From then on open reads only the 32-byte trailer of the segment, and a
  * lookup loads the index record on first use, verifies its CRC and keeps it
  * in the cache of cached_segments sealed segments (LRU).  A cached segment
@@ -215,7 +215,7 @@ unsupported:
  * file. */
 void walrus__seg_unmap(walrus_t *w, walrus__seg_t *s) {
   if (s->map == NULL) return;
-  int rc = w->vfs->unmap(w->vfs->ctx, s->file, s->map, s->map_len);
+  int rc = walrus__os_unmap(w, s->file, s->map, s->map_len);
   if (rc != 0)
     walrus__log(w, WALRUS_LOG_WARN, "unmap %s: error %d", s->name, -rc);
   s->map = NULL;
@@ -230,92 +230,6 @@ int walrus__seg_trim(walrus_t *w, walrus__seg_t *s, uint64_t end) {
   int rc = walrus__os_truncate(w, s->file, s->name, end);
   if (rc == WALRUS_OK) s->prealloc = 0;
   return rc;
-}
-
-/* Seal the tail: append its index record and trailer, fdatasync.  The
- * sealed segment keeps its file and offsets and joins the cache.  Caller
- * holds wlock; the tail holds at least one record. */
-int walrus__seg_seal(walrus_t *w) {
-  walrus__seg_t *s;
-  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
-  unsigned char trl[WALRUS__TRAILER_BYTES];
-  walrus__rec_t r = {0};
-  walrus__trailer_t t;
-  uint64_t off, pos;
-  size_t chunk = w->cfg.buffer_bytes / 4, i = 0;
-  uint32_t crc;
-  int rc;
-  /* Three steps, each made durable before the next, so that whatever a
-   * power loss keeps is unambiguous: the records (under SYNC_NONE and
-   * INTERVAL they may not be yet, and under ALWAYS a group commit may be
-   * in flight), then the index record, then the trailer.  A trailer on
-   * disk thus proves its index is; an index record proves every record
-   * before it is.  After the first step every record is published. */
-  rc = walrus__sync_locked(w);
-  if (rc != WALRUS_OK) return rc;
-  s = w->segs[w->nsegs - 1];
-  if (s->count == 0 || s->sealed) return WALRUS_OK;
-  off = w->write_off;
-  /* The trailer ends the file: cut preallocated zeros first. */
-  rc = walrus__seg_trim(w, s, off);
-  if (rc != WALRUS_OK) return walrus__poison(w, rc);
-  r.body_len = (uint32_t)(s->count * 4);
-  r.index = s->first;
-  r.term = s->count;
-  r.timestamp_ns = walrus__now_ns();
-  r.flags = WALRUS__REC_INDEX;
-  r.epoch = w->epoch;
-  walrus__rec_header_encode(hdr, &r);
-  crc = walrus__rec_crc_start(s->salt, hdr);
-  pos = off + WALRUS__REC_HEADER_BYTES;
-  /* The body goes out in buffer-sized pieces, checksummed as it goes. */
-  while (i < s->count) {
-    size_t n = (size_t)(s->count - i) < chunk ? (size_t)(s->count - i) : chunk;
-    for (size_t j = 0; j < n; j++) walrus__put32(w->buf + 4 * j, s->offs[i + j]);
-    crc = walrus__crc32c(crc, w->buf, 4 * n);
-    rc = walrus__os_write(w, s->file, s->name, w->buf, 4 * n, pos);
-    if (rc != WALRUS_OK) goto fail;
-    pos += 4 * n;
-    i += n;
-  }
-  walrus__put32(hdr, crc);
-  rc = walrus__os_write(w, s->file, s->name, hdr, sizeof hdr, off);
-  if (rc != WALRUS_OK) goto fail;
-  t.first_index = s->first;
-  t.count = (uint32_t)s->count;
-  t.index_offset = (uint32_t)off;
-  pos = off + walrus__rec_size(r.body_len);
-  {
-    /* Zero the padding between the index record and the trailer. */
-    unsigned char pad[8] = {0};
-    uint64_t body_end = off + WALRUS__REC_HEADER_BYTES + r.body_len;
-    if (pos > body_end) {
-      rc = walrus__os_write(w, s->file, s->name, pad, (size_t)(pos - body_end),
-                            body_end);
-      if (rc != WALRUS_OK) goto fail;
-    }
-  }
-  rc = walrus__os_sync(w, s->file, s->name);
-  if (rc != WALRUS_OK) goto fail;
-  walrus__trailer_encode(trl, s->salt, &t);
-  rc = walrus__os_write(w, s->file, s->name, trl, sizeof trl, pos);
-  if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);
-  if (rc != WALRUS_OK) goto fail;
-  w->epoch++;
-  w->group_open = 0;
-  w->dirty = 0;
-  w->need_mark = 0;
-  walrus__lock_excl(w);
-  walrus__seg_sealed(w, s, off);
-  walrus__unlock(w);
-  walrus__log(w, WALRUS_LOG_INFO, "sealed segment %s: %llu entries from %llu",
-              s->name, (unsigned long long)s->count,
-              (unsigned long long)s->first);
-  return WALRUS_OK;
-fail:
-  /* Leave the file as it was: records only, so it stays a valid tail. */
-  w->vfs->truncate(w->vfs->ctx, s->file, off);
-  return walrus__poison(w, rc);
 }
 
 /* Mark s sealed, its index record at index_offset, and count it in the
@@ -545,3 +459,35 @@ void walrus__window_free(walrus_t *w, walrus__window_t *win) {
   win->buf = NULL;
   win->cap = win->len = 0;
 }
+
+/* Remove segments [from, from + n) from the table, close and unlink
+ * their files, then sync the directory.  Newest first when cutting the
+ * back and oldest first when cutting the front, so that a crash part way
+ * leaves the remaining segments contiguous.  Each leaves the table under
+ * the lock held exclusively: no reader holds a pin across that.  Nothing
+ * is allocated, so this cannot fail half way for want of memory. */
+int walrus__segs_drop(walrus_t *w, size_t from, size_t n,
+                         int newest_first) {
+  int rc = WALRUS_OK;
+  for (size_t k = 0; k < n; k++) {
+    size_t i = newest_first ? from + n - 1 - k : from;
+    walrus__lock_excl(w);
+    walrus__seg_t *s = w->segs[i];
+    walrus__seg_uncache(w, s);
+    memmove(w->segs + i, w->segs + i + 1,
+            (w->nsegs - i - 1) * sizeof *w->segs);
+    w->nsegs--;
+    w->layout_gen++;
+    walrus__unlock(w);
+    walrus__seg_unmap(w, s); /* the VFS unmaps before the file closes */
+    walrus__os_close(w, s->file);
+    s->file = NULL;
+    if (rc == WALRUS_OK) rc = walrus__os_unlink(w, s->name);
+    if (rc == WALRUS_OK)
+      walrus__log(w, WALRUS_LOG_INFO, "removed segment %s", s->name);
+    walrus__seg_free(w, s);
+  }
+  if (rc == WALRUS_OK && n > 0) rc = walrus__os_sync_dir(w);
+  return rc;
+}
+

@@ -1,7 +1,7 @@
 /*
  * truncate.c: removing entries: walrus_truncate_back (a suffix),
- * walrus_truncate_front (a prefix), walrus_reset (everything), and
- * retention by max_segments.
+ * walrus_truncate_front (a prefix) and walrus_reset (everything).
+ * Retention by max_segments moves the front the same way (commit.c).
  *
  * Each is crash-safe: after a crash at any point, reopening shows either
  * the old log or the new one.
@@ -23,37 +23,6 @@
 #include <string.h>
 
 #include "internal.h"
-
-/* Remove segments [from, from + n) from the table, close and unlink
- * their files, then sync the directory.  Newest first when cutting the
- * back and oldest first when cutting the front, so that a crash part way
- * leaves the remaining segments contiguous.  Each leaves the table under
- * the lock held exclusively: no reader holds a pin across that.  Nothing
- * is allocated, so this cannot fail half way for want of memory. */
-static int drop_segments(walrus_t *w, size_t from, size_t n,
-                         int newest_first) {
-  int rc = WALRUS_OK;
-  for (size_t k = 0; k < n; k++) {
-    size_t i = newest_first ? from + n - 1 - k : from;
-    walrus__lock_excl(w);
-    walrus__seg_t *s = w->segs[i];
-    walrus__seg_uncache(w, s);
-    memmove(w->segs + i, w->segs + i + 1,
-            (w->nsegs - i - 1) * sizeof *w->segs);
-    w->nsegs--;
-    w->layout_gen++;
-    walrus__unlock(w);
-    walrus__seg_unmap(w, s); /* the VFS unmaps before the file closes */
-    walrus__os_close(w, s->file);
-    s->file = NULL;
-    if (rc == WALRUS_OK) rc = walrus__os_unlink(w, s->name);
-    if (rc == WALRUS_OK)
-      walrus__log(w, WALRUS_LOG_INFO, "removed segment %s", s->name);
-    walrus__seg_free(w, s);
-  }
-  if (rc == WALRUS_OK && n > 0) rc = walrus__os_sync_dir(w);
-  return rc;
-}
 
 /* Write bytes [0, cut) of segment s (read from f) to <name>.tmp, sync it,
  * rename it over the segment and sync the directory: the segment file
@@ -106,7 +75,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
   /* Followers learn first that the entries after last_kept go. */
   walrus__durable_set(w, last_kept + 1, 1);
   while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
-  rc = drop_segments(w, keep, w->nsegs - keep, 1);
+  rc = walrus__segs_drop(w, keep, w->nsegs - keep, 1);
   if (rc != WALRUS_OK) {
     walrus__os_close(w, pre);
     return rc;
@@ -297,34 +266,6 @@ out:
   return rc;
 }
 
-/* Move the first index to first_kept and remove whole segments below it,
- * never the last segment.  Caller holds wlock. */
-static int move_front(walrus_t *w, uint64_t first_kept) {
-  walrus__meta_t m = w->meta;
-  /* Entries up to first_kept - 1 must be durable before META says they
-   * were there: else a power loss could leave META's first index beyond
-   * the last entry. */
-  int rc = walrus__sync_locked(w);
-  if (rc != WALRUS_OK) return rc;
-  m.first_index = first_kept;
-  rc = walrus__meta_write(w, &m);
-  if (rc != WALRUS_OK) return rc;
-  walrus__lock_excl(w);
-  w->first_index = first_kept;
-  w->layout_gen++;
-  walrus__unlock(w);
-  walrus__durable_publish(w);
-  size_t drop = 0;
-  while (drop + 1 < w->nsegs &&
-         w->segs[drop]->first + w->segs[drop]->count <= first_kept)
-    drop++;
-  walrus__log(w, WALRUS_LOG_INFO,
-              "truncate_front: first index is now %llu; removing %zu "
-              "segments",
-              (unsigned long long)first_kept, drop);
-  return drop_segments(w, 0, drop, 0);
-}
-
 int walrus_truncate_front(walrus_t *w, uint64_t first_kept) {
   int rc;
   if (w == NULL) return WALRUS_EINVAL;
@@ -342,7 +283,7 @@ int walrus_truncate_front(walrus_t *w, uint64_t first_kept) {
     goto out;
   }
   if (first_kept == w->first_index) goto out;
-  rc = move_front(w, first_kept);
+  rc = walrus__move_front(w, first_kept);
   if (rc != WALRUS_OK) walrus__poison(w, rc);
 out:
   pthread_mutex_unlock(&w->wlock);
@@ -381,7 +322,7 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   } while (m.log_id == 0 || m.log_id == w->meta.log_id);
   rc = walrus__meta_write(w, &m);
   if (rc == WALRUS_OK) {
-    rc = drop_segments(w, 0, w->nsegs, 1);
+    rc = walrus__segs_drop(w, 0, w->nsegs, 1);
     walrus__lock_excl(w);
     w->first_index = w->next_index = w->write_next = next_index;
     w->layout_gen++;
@@ -401,27 +342,3 @@ out:
   return rc;
 }
 
-/* Retention: keep at most max_segments segments by moving the first index
- * to the start of the oldest one kept, but never past an open iterator.
- * Caller holds wlock, right after a rotation. */
-int walrus__retain(walrus_t *w) {
-  if (w->cfg.max_segments == 0 || w->nsegs <= w->cfg.max_segments)
-    return WALRUS_OK;
-  uint64_t limit = w->next_index;
-  walrus__lock_shared(w);
-  for (walrus_iter_t *it = w->iters; it != NULL; it = it->next_it)
-    if (it->next < limit) limit = it->next;
-  walrus__unlock(w);
-  size_t drop = w->nsegs - w->cfg.max_segments;
-  while (drop > 0 && w->segs[drop]->first > limit) drop--;
-  if (drop == 0) {
-    walrus__log(w, WALRUS_LOG_DEBUG,
-                "retention waits for an iterator at %llu",
-                (unsigned long long)limit);
-    return WALRUS_OK;
-  }
-  uint64_t first = w->segs[drop]->first;
-  if (first <= w->first_index) return WALRUS_OK;
-  int rc = move_front(w, first);
-  return rc == WALRUS_OK ? rc : walrus__poison(w, rc);
-}

@@ -181,6 +181,78 @@ int walrus__os_sync_parent(walrus_t *w) {
                       parent, w->dir);
 }
 
+/* ---- raw calls --------------------------------------------------------------
+ *
+ * For the callers that decide on the errno themselves (a file that may not
+ * exist yet, a lock another process may hold) or whose failure is not an
+ * error of the log (DURABLE and READER-* are not data; a cut on a path that
+ * has already failed and poisoned the handle): the back end's 0 or
+ * negative errno, and no message. */
+
+/* path is a whole path (walrus__path()). */
+int walrus__os_try_open(walrus_t *w, const char *path, int flags,
+                        walrus_vfs_file_t **out) {
+  int rc = w->vfs->open(w->vfs->ctx, path, flags, out);
+  if (rc != 0) *out = NULL;
+  return rc;
+}
+
+int walrus__os_try_unlink(walrus_t *w, const char *path) {
+  return w->vfs->unlink(w->vfs->ctx, path);
+}
+
+int64_t walrus__os_try_read(walrus_t *w, walrus_vfs_file_t *f, void *buf,
+                            size_t n, uint64_t off) {
+  return w->vfs->pread(w->vfs->ctx, f, buf, n, off);
+}
+
+int walrus__os_try_size(walrus_t *w, walrus_vfs_file_t *f, uint64_t *size) {
+  return w->vfs->size(w->vfs->ctx, f, size);
+}
+
+int walrus__os_try_truncate(walrus_t *w, walrus_vfs_file_t *f,
+                            uint64_t size) {
+  return w->vfs->truncate(w->vfs->ctx, f, size);
+}
+
+int walrus__os_lock(walrus_t *w, walrus_vfs_file_t *f) {
+  return w->vfs->lock(w->vfs->ctx, f);
+}
+
+int walrus__os_mkdir(walrus_t *w, const char *path) {
+  return w->vfs->mkdir(w->vfs->ctx, path);
+}
+
+int walrus__os_list(walrus_t *w, walrus_vfs_list_fn fn, void *arg) {
+  return w->vfs->list(w->vfs->ctx, w->dir, fn, arg);
+}
+
+int walrus__os_try_map(walrus_t *w, walrus_vfs_file_t *f, uint64_t len,
+                       void **addr) {
+  return w->vfs->map(w->vfs->ctx, f, len, addr);
+}
+
+int walrus__os_unmap(walrus_t *w, walrus_vfs_file_t *f, void *addr,
+                     uint64_t len) {
+  return w->vfs->unmap(w->vfs->ctx, f, addr, len);
+}
+
+int walrus__os_map_read(walrus_t *w, walrus_vfs_file_t *f, uint64_t len,
+                        void **addr) {
+  return w->vfs->map_read(w->vfs->ctx, f, len, addr);
+}
+
+/* Takes the VFS, not the handle: a mapping outlives its handle (rmap.c). */
+int walrus__vfs_unmap_read(const walrus_vfs_t *vfs, void *addr, uint64_t len) {
+  return vfs->unmap_read(vfs->ctx, addr, len);
+}
+
+void walrus__os_advise(walrus_t *w, walrus_vfs_file_t *f, uint64_t off,
+                       uint64_t len) {
+  if (w->vfs->version >= 3 && w->vfs->advise != NULL)
+    (void)w->vfs->advise(w->vfs->ctx, f, off, len);
+}
+
 /* Fill buf from the kernel's random source.  Salts and log ids only need
  * to differ between logs and segments, but getrandom costs nothing. */
 int walrus__random(void *buf, size_t n) {

@@ -1,7 +1,7 @@
 /*
  * walrus.c: the handle's life: walrus_open() (options, directory, lock
  * file, recovery, the sync thread) and walrus_close(), the index
- * accessors, the lock helpers and the version.
+ * accessors and the version.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,18 +18,6 @@ unsigned walrus_version(void) { return WALRUS_VERSION_NUMBER; }
 const char *walrus_version_string(void) {
   return STR(WALRUS_VERSION_MAJOR) "." STR(WALRUS_VERSION_MINOR) "." STR(
       WALRUS_VERSION_PATCH);
-}
-
-void walrus__lock_shared(walrus_t *w) {
-  if (pthread_rwlock_rdlock(&w->lock) != 0) abort();
-}
-
-void walrus__lock_excl(walrus_t *w) {
-  if (pthread_rwlock_wrlock(&w->lock) != 0) abort();
-}
-
-void walrus__unlock(walrus_t *w) {
-  if (pthread_rwlock_unlock(&w->lock) != 0) abort();
 }
 
 static void copy_msg(char *buf, size_t len, const char *msg) {
@@ -79,7 +67,7 @@ static void stop_threads(walrus_t *w) {
  * a process that died between its mkdir and that fsync leaves a directory
  * that exists only in the page cache. */
 static int make_dir(walrus_t *w) {
-  int rc = w->vfs->mkdir(w->vfs->ctx, w->dir);
+  int rc = walrus__os_mkdir(w, w->dir);
   if (rc == 0 || rc == -EEXIST) return WALRUS_OK;
   return walrus__fail(w, WALRUS_EIO, -rc, "mkdir %s", w->dir);
 }
@@ -89,12 +77,12 @@ static int take_lock(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   int rc = walrus__path(w, "LOCK", path);
   if (rc != WALRUS_OK) return rc;
-  rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->lock_file);
+  rc = walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->lock_file);
   if (rc == -ENOENT)
-    rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+    rc = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
                       &w->lock_file);
   if (rc == -EEXIST)
-    rc = w->vfs->open(w->vfs->ctx, path, WALRUS_VFS_WRITE, &w->lock_file);
+    rc = walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->lock_file);
   if (rc != 0) {
     w->lock_file = NULL;
     if (rc == -ENOENT && !w->cfg.create_if_missing)
@@ -103,7 +91,7 @@ static int take_lock(walrus_t *w) {
                           w->dir);
     return walrus__fail(w, WALRUS_EIO, -rc, "open %s/LOCK", w->dir);
   }
-  rc = w->vfs->lock(w->vfs->ctx, w->lock_file);
+  rc = walrus__os_lock(w, w->lock_file);
   if (rc == -EWOULDBLOCK || rc == -EAGAIN)
     return walrus__fail(w, WALRUS_ELOCKED, 0,
                         "%s is open for writing elsewhere", w->dir);
@@ -210,7 +198,9 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
                       "%s: the writer changed the log while it was being "
                       "opened (%s); open it again",
                       w->dir, walrus_errname(rc));
-  if (rc == WALRUS_OK) rc = walrus__durable_open(w);
+  if (rc == WALRUS_OK)
+    rc = cfg->read_only ? walrus__durable_open(w)
+                        : walrus__durable_writer_open(w);
   if (rc != WALRUS_OK) goto fail;
   if (cfg->sync == WALRUS_SYNC_INTERVAL && !cfg->read_only) {
     if (pthread_create(&w->syncer, NULL, walrus__syncer_main, w) != 0) {

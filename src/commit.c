@@ -1,0 +1,585 @@
+/*
+ * commit.c: how a written unit becomes durable and visible, and what must
+ * happen in order around it.
+ *
+ *  - Group commit (SYNC_ALWAYS): one writer at a time is the leader; it
+ *    captures everything written so far, drops wlock for the fdatasync and
+ *    publishes what it covered, while writers that arrive meanwhile write
+ *    their units and wait for the next leader (wait_durable).
+ *  - Sync groups: every record carries its group's epoch; the first record
+ *    of a group carries GROUP, and every record of a group that began while
+ *    the previous one was being synced carries OVERLAP; a sync mark after
+ *    the last entry of a sync lets recovery tell it from a torn group
+ *    (format.h).
+ *  - walrus_sync's work, the SYNC_INTERVAL thread, and the drain that
+ *    truncation and reset wait for.
+ *  - Rotation: sealing a full tail (the records, then the index record,
+ *    then the trailer, each synced before the next), creating the next
+ *    segment, and retention by max_segments after it.
+ *  - DURABLE: the writer's published state, stored into a shared mapping
+ *    after every sync, and the futex wake of followers in other processes.
+ *  - Fail-stop: a failed write or sync cuts the tail back to what is
+ *    published and poisons the handle.
+ *
+ * Everything here runs with wlock held (the caller's), except that the
+ * group commit leader drops it for its fdatasync.  It uses the store
+ * (segments, META) and the base (I/O, format), never the API above it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define HAVE_FUTEX 1
+#else
+#define HAVE_FUTEX 0
+#endif
+
+#include "internal.h"
+
+/* ---- publishing and group commit ----------------------------------------- */
+
+/* Make the entries written up to a capture visible to readers: the
+ * tail's published count and end, and the next index.  Never moves
+ * anything backwards.  Caller holds wlock. */
+static void publish(walrus_t *w, walrus__seg_t *t, uint64_t count, uint64_t end,
+                    uint64_t next) {
+  walrus__lock_excl(w);
+  if (t->count < count) {
+    t->count = count;
+    t->end = end;
+  }
+  if (w->next_index < next) w->next_index = next;
+  walrus__unlock(w);
+}
+
+/* What one sync covers: everything written when it was captured. */
+typedef struct capture_s {
+  walrus__seg_t *t; /* the tail */
+  uint64_t count;   /* records written to it */
+  uint64_t end;     /* where they end */
+  uint64_t next;    /* the next index to assign */
+  uint64_t seq;     /* the last unit written */
+} capture_t;
+
+/* Capture what a sync is about to cover and start a new sync group: the
+ * next record written gets the next epoch and GROUP.  Caller holds wlock;
+ * the tail has unsynced writes. */
+static capture_t capture(walrus_t *w) {
+  capture_t c;
+  c.t = w->segs[w->nsegs - 1];
+  c.count = c.t->written;
+  c.end = w->write_off;
+  c.next = w->write_next;
+  c.seq = w->write_seq;
+  w->dirty = 0;
+  w->epoch++;
+  w->group_open = 0;
+  return c;
+}
+
+/* A sync or write failed: poison, and cut the tail back to what is
+ * published (durable under SYNC_ALWAYS), so that nothing a caller was
+ * told failed is found after reopening.  Waiters are woken to see it.
+ * Caller holds wlock. */
+static int fail_writes(walrus_t *w, int rc) {
+  walrus__poison(w, rc);
+  if (w->nsegs > 0) {
+    walrus__seg_t *t = w->segs[w->nsegs - 1];
+    if (!t->sealed) {
+      walrus__seg_unmap(w, t);
+      t->prealloc = 0;
+      walrus__os_try_truncate(w, t->file, t->end);
+      t->written = t->count;
+      w->write_off = t->end;
+    }
+  }
+  w->write_next = w->next_index;
+  pthread_cond_broadcast(&w->sync_cv);
+  return rc;
+}
+
+/* Sync everything written so far and publish it, waiting first for a
+ * group commit in flight.  Holds wlock throughout (the caller's).  A
+ * failure poisons the handle. */
+int walrus__sync_locked(walrus_t *w) {
+  while (w->sync_running) pthread_cond_wait(&w->sync_cv, &w->wlock);
+  if (w->poisoned) return w->poison_code;
+  if (!w->dirty || w->nsegs == 0) return WALRUS_OK;
+  capture_t c = capture(w);
+  int rc = walrus__os_sync(w, c.t->file, c.t->name);
+  if (rc != WALRUS_OK) return fail_writes(w, rc);
+  publish(w, c.t, c.count, c.end, c.next);
+  if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+  walrus__durable_set(w, c.next, 0);
+  pthread_cond_broadcast(&w->sync_cv);
+  return WALRUS_OK;
+}
+
+/* Group commit: wait until unit seq is durable.  One writer at a time is
+ * the leader: it captures everything written so far, drops wlock for the
+ * fdatasync, and publishes what it covered; writers that arrive meanwhile
+ * write their units and wait, and the next leader covers them all with
+ * one fdatasync.  Caller holds wlock. */
+static int wait_durable(walrus_t *w, uint64_t seq) {
+  while (w->durable_seq < seq) {
+    if (w->poisoned) return w->poison_code;
+    if (w->sync_running) {
+      pthread_cond_wait(&w->sync_cv, &w->wlock);
+      continue;
+    }
+    capture_t c = capture(w);
+    w->sync_running = 1;
+    pthread_mutex_unlock(&w->wlock);
+    int rc = walrus__os_sync(w, c.t->file, c.t->name);
+    pthread_mutex_lock(&w->wlock);
+    w->sync_running = 0;
+    if (rc != WALRUS_OK) return fail_writes(w, rc);
+    if (w->poisoned) {
+      /* Another writer failed while this sync ran, and cut the file. */
+      pthread_cond_broadcast(&w->sync_cv);
+      return w->poison_code;
+    }
+    publish(w, c.t, c.count, c.end, c.next);
+    if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+    walrus__durable_set(w, c.next, 0);
+    pthread_cond_broadcast(&w->sync_cv);
+  }
+  return WALRUS_OK;
+}
+
+/* Under SYNC_ALWAYS, make every unit written so far durable and visible
+ * before the caller changes the layout (truncation, reset).  Under the
+ * other policies every write is published when it returns.  Caller holds
+ * wlock. */
+int walrus__drain_locked(walrus_t *w) {
+  if (w->cfg.sync != WALRUS_SYNC_ALWAYS) return WALRUS_OK;
+  return walrus__sync_locked(w);
+}
+
+/* Sync, then leave a sync mark after the entries just made durable, so
+ * that recovery can tell them from a torn group even when nothing follows
+ * them (format.h).  With durable, the mark is synced too (close); else the
+ * next sync covers it.  Caller holds wlock. */
+int walrus__sync_mark_locked(walrus_t *w, int durable) {
+  int rc = walrus__sync_locked(w);
+  if (rc != WALRUS_OK || !w->need_mark || w->nsegs == 0) return rc;
+  walrus__seg_t *t = w->segs[w->nsegs - 1];
+  if (t->sealed || t->written == 0) return WALRUS_OK;
+  rc = walrus__write_mark(w, t, w->write_off, w->write_next - 1, 0);
+  if (rc != WALRUS_OK) return rc;
+  w->write_off += WALRUS__REC_HEADER_BYTES;
+  w->need_mark = 0;
+  w->group_open = 1; /* the mark opened a group, with no sync running */
+  w->group_overlap = 0;
+  w->dirty = 1;
+  return durable ? walrus__sync_locked(w) : WALRUS_OK;
+}
+
+/* Write a mark record (format.h) naming entry index at off of tail t:
+ * MARK|GROUP, plus LAST when it closes a unit that truncate_back cut out
+ * of a batch.  A failure cuts it off again and poisons the handle.  Caller
+ * holds wlock. */
+int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
+                       uint64_t index, uint8_t extra_flags) {
+  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+  walrus__rec_t r = {0};
+  r.index = index;
+  r.timestamp_ns = walrus__now_ns();
+  r.flags = (uint8_t)(WALRUS__REC_MARK | WALRUS__REC_GROUP | extra_flags);
+  r.epoch = w->epoch;
+  walrus__rec_header_encode(hdr, &r);
+  walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
+  int rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, off);
+  if (rc != WALRUS_OK) {
+    walrus__seg_unmap(w, t);
+    t->prealloc = 0;
+    walrus__os_try_truncate(w, t->file, off);
+    return walrus__poison(w, rc);
+  }
+  return WALRUS_OK;
+}
+
+/* Checks every writing call makes first.  Caller holds wlock. */
+static int writable(walrus_t *w) {
+  if (w->cfg.read_only)
+    return walrus__fail(w, WALRUS_EREADONLY, 0, "%s is open read-only", w->dir);
+  if (w->poisoned)
+    return walrus__fail(w, WALRUS_EPOISONED, 0,
+                        "an earlier %s poisoned the handle; reopen the log",
+                        walrus_errname(w->poison_code));
+  return WALRUS_OK;
+}
+
+int walrus__writable(walrus_t *w) {
+  return writable(w);
+}
+
+/* Make room in the tail for a unit of total bytes and n records: seal a
+ * full tail, start a new one, and after a rotation let retention run.
+ * Sealing and creating change the tail a group commit leader may be
+ * syncing, so both wait for it first, and everything is decided again
+ * after any wait.  *tail gets the tail to write to.  Caller holds wlock. */
+int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
+                        walrus__seg_t **tail) {
+  int rc;
+  for (;;) {
+    walrus__seg_t *s = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
+    int full = 0;
+    if (s != NULL && !s->sealed && s->written > 0) {
+      uint64_t after = w->write_off + total;
+      uint64_t seal =
+          walrus__rec_size(4 * (s->written + n)) + WALRUS__TRAILER_BYTES;
+      full =
+          after > w->cfg.segment_bytes || after + seal >= WALRUS__SEG_MAX_BYTES;
+    }
+    if (!full && s != NULL && !s->sealed) {
+      *tail = s;
+      return WALRUS_OK;
+    }
+    if (w->sync_running) {
+      pthread_cond_wait(&w->sync_cv, &w->wlock);
+      rc = walrus__writable(w);
+      if (rc != WALRUS_OK) return rc;
+      continue;
+    }
+    if (full) {
+      rc = walrus__seg_seal(w);
+      if (rc != WALRUS_OK) return rc;
+      continue;
+    }
+    rc = walrus__seg_create(w, w->write_next);
+    if (rc != WALRUS_OK) return rc;
+    if (s != NULL) { /* a rotation */
+      rc = walrus__retain(w);
+      if (rc != WALRUS_OK) return rc;
+    }
+  }
+}
+
+/* The sync-group flags of the next record (GROUP for the first record of a
+ * group, OVERLAP for every record of a group that began while the
+ * previous group's sync ran: format.h), given whether it starts a unit.
+ * Caller holds wlock. */
+uint8_t walrus__commit_flags(walrus_t *w, int unit_start) {
+  uint8_t f = 0;
+  if (unit_start && !w->group_open) {
+    f |= WALRUS__REC_GROUP;
+    w->group_overlap = w->sync_running;
+  }
+  /* Every record of a group that began during the previous group's sync
+   * says so, so that the evidence survives the loss of its first. */
+  if (w->group_overlap) f |= WALRUS__REC_OVERLAP;
+  return f;
+}
+
+/* A unit of n records was written to the tail s, ending at end: count it,
+ * then make it durable and visible as the sync policy says (under
+ * SYNC_ALWAYS, by group commit; else it has reached the kernel, so a
+ * process crash cannot lose it, and it is published now).  Returns the
+ * first index of the unit in *first.  Caller holds wlock. */
+int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n, uint64_t end,
+                        uint64_t *first) {
+  int rc = WALRUS_OK;
+  w->group_open = 1;
+  *first = w->write_next;
+  s->written += n;
+  w->write_next += n;
+  w->write_off = end;
+  w->dirty = 1;
+  w->need_mark = 1;
+  uint64_t seq = ++w->write_seq;
+  if (w->cfg.sync == WALRUS_SYNC_ALWAYS) {
+    rc = wait_durable(w, seq);
+  } else {
+    publish(w, s, s->written, end, w->write_next);
+    w->durable_seq = seq;
+  }
+  return rc;
+}
+
+/* A write of the unit being written failed: cut it, poison the handle. */
+int walrus__commit_fail(walrus_t *w, int rc) {
+  return fail_writes(w, rc);
+}
+
+/* The SYNC_INTERVAL thread: every sync_interval_ms, sync what is dirty.
+ * It holds wlock only while it syncs, and exits when close asks. */
+void *walrus__syncer_main(void *arg) {
+  walrus_t *w = arg;
+  pthread_mutex_lock(&w->wlock);
+  while (!w->syncer_stop) {
+    struct timespec ts = walrus__deadline_ms(w->cfg.sync_interval_ms);
+    int e = pthread_cond_timedwait(&w->syncer_cv, &w->wlock, &ts);
+    if (w->syncer_stop) break;
+    if (e == ETIMEDOUT && !w->poisoned && w->dirty)
+      walrus__sync_mark_locked(w, 0);
+  }
+  pthread_mutex_unlock(&w->wlock);
+  return NULL;
+}
+
+/* ---- rotation and retention ---------------------------------------------- */
+
+/* Seal the tail: append its index record and trailer, fdatasync.  The
+ * sealed segment keeps its file and offsets and joins the cache.  Caller
+ * holds wlock; the tail holds at least one record. */
+int walrus__seg_seal(walrus_t *w) {
+  walrus__seg_t *s;
+  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
+  unsigned char trl[WALRUS__TRAILER_BYTES];
+  walrus__rec_t r = {0};
+  walrus__trailer_t t;
+  uint64_t off, pos;
+  size_t chunk = w->cfg.buffer_bytes / 4, i = 0;
+  uint32_t crc;
+  int rc;
+  /* Three steps, each made durable before the next, so that whatever a
+   * power loss keeps is unambiguous: the records (under SYNC_NONE and
+   * INTERVAL they may not be yet, and under ALWAYS a group commit may be
+   * in flight), then the index record, then the trailer.  A trailer on
+   * disk thus proves its index is; an index record proves every record
+   * before it is.  After the first step every record is published. */
+  rc = walrus__sync_locked(w);
+  if (rc != WALRUS_OK) return rc;
+  s = w->segs[w->nsegs - 1];
+  if (s->count == 0 || s->sealed) return WALRUS_OK;
+  off = w->write_off;
+  /* The trailer ends the file: cut preallocated zeros first. */
+  rc = walrus__seg_trim(w, s, off);
+  if (rc != WALRUS_OK) return walrus__poison(w, rc);
+  r.body_len = (uint32_t)(s->count * 4);
+  r.index = s->first;
+  r.term = s->count;
+  r.timestamp_ns = walrus__now_ns();
+  r.flags = WALRUS__REC_INDEX;
+  r.epoch = w->epoch;
+  walrus__rec_header_encode(hdr, &r);
+  crc = walrus__rec_crc_start(s->salt, hdr);
+  pos = off + WALRUS__REC_HEADER_BYTES;
+  /* The body goes out in buffer-sized pieces, checksummed as it goes. */
+  while (i < s->count) {
+    size_t n = (size_t)(s->count - i) < chunk ? (size_t)(s->count - i) : chunk;
+    for (size_t j = 0; j < n; j++)
+      walrus__put32(w->buf + 4 * j, s->offs[i + j]);
+    crc = walrus__crc32c(crc, w->buf, 4 * n);
+    rc = walrus__os_write(w, s->file, s->name, w->buf, 4 * n, pos);
+    if (rc != WALRUS_OK) goto fail;
+    pos += 4 * n;
+    i += n;
+  }
+  walrus__put32(hdr, crc);
+  rc = walrus__os_write(w, s->file, s->name, hdr, sizeof hdr, off);
+  if (rc != WALRUS_OK) goto fail;
+  t.first_index = s->first;
+  t.count = (uint32_t)s->count;
+  t.index_offset = (uint32_t)off;
+  pos = off + walrus__rec_size(r.body_len);
+  {
+    /* Zero the padding between the index record and the trailer. */
+    unsigned char pad[8] = {0};
+    uint64_t body_end = off + WALRUS__REC_HEADER_BYTES + r.body_len;
+    if (pos > body_end) {
+      rc = walrus__os_write(w, s->file, s->name, pad, (size_t)(pos - body_end),
+                            body_end);
+      if (rc != WALRUS_OK) goto fail;
+    }
+  }
+  rc = walrus__os_sync(w, s->file, s->name);
+  if (rc != WALRUS_OK) goto fail;
+  walrus__trailer_encode(trl, s->salt, &t);
+  rc = walrus__os_write(w, s->file, s->name, trl, sizeof trl, pos);
+  if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);
+  if (rc != WALRUS_OK) goto fail;
+  w->epoch++;
+  w->group_open = 0;
+  w->dirty = 0;
+  w->need_mark = 0;
+  walrus__lock_excl(w);
+  walrus__seg_sealed(w, s, off);
+  walrus__unlock(w);
+  walrus__log(w, WALRUS_LOG_INFO, "sealed segment %s: %llu entries from %llu",
+              s->name, (unsigned long long)s->count,
+              (unsigned long long)s->first);
+  return WALRUS_OK;
+fail:
+  /* Leave the file as it was: records only, so it stays a valid tail. */
+  walrus__os_try_truncate(w, s->file, off);
+  return walrus__poison(w, rc);
+}
+
+/* Retention: keep at most max_segments segments by moving the first index
+ * to the start of the oldest one kept, but never past an open iterator.
+ * Caller holds wlock, right after a rotation. */
+int walrus__retain(walrus_t *w) {
+  if (w->cfg.max_segments == 0 || w->nsegs <= w->cfg.max_segments)
+    return WALRUS_OK;
+  uint64_t limit = w->next_index;
+  walrus__lock_shared(w);
+  for (walrus_iter_t *it = w->iters; it != NULL; it = it->next_it)
+    if (it->next < limit) limit = it->next;
+  walrus__unlock(w);
+  size_t drop = w->nsegs - w->cfg.max_segments;
+  while (drop > 0 && w->segs[drop]->first > limit) drop--;
+  if (drop == 0) {
+    walrus__log(w, WALRUS_LOG_DEBUG, "retention waits for an iterator at %llu",
+                (unsigned long long)limit);
+    return WALRUS_OK;
+  }
+  uint64_t first = w->segs[drop]->first;
+  if (first <= w->first_index) return WALRUS_OK;
+  int rc = walrus__move_front(w, first);
+  return rc == WALRUS_OK ? rc : walrus__poison(w, rc);
+}
+/* Move the first index to first_kept and remove whole segments below it,
+ * never the last segment.  Caller holds wlock. */
+int walrus__move_front(walrus_t *w, uint64_t first_kept) {
+  walrus__meta_t m = w->meta;
+  /* Entries up to first_kept - 1 must be durable before META says they
+   * were there: else a power loss could leave META's first index beyond
+   * the last entry. */
+  int rc = walrus__sync_locked(w);
+  if (rc != WALRUS_OK) return rc;
+  m.first_index = first_kept;
+  rc = walrus__meta_write(w, &m);
+  if (rc != WALRUS_OK) return rc;
+  walrus__lock_excl(w);
+  w->first_index = first_kept;
+  w->layout_gen++;
+  walrus__unlock(w);
+  walrus__durable_publish(w);
+  size_t drop = 0;
+  while (drop + 1 < w->nsegs &&
+         w->segs[drop]->first + w->segs[drop]->count <= first_kept)
+    drop++;
+  walrus__log(w, WALRUS_LOG_INFO,
+              "truncate_front: first index is now %llu; removing %zu "
+              "segments",
+              (unsigned long long)first_kept, drop);
+  return walrus__segs_drop(w, 0, drop, 0);
+}
+
+/* ---- DURABLE --------------------------------------------------------------
+ */
+
+/* Writer: count a store of DURABLE and wake the followers sleeping on the
+ * count.  The add orders the store before the new count, so a follower
+ * that read the count before it and DURABLE after it saw the store, and
+ * one that read the count after it sleeps on a value already gone and
+ * returns at once. */
+static void durable_wake(walrus_t *w) {
+  _Atomic uint32_t *c = walrus__durable_wake_count(w->durable_map);
+  atomic_fetch_add(c, 1);
+#if HAVE_FUTEX
+  syscall(SYS_futex, (unsigned char *)w->durable_map + WALRUS__DURABLE_WAKE_OFF,
+          FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#endif
+}
+
+/* Store the writer's state into DURABLE and wake followers.  Caller holds
+ * wlock, or is open or close.  The store is one memcpy; a follower that
+ * reads it half done sees a bad checksum and reads again. */
+void walrus__durable_publish(walrus_t *w) {
+  unsigned char b[WALRUS__DURABLE_BYTES];
+  walrus__durable_t d;
+  if (w->durable_map == NULL) return;
+  d.log_id = w->meta.log_id;
+  d.durable_next = atomic_load(&w->durable_next);
+  d.first_index = w->first_index;
+  d.gen = w->durable_gen;
+  walrus__durable_encode(b, &d);
+  memcpy(w->durable_map, b, WALRUS__DURABLE_BYTES);
+  durable_wake(w);
+}
+
+void walrus__durable_bump(walrus_t *w) {
+  w->durable_gen++;
+  walrus__durable_publish(w);
+}
+
+void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
+  uint64_t cur = atomic_load(&w->durable_next);
+  if (lower ? next >= cur : next <= cur) return;
+  if (lower) w->durable_gen++; /* entries a follower saw are gone */
+  atomic_store(&w->durable_next, next);
+  walrus__durable_publish(w);
+  if (atomic_load(&w->waiters) > 0) {
+    pthread_mutex_lock(&w->wait_mu);
+    pthread_cond_broadcast(&w->wait_cv);
+    pthread_mutex_unlock(&w->wait_mu);
+  }
+}
+
+/* Read DURABLE into d; 0 if it is missing, short or torn (after a few
+ * tries: a store may be under way). */
+int walrus__durable_read(walrus_t *w, walrus__durable_t *d) {
+  unsigned char b[WALRUS__DURABLE_BYTES];
+  for (int tries = 0; tries < 4; tries++) {
+    int64_t n = walrus__os_try_read(w, w->durable_file, b, sizeof b, 0);
+    if (n != (int64_t)sizeof b) return 0;
+    if (walrus__durable_decode(b, d)) return 1;
+  }
+  return 0;
+}
+/* The writer's DURABLE: open (creating it), read what the last writer
+ * left, extend it to its full size and map it shared, then publish.  Not
+ * data: on any failure followers in other processes just see no
+ * progress. */
+int walrus__durable_writer_open(walrus_t *w) {
+  char path[WALRUS__PATH_MAX];
+  walrus__durable_t d;
+  int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
+  if (rc != WALRUS_OK) return rc;
+  atomic_store(&w->durable_next, w->next_index);
+  /* The writer publishes only through a VFS that maps both ways: stores
+   * into DURABLE, and followers that read through mappings. */
+  if (w->vfs->version < 3 || w->vfs->map == NULL || w->vfs->map_read == NULL)
+    return WALRUS_OK;
+  int e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->durable_file);
+  if (e == -ENOENT)
+    e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+                            &w->durable_file);
+  uint64_t size = 0;
+  if (e == 0) {
+    if (walrus__durable_read(w, &d) && d.log_id == w->meta.log_id) {
+      /* A follower of the last writer may have seen entries up to
+       * d.durable_next - 1: if this log no longer has them all (a cut at
+       * open), it must learn that they went. */
+      w->durable_gen = d.gen + (w->next_index < d.durable_next);
+    } else {
+      w->durable_gen = 0;
+    }
+    e = walrus__os_try_size(w, w->durable_file, &size);
+  }
+  if (e == 0 && size < WALRUS__DURABLE_FILE_BYTES)
+    e = walrus__os_try_truncate(w, w->durable_file, WALRUS__DURABLE_FILE_BYTES);
+  void *addr = NULL;
+  if (e == 0)
+    e = walrus__os_try_map(w, w->durable_file, WALRUS__DURABLE_FILE_BYTES,
+                           &addr);
+  if (e != 0) {
+    /* Not data: followers in other processes just see no progress. */
+    walrus__log(w, WALRUS_LOG_WARN,
+                "%s/%s: cannot publish the durable index (error %d); "
+                "followers in other processes will not see new entries",
+                w->dir, WALRUS__DURABLE_NAME, -e);
+    walrus__durable_writer_close(w);
+    return WALRUS_OK;
+  }
+  w->durable_map = addr;
+  walrus__durable_publish(w);
+  return WALRUS_OK;
+}
+
+void walrus__durable_writer_close(walrus_t *w) {
+  if (w->durable_map != NULL)
+    walrus__os_unmap(w, w->durable_file, w->durable_map,
+                     WALRUS__DURABLE_FILE_BYTES);
+  w->durable_map = NULL;
+  if (w->durable_file != NULL) walrus__os_close(w, w->durable_file);
+  w->durable_file = NULL;
+}
