@@ -288,23 +288,15 @@ static int follow_tail(walrus_t *w, uint64_t want, int *sealed) {
   uint64_t limit = UINT64_MAX;
   int rc = WALRUS_OK;
   *sealed = 0;
+  const walrus__scan_t from = {&win, t->file, t->name, t->seed, limit, 0};
   while (t->first + count < want) {
     const unsigned char *p;
     walrus__rec_t r;
-    rc = walrus__window_read(w, &win, t->file, t->name, off,
-                             WALRUS__REC_HEADER_BYTES, limit, &p);
-    if (rc == WALRUS_OK && p != NULL &&
-        walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
-      rc = walrus__window_read(w, &win, t->file, t->name, off,
-                               WALRUS__REC_HEADER_BYTES + r.body_len, limit,
-                               &p);
-    else if (rc == WALRUS_OK)
-      p = NULL;
+    walrus__found_t found;
+    rc = walrus__scan_record(w, &from, off, &r, &p, &found);
     if (rc != WALRUS_OK) break;
     uint64_t index = t->first + count;
-    if (p == NULL ||
-        walrus__rec_crc(t->salt, p, p + WALRUS__REC_HEADER_BYTES,
-                        r.body_len) != r.crc) {
+    if (found != WALRUS__FOUND_RECORD) {
       rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s/%s: durable entry %llu at offset %llu is "
                         "missing or damaged",

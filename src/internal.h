@@ -377,10 +377,47 @@ int walrus__segs_push(walrus_t *w, walrus__seg_t *s);
  * files, then fsync the directory; newest first when newest_first.
  * Caller holds wlock. */
 int walrus__segs_drop(walrus_t *w, size_t from, size_t n, int newest_first);
+
+/* ---- scan.c ---- */
+/* Make bytes [off, off + need) of f available in win and point *out at
+ * them, reading ahead up to the window's capacity but never past limit.
+ * WALRUS_OK with *out NULL if the file (or limit) ends first. */
 int walrus__window_read(walrus_t *w, walrus__window_t *win,
                         walrus_vfs_file_t *f, const char *name, uint64_t off,
                         size_t need, uint64_t limit, const unsigned char **out);
 void walrus__window_free(walrus_t *w, walrus__window_t *win);
+
+/* Where records are scanned from. */
+typedef struct walrus__scan_s {
+  walrus__window_t *win;   /* read-ahead window (the caller's) */
+  walrus_vfs_file_t *file; /* the segment file */
+  const char *name;        /* its name, for messages */
+  uint32_t seed;           /* walrus__salt_seed() of its salt */
+  uint64_t limit;          /* no record runs past it (UINT64_MAX: the
+                              file's end, unchecked) */
+  int stop_at_index;       /* report an index record without reading it */
+} walrus__scan_t;
+
+/* What walrus__scan_record() found at an offset. */
+typedef enum walrus__found_e {
+  WALRUS__FOUND_RECORD,    /* a whole record whose CRC matches */
+  WALRUS__FOUND_SHORT,     /* the file or limit ends inside the header */
+  WALRUS__FOUND_ZEROS,     /* a header of zero bytes */
+  WALRUS__FOUND_MALFORMED, /* a header that does not decode */
+  WALRUS__FOUND_TOO_LONG,  /* the record, padded, runs past the limit */
+  WALRUS__FOUND_INDEX,     /* an index record (stop_at_index): unread */
+  WALRUS__FOUND_PARTIAL,   /* the file or limit ends inside the body */
+  WALRUS__FOUND_BAD_CRC    /* the CRC does not match */
+} walrus__found_t;
+
+/* Read the record at off: *found says what is there; with
+ * WALRUS__FOUND_RECORD *r is decoded and *rec points at its header and
+ * body in the window (valid until the next read through it); from
+ * WALRUS__FOUND_MALFORMED on, *r holds the header.  Returns WALRUS_OK, or
+ * the error of a read. */
+int walrus__scan_record(walrus_t *w, const walrus__scan_t *sc, uint64_t off,
+                        walrus__rec_t *r, const unsigned char **rec,
+                        walrus__found_t *found);
 
 /* ---- rmap.c ---- */
 /* The mapping of s covering [0, need), mapped now if it is not; NULL with

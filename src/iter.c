@@ -262,42 +262,48 @@ static int mapped_step(walrus_iter_t *it, walrus_entry_t *out) {
   return WALRUS_OK;
 }
 
-/* A pread step, through the window.  Caller holds the lock; it->seg is
- * ready. */
+/* A pread step, through the window (scan.c).  Caller holds the lock;
+ * it->seg is ready. */
 static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
   walrus_t *w = it->w;
   walrus__seg_t *s = it->seg;
   uint64_t limit = s->sealed ? s->index_offset : s->end;
+  const walrus__scan_t from = {&it->win, s->file, s->name, s->seed, limit, 0};
   const unsigned char *p;
   walrus__rec_t r;
-  uint64_t left = 0;
+  walrus__found_t found;
   int rc;
   for (;;) {
-    /* A whole header, then the whole record, in the window. */
-    rc = walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                             WALRUS__REC_HEADER_BYTES, limit, &p);
-    if (rc == WALRUS_OK && p != NULL &&
-        walrus__rec_header_decode(p, &r) == WALRUS__FMT_OK)
-      rc =
-          walrus__window_read(w, &it->win, s->file, s->name, it->off,
-                              WALRUS__REC_HEADER_BYTES + r.body_len, limit, &p);
+    rc = walrus__scan_record(w, &from, it->off, &r, &p, &found);
     if (rc != WALRUS_OK) return rc;
-    if (p == NULL) {
-      left = 0;
-      break;
+    /* A sync mark (format.h) after the entry before: not an entry. */
+    if (found == WALRUS__FOUND_RECORD && (r.flags & WALRUS__REC_MARK) &&
+        r.body_len == 0 && r.index + 1 == it->next) {
+      it->off += WALRUS__REC_HEADER_BYTES;
+      continue;
     }
-    uint64_t avail = it->win.off + it->win.len - it->off;
-    uint64_t before = it->off;
-    p = skip_marks(it, s->salt, p, avail, &left);
-    if (it->off == before) break; /* no mark: p is the record */
+    break;
   }
   if (it->win.off + it->win.len >= it->hinted && w->vfs->version >= 3 &&
       w->vfs->advise != NULL) {
     walrus__os_advise(w, s->file, it->hinted, AHEAD_BYTES);
     it->hinted += AHEAD_BYTES;
   }
-  rc = walrus__rec_view(w, s->name, s->seed, 0, it->next, it->off, p, left, out,
-                        it->txid);
+  if (found == WALRUS__FOUND_RECORD) {
+    rc = walrus__rec_view(w, s->name, s->seed, 1, it->next, it->off, p,
+                          WALRUS__REC_HEADER_BYTES + r.body_len, out,
+                          it->txid);
+  } else {
+    /* Damaged or cut short: let the check say how, from what there is. */
+    uint64_t avail = 0;
+    p = NULL;
+    if (it->off >= it->win.off && it->off < it->win.off + it->win.len) {
+      p = it->win.buf + (it->off - it->win.off);
+      avail = it->win.off + it->win.len - it->off;
+    }
+    rc = walrus__rec_view(w, s->name, s->seed, 0, it->next, it->off, p, avail,
+                          out, it->txid);
+  }
   if (rc != WALRUS_OK) return rc;
   it->off += walrus__rec_size(walrus__get32(p + 4)); /* body_len, checked */
   it->next++;

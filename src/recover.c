@@ -102,12 +102,6 @@ static void listing_free(listing_t *l) {
   walrus__free(l->w, l->firsts);
 }
 
-static int is_zero(const unsigned char *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != 0) return 0;
-  return 1;
-}
-
 /* Read the records of s from the header on, appending offsets of whole
  * units to s->offs (s->count counts them), until the end of the file or
  * the first thing that is not the expected record.  Entries after
@@ -131,30 +125,27 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
     sc->stopped = 1;                                   \
     goto out;                                          \
   } while (0)
+  const walrus__scan_t from = {&win, s->file, s->name, s->seed, size, 1};
   while (off < size) {
-    rc = walrus__window_read(w, &win, s->file, s->name, off,
-                             WALRUS__REC_HEADER_BYTES, size, &p);
+    walrus__found_t found;
+    rc = walrus__scan_record(w, &from, off, &r, &p, &found);
     if (rc != WALRUS_OK) goto out;
-    if (p == NULL) STOP("partial record header");
-    if (is_zero(p, WALRUS__REC_HEADER_BYTES)) {
-      sc->at_zeros = 1;
-      STOP("zero bytes");
+    switch (found) {
+      case WALRUS__FOUND_RECORD: break;
+      case WALRUS__FOUND_SHORT: STOP("partial record header");
+      case WALRUS__FOUND_ZEROS:
+        sc->at_zeros = 1;
+        STOP("zero bytes");
+      case WALRUS__FOUND_MALFORMED: STOP("malformed record header");
+      case WALRUS__FOUND_TOO_LONG:
+        STOP("record runs past the end of the file");
+      case WALRUS__FOUND_INDEX:
+        sc->at_index = 1;
+        STOP("index record");
+      case WALRUS__FOUND_PARTIAL: STOP("partial record");
+      case WALRUS__FOUND_BAD_CRC: STOP("checksum mismatch");
     }
-    if (walrus__rec_header_decode(p, &r) != WALRUS__FMT_OK)
-      STOP("malformed record header");
     uint64_t rsz = walrus__rec_size(r.body_len);
-    if (off + rsz > size) STOP("record runs past the end of the file");
-    if (r.flags & WALRUS__REC_INDEX) {
-      sc->at_index = 1;
-      STOP("index record");
-    }
-    rc = walrus__window_read(w, &win, s->file, s->name, off,
-                             WALRUS__REC_HEADER_BYTES + r.body_len, size, &p);
-    if (rc != WALRUS_OK) goto out;
-    if (p == NULL) STOP("partial record");
-    if (walrus__rec_crc(s->salt, p,
-                        p + WALRUS__REC_HEADER_BYTES, r.body_len) != r.crc)
-      STOP("checksum mismatch");
     if (r.index > void_after) break; /* void: truncate_back finishes it */
     if (r.flags & WALRUS__REC_MARK) {
       /* A sync mark: not an entry, outside any unit, naming the entry

@@ -423,43 +423,6 @@ void walrus__seg_uncache(walrus_t *w, walrus__seg_t *s) {
   pthread_mutex_unlock(&w->cache_mu);
 }
 
-/* Make bytes [off, off + need) of f available and point *out at them,
- * reading ahead up to the window's capacity but never past limit.  Returns
- * WALRUS_OK with *out NULL if the file (or limit) ends first. */
-int walrus__window_read(walrus_t *w, walrus__window_t *win,
-                        walrus_vfs_file_t *f, const char *name, uint64_t off,
-                        size_t need, uint64_t limit,
-                        const unsigned char **out) {
-  if (off >= win->off && off + need <= win->off + win->len) {
-    *out = win->buf + (off - win->off);
-    return WALRUS_OK;
-  }
-  *out = NULL;
-  if (off > limit || need > limit - off) return WALRUS_OK;
-  size_t want = need > 65536 ? need : 65536;
-  if (want > limit - off) want = (size_t)(limit - off);
-  if (want > win->cap) {
-    unsigned char *p = walrus__realloc(w, win->buf, want);
-    if (p == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "read buffer");
-    win->buf = p;
-    win->cap = want;
-  }
-  size_t got;
-  win->len = 0;
-  int rc = walrus__os_read(w, f, name, win->buf, want, off, &got);
-  if (rc != WALRUS_OK) return rc;
-  win->off = off;
-  win->len = got;
-  if (got >= need) *out = win->buf;
-  return WALRUS_OK;
-}
-
-void walrus__window_free(walrus_t *w, walrus__window_t *win) {
-  walrus__free(w, win->buf);
-  win->buf = NULL;
-  win->cap = win->len = 0;
-}
-
 /* Remove segments [from, from + n) from the table, close and unlink
  * their files, then sync the directory.  Newest first when cutting the
  * back and oldest first when cutting the front, so that a crash part way
