@@ -590,239 +590,240 @@ static int make_durable(walrus_t *w, int salvage_dir) {
   return rc;
 }
 
-int walrus__recover(walrus_t *w) {
-  listing_t l = {0};
-  int found = 0, rc, writable = !w->cfg.read_only, removed = 0;
-  int salvage = w->cfg.recovery == WALRUS_RECOVER_SALVAGE;
-  char why[160];
-  l.w = w;
+/* What one recovery has gathered so far. */
+typedef struct recovery_s {
+  walrus_t *w;         /* the handle being opened */
+  listing_t l;         /* the directory's segments and leftovers */
+  int writable;        /* a writable open: it may repair */
+  int salvage;         /* WALRUS_RECOVER_SALVAGE */
+  int removed;         /* a file was removed: the directory needs a sync */
+  uint64_t void_after; /* an unfinished truncate_back's last kept entry,
+                          or UINT64_MAX */
+  size_t nlive;        /* segments l.firsts[0..nlive) are not void */
+} recovery_t;
 
-  rc = walrus__os_list(w, list_cb, &l);
-  if (l.oom) {
-    rc = walrus__fail(w, WALRUS_ENOMEM, 0, "listing %s", w->dir);
-    goto out;
-  }
-  if (rc != 0) {
-    rc = walrus__fail(w, WALRUS_EIO, -rc, "list %s", w->dir);
-    goto out;
-  }
-  if (l.n > 1) qsort(l.firsts, l.n, sizeof *l.firsts, cmp_u64);
+/* Step 1: list the directory, segments sorted by first index. */
+static int list_dir(recovery_t *rv) {
+  walrus_t *w = rv->w;
+  int rc = walrus__os_list(w, list_cb, &rv->l);
+  if (rv->l.oom) return walrus__fail(w, WALRUS_ENOMEM, 0, "listing %s", w->dir);
+  if (rc != 0) return walrus__fail(w, WALRUS_EIO, -rc, "list %s", w->dir);
+  if (rv->l.n > 1)
+    qsort(rv->l.firsts, rv->l.n, sizeof *rv->l.firsts, cmp_u64);
+  return WALRUS_OK;
+}
 
-  rc = walrus__meta_read(w, &w->meta, &found);
-  if (rc != WALRUS_OK) goto out;
-  if (!found) {
-    if (l.n > 0) {
-      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+/* No META: an empty directory becomes a new log (writable), else it is
+ * corruption or no log at all. */
+static int create_log(recovery_t *rv) {
+  walrus_t *w = rv->w;
+  if (rv->l.n > 0)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s holds segments but no META", w->dir);
-      goto out;
-    }
-    if (!writable) {
-      rc = walrus__fail(w, WALRUS_EIO, ENOENT, "%s holds no walrus log",
+  if (!rv->writable)
+    return walrus__fail(w, WALRUS_EIO, ENOENT, "%s holds no walrus log",
                         w->dir);
-      goto out;
-    }
-    walrus__meta_t m = {0};
-    do {
-      if (walrus__random(&m.log_id, sizeof m.log_id) != 0) {
-        rc = walrus__fail(w, WALRUS_EIO, errno, "getrandom");
-        goto out;
-      }
-    } while (m.log_id == 0);
-    m.first_index = 1;
-    rc = walrus__meta_write(w, &m);
-    if (rc != WALRUS_OK) goto out;
-    w->first_index = w->next_index = w->write_next = 1;
-    walrus__log(w, WALRUS_LOG_INFO, "created a new log in %s", w->dir);
-    goto out;
-  }
+  walrus__meta_t m = {0};
+  do {
+    if (walrus__random(&m.log_id, sizeof m.log_id) != 0)
+      return walrus__fail(w, WALRUS_EIO, errno, "getrandom");
+  } while (m.log_id == 0);
+  m.first_index = 1;
+  int rc = walrus__meta_write(w, &m);
+  if (rc != WALRUS_OK) return rc;
+  w->first_index = w->next_index = w->write_next = 1;
+  walrus__log(w, WALRUS_LOG_INFO, "created a new log in %s", w->dir);
+  return WALRUS_OK;
+}
 
-  /* What the repairs below decide rests on META and on which files the
-   * directory names: a reset, a truncate_front or a truncate_back that a
-   * dead writer left half done may have renamed META into place without
-   * the directory fsync after it.  Removing files on the strength of such
-   * a META would, after a power loss, leave the old META with its files
-   * gone.  So both are made durable first, in the order the interrupted
-   * operation itself uses: META, then the removals. */
-  if (writable) {
-    rc = make_durable(w, l.salvage_dir);
-    if (rc != WALRUS_OK) goto out;
-  }
-
-  /* Step 1: leftovers of interrupted creations. */
-  if (writable) {
-    for (size_t i = 0; i < l.ntmp; i++) {
-      rc = walrus__os_unlink(w, l.tmps[i]);
-      if (rc != WALRUS_OK) goto out;
-      walrus__log(w, WALRUS_LOG_INFO, "removed leftover %s", l.tmps[i]);
-      removed = 1;
+/* Remove what interrupted operations left: *.tmp files of interrupted
+ * creations and, after an unfinished truncate_back (which voids every
+ * entry after trunc_last), the segments that start after it; the one
+ * holding it is read up to it and walrus__finish_truncate_back()
+ * completes the cut.  Read-only, only notes which segments are void. */
+static int remove_leftovers(recovery_t *rv) {
+  walrus_t *w = rv->w;
+  int rc;
+  if (rv->writable) {
+    for (size_t i = 0; i < rv->l.ntmp; i++) {
+      rc = walrus__os_unlink(w, rv->l.tmps[i]);
+      if (rc != WALRUS_OK) return rc;
+      walrus__log(w, WALRUS_LOG_INFO, "removed leftover %s", rv->l.tmps[i]);
+      rv->removed = 1;
     }
   }
-
-  /* An unfinished truncate_back voids every entry after trunc_last:
-   * segments that start after it are dropped, the one holding it is read
-   * up to it, and walrus__finish_truncate_back() completes the cut. */
-  uint64_t void_after = UINT64_MAX;
-  size_t nlive = l.n;
-  if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-    void_after = w->meta.trunc_last;
-    while (nlive > 0 && l.firsts[nlive - 1] > void_after) nlive--;
-    /* Newest first, as truncate_back itself removes them. */
-    for (size_t k = l.n; k > nlive && writable; k--) {
-      char name[WALRUS__SEG_NAME_LEN + 1];
-      walrus__seg_name(name, l.firsts[k - 1]);
-      rc = walrus__os_unlink(w, name);
-      if (rc != WALRUS_OK) goto out;
-      walrus__log(w, WALRUS_LOG_INFO,
-                  "removed %s, void after an interrupted truncate_back", name);
-      removed = 1;
-    }
+  rv->void_after = UINT64_MAX;
+  rv->nlive = rv->l.n;
+  if (!(w->meta.flags & WALRUS__META_TRUNC_PENDING)) return WALRUS_OK;
+  rv->void_after = w->meta.trunc_last;
+  while (rv->nlive > 0 && rv->l.firsts[rv->nlive - 1] > rv->void_after)
+    rv->nlive--;
+  /* Newest first, as truncate_back itself removes them. */
+  for (size_t k = rv->l.n; k > rv->nlive && rv->writable; k--) {
+    char name[WALRUS__SEG_NAME_LEN + 1];
+    walrus__seg_name(name, rv->l.firsts[k - 1]);
+    rc = walrus__os_unlink(w, name);
+    if (rc != WALRUS_OK) return rc;
+    walrus__log(w, WALRUS_LOG_INFO,
+                "removed %s, void after an interrupted truncate_back", name);
+    rv->removed = 1;
   }
+  return WALRUS_OK;
+}
 
-  /* Steps 2 and 3: the segment table. */
-  for (size_t i = 0; i < nlive; i++) {
-    walrus__seg_t *s = NULL;
-    int stale, last = i + 1 == nlive, sealed = 0;
-    uint64_t size;
-    /* Read-only, a segment wholly below the first index is not opened: it
-     * is void, and a writer's truncate_front may be removing it now. */
-    if (!writable && !last && l.firsts[i + 1] <= w->meta.first_index)
-      continue;
-    rc = open_segment(w, l.firsts[i], writable && last, &s, &stale);
-    if (rc != WALRUS_OK) {
-      if (salvage && rc == WALRUS_ECORRUPT) {
-        rc = move_aside(w, l.firsts, i, nlive);
-        break;
-      }
-      goto out;
-    }
-    if (stale) {
-      if (writable) {
-        rc = walrus__os_unlink(w, s->name);
+/* The segments before s (first index at most META's) do not reach it: they
+ * are leftovers of an interrupted truncate_front whose unlinks reached the
+ * disk out of order, since every entry missing is below the first index.
+ * Remove them from the table (and, writable, the directory). */
+static int drop_before_gap(recovery_t *rv) {
+  walrus_t *w = rv->w;
+  int rc = WALRUS_OK;
+  for (size_t k = 0; k < w->nsegs; k++) {
+    if (rv->writable && rc == WALRUS_OK) {
+      rc = walrus__os_unlink(w, w->segs[k]->name);
+      if (rc == WALRUS_OK) {
         walrus__log(w, WALRUS_LOG_INFO,
-                    "removed %s, left over from an interrupted reset",
-                    s->name);
-        removed = 1;
-      }
-      walrus__seg_free(w, s);
-      if (rc != WALRUS_OK) goto out;
-      continue;
-    }
-    if (w->nsegs > 0) {
-      walrus__seg_t *prev = w->segs[w->nsegs - 1];
-      if (prev->first + prev->count != s->first &&
-          s->first <= w->meta.first_index) {
-        /* The missing entries are all below the first index: the
-         * segments before this one are leftovers of an interrupted
-         * truncate_front whose unlinks reached the disk out of order. */
-        for (size_t k = 0; k < w->nsegs; k++) {
-          if (writable) {
-            rc = walrus__os_unlink(w, w->segs[k]->name);
-            if (rc != WALRUS_OK) break;
-            walrus__log(w, WALRUS_LOG_INFO,
-                        "removed %s, below the first index %llu",
-                        w->segs[k]->name,
-                        (unsigned long long)w->meta.first_index);
-            removed = 1;
-          }
-          walrus__seg_uncache(w, w->segs[k]);
-          walrus__seg_free(w, w->segs[k]);
-        }
-        w->nsegs = 0;
-        if (rc != WALRUS_OK) {
-          walrus__seg_free(w, s);
-          goto out;
-        }
+                    "removed %s, below the first index %llu",
+                    w->segs[k]->name,
+                    (unsigned long long)w->meta.first_index);
+        rv->removed = 1;
       }
     }
-    if (w->nsegs > 0) {
-      walrus__seg_t *prev = w->segs[w->nsegs - 1];
-      if (prev->first + prev->count != s->first) {
+    walrus__seg_uncache(w, w->segs[k]);
+    walrus__seg_free(w, w->segs[k]);
+  }
+  w->nsegs = 0;
+  return rc;
+}
+
+/* A sealed segment, checked through its trailer only; its file reopens on
+ * first use.  A sealed *last* segment of a writable open has its index
+ * checked now, since the next append starts a new segment after it, and
+ * is made durable: a writer that died between writing the trailer and its
+ * fdatasync leaves a seal that only the page cache holds, and a segment
+ * after it would make a lost trailer corruption. */
+static int take_sealed(recovery_t *rv, walrus__seg_t *s, int last) {
+  walrus_t *w = rv->w;
+  s->sealed = 1;
+  walrus__os_close(w, s->file);
+  s->file = NULL;
+  if (!last || !rv->writable) return WALRUS_OK;
+  int rc = walrus__seg_acquire(w, s);
+  if (rc != WALRUS_OK) return rc;
+  rc = walrus__os_sync(w, s->file, s->name);
+  walrus__seg_release(w, s);
+  return rc;
+}
+
+/* Step 4: scan the unsealed last segment and apply the recovery mode to
+ * what ends the scan. */
+static int take_tail(recovery_t *rv, walrus__seg_t *s, uint64_t size) {
+  walrus_t *w = rv->w;
+  scan_t sc;
+  int cut;
+  int rc = scan_records(w, s, size, rv->void_after, &sc);
+  if (rc == WALRUS_OK) rc = tail_damage(w, s, size, &sc, &cut);
+  if (rc != WALRUS_OK) return rc;
+  s->end = sc.good_end;
+  if (cut) {
+    rc = cut_tail(w, s, size, &sc);
+    if (rc != WALRUS_OK) return rc;
+  }
+  if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
+  return WALRUS_OK;
+}
+
+/* Steps 2 and 3 for segment l.firsts[i]: open it, check its header and
+ * its place after the one before, and add it to the table; a sealed one
+ * through its trailer, the last one scanned.  *stop is set when salvage
+ * moved this segment and the rest aside. */
+static int add_segment(recovery_t *rv, size_t i, int *stop) {
+  walrus_t *w = rv->w;
+  const uint64_t *firsts = rv->l.firsts;
+  walrus__seg_t *s = NULL;
+  int stale, last = i + 1 == rv->nlive, sealed = 0;
+  uint64_t size;
+  char why[160];
+  int rc = open_segment(w, firsts[i], rv->writable && last, &s, &stale);
+  if (rc != WALRUS_OK) {
+    if (!rv->salvage || rc != WALRUS_ECORRUPT) return rc;
+    *stop = 1;
+    return move_aside(w, firsts, i, rv->nlive);
+  }
+  if (stale) {
+    if (rv->writable) {
+      rc = walrus__os_unlink(w, s->name);
+      walrus__log(w, WALRUS_LOG_INFO,
+                  "removed %s, left over from an interrupted reset", s->name);
+      rv->removed = 1;
+    }
+    walrus__seg_free(w, s);
+    return rc;
+  }
+  if (w->nsegs > 0) {
+    walrus__seg_t *prev = w->segs[w->nsegs - 1];
+    if (prev->first + prev->count != s->first &&
+        s->first <= w->meta.first_index) {
+      rc = drop_before_gap(rv);
+      if (rc != WALRUS_OK) {
         walrus__seg_free(w, s);
-        if (salvage) {
-          rc = move_aside(w, l.firsts, i, nlive);
-          break;
-        }
-        rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+        return rc;
+      }
+    }
+  }
+  if (w->nsegs > 0) {
+    walrus__seg_t *prev = w->segs[w->nsegs - 1];
+    if (prev->first + prev->count != s->first) {
+      walrus__seg_free(w, s);
+      if (rv->salvage) {
+        *stop = 1;
+        return move_aside(w, firsts, i, rv->nlive);
+      }
+      return walrus__fail(w, WALRUS_ECORRUPT, 0,
                           "%s: entries %llu..%llu are missing (no segment "
                           "between %s and %020llu.seg)",
-                          w->dir, (unsigned long long)(prev->first + prev->count),
-                          (unsigned long long)(l.firsts[i] - 1), prev->name,
-                          (unsigned long long)l.firsts[i]);
-        goto out;
-      }
+                          w->dir,
+                          (unsigned long long)(prev->first + prev->count),
+                          (unsigned long long)(firsts[i] - 1), prev->name,
+                          (unsigned long long)firsts[i]);
     }
-    rc = walrus__os_size(w, s->file, s->name, &size);
-    if (rc != WALRUS_OK) {
-      walrus__seg_free(w, s);
-      goto out;
-    }
-    rc = walrus__segs_push(w, s);
-    if (rc != WALRUS_OK) {
-      walrus__seg_free(w, s);
-      goto out;
-    }
-    if (salvage) {
-      int ok;
-      if (!last) {
-        /* Salvage may have to cut a sealed segment: reopen writable. */
-        walrus__os_close(w, s->file);
-        s->file = NULL;
-        rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
-        if (rc != WALRUS_OK) goto out;
-      }
-      rc = salvage_segment(w, s, size, last, void_after, &ok);
-      if (rc != WALRUS_OK) goto out;
-      if (!ok) {
-        rc = move_aside(w, l.firsts, i + 1, nlive);
-        break;
-      }
-      continue;
-    }
-    rc = read_trailer(w, s, size, &sealed, why, sizeof why);
-    if (rc != WALRUS_OK) goto out;
-    if (sealed) {
-      s->sealed = 1;
-      /* Only the trailer was read; the file reopens on first use. */
+  }
+  rc = walrus__os_size(w, s->file, s->name, &size);
+  if (rc == WALRUS_OK) rc = walrus__segs_push(w, s);
+  if (rc != WALRUS_OK) {
+    walrus__seg_free(w, s);
+    return rc;
+  }
+  if (rv->salvage) {
+    int ok;
+    if (!last) {
+      /* Salvage may have to cut a sealed segment: reopen writable. */
       walrus__os_close(w, s->file);
       s->file = NULL;
-      if (last && writable) {
-        /* A sealed last segment: check its index now, since the next
-         * append starts a new segment after it, and make it durable: a
-         * writer that died between writing the trailer and its fdatasync
-         * leaves a seal that only the page cache holds, and a segment
-         * after it would make a lost trailer corruption. */
-        rc = walrus__seg_acquire(w, s);
-        if (rc != WALRUS_OK) goto out;
-        rc = walrus__os_sync(w, s->file, s->name);
-        walrus__seg_release(w, s);
-        if (rc != WALRUS_OK) goto out;
-      }
-      continue;
+      rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
+      if (rc != WALRUS_OK) return rc;
     }
-    if (!last) {
-      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
+    rc = salvage_segment(w, s, size, last, rv->void_after, &ok);
+    if (rc != WALRUS_OK || ok) return rc;
+    *stop = 1;
+    return move_aside(w, firsts, i + 1, rv->nlive);
+  }
+  rc = read_trailer(w, s, size, &sealed, why, sizeof why);
+  if (rc != WALRUS_OK) return rc;
+  if (sealed) return take_sealed(rv, s, last);
+  if (!last)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s/%s is not the last segment but is not sealed: %s",
                         w->dir, s->name, why);
-      goto out;
-    }
-    /* Step 4: the tail. */
-    scan_t sc;
-    int cut;
-    rc = scan_records(w, s, size, void_after, &sc);
-    if (rc != WALRUS_OK) goto out;
-    rc = tail_damage(w, s, size, &sc, &cut);
-    if (rc != WALRUS_OK) goto out;
-    s->end = sc.good_end;
-    if (cut) {
-      rc = cut_tail(w, s, size, &sc);
-      if (rc != WALRUS_OK) goto out;
-    }
-    if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
-  }
+  return take_tail(rv, s, size);
+}
 
-  /* META's first index against the segments.  Whole segments below it
-   * are leftovers of an interrupted truncate_front (or, with the last
-   * one, of a truncate_front to last + 1): they are void. */
+/* META's first index against the segments.  Whole segments below it are
+ * leftovers of an interrupted truncate_front (or, with the last one, of a
+ * truncate_front to last + 1): they are void.  Then the log's extent. */
+static int apply_first_index(recovery_t *rv) {
+  walrus_t *w = rv->w;
+  int rc = WALRUS_OK;
   w->first_index = w->meta.first_index;
   size_t drop = 0;
   while (drop < w->nsegs && w->segs[drop]->first < w->first_index &&
@@ -830,26 +831,24 @@ int walrus__recover(walrus_t *w) {
     drop++;
   if (w->nsegs > drop) {
     walrus__seg_t *head = w->segs[drop];
-    if (head->first > w->meta.first_index) {
-      rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
-                        "%s: entries %llu..%llu are missing (first segment "
-                        "is %s)",
-                        w->dir, (unsigned long long)w->meta.first_index,
-                        (unsigned long long)(head->first - 1), head->name);
-      goto out;
-    }
+    if (head->first > w->meta.first_index)
+      return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                          "%s: entries %llu..%llu are missing (first "
+                          "segment is %s)",
+                          w->dir, (unsigned long long)w->meta.first_index,
+                          (unsigned long long)(head->first - 1), head->name);
   }
   /* A failed unlink leaves the table holding only the segments not yet
    * freed. */
   size_t gone = 0;
-  for (rc = WALRUS_OK; gone < drop; gone++) {
-    if (writable) {
+  for (; gone < drop; gone++) {
+    if (rv->writable) {
       rc = walrus__os_unlink(w, w->segs[gone]->name);
       if (rc != WALRUS_OK) break;
       walrus__log(w, WALRUS_LOG_INFO,
                   "removed %s, wholly below the first index %llu",
                   w->segs[gone]->name, (unsigned long long)w->first_index);
-      removed = 1;
+      rv->removed = 1;
     }
     walrus__seg_uncache(w, w->segs[gone]);
     walrus__seg_free(w, w->segs[gone]);
@@ -858,7 +857,7 @@ int walrus__recover(walrus_t *w) {
     memmove(w->segs, w->segs + gone, (w->nsegs - gone) * sizeof *w->segs);
     w->nsegs -= gone;
   }
-  if (rc != WALRUS_OK) goto out;
+  if (rc != WALRUS_OK) return rc;
   if (w->nsegs > 0) {
     walrus__seg_t *tail = w->segs[w->nsegs - 1];
     w->next_index = tail->first + tail->count;
@@ -868,42 +867,94 @@ int walrus__recover(walrus_t *w) {
   if (w->meta.flags & WALRUS__META_TRUNC_PENDING &&
       w->meta.trunc_last + 1 < w->next_index) {
     /* Read-only: show the log as the unfinished truncation leaves it. */
-    if (!writable) w->next_index = w->meta.trunc_last + 1;
+    if (!rv->writable) w->next_index = w->meta.trunc_last + 1;
   }
   if (w->first_index > w->next_index) w->first_index = w->next_index;
+  return WALRUS_OK;
+}
 
-  if (writable) {
-    if (removed) {
-      rc = walrus__os_sync_dir(w);
-      if (rc != WALRUS_OK) goto out;
-    }
+/* The last step of a writable open: make the removals durable, finish an
+ * unfinished truncate_back, and sync the tail, so that the next sync
+ * group starts on a synced prefix.  Read-only: show the log as an
+ * unfinished truncation will leave it. */
+static int settle(recovery_t *rv) {
+  walrus_t *w = rv->w;
+  int rc;
+  if (!rv->writable) {
     if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-      rc = walrus__finish_truncate_back(w, w->meta.trunc_last, NULL);
-      if (rc != WALRUS_OK) goto out;
+      uint64_t k = w->meta.trunc_last;
+      if (k + 1 < w->next_index) w->next_index = k + 1;
+      if (w->first_index > w->next_index) w->first_index = w->next_index;
     }
-    /* Make what recovery found durable before anything is added to it,
-     * so the next sync group starts on a synced prefix. */
-    if (w->nsegs > 0 && !w->segs[w->nsegs - 1]->sealed) {
-      walrus__seg_t *t = w->segs[w->nsegs - 1];
-      rc = walrus__os_sync(w, t->file, t->name);
-      if (rc != WALRUS_OK) goto out;
-      w->write_off = t->end;
-    }
-  } else if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-    /* Show the log as the unfinished truncation will leave it. */
-    uint64_t k = w->meta.trunc_last;
-    if (k + 1 < w->next_index) w->next_index = k + 1;
-    if (w->first_index > w->next_index) w->first_index = w->next_index;
+    return WALRUS_OK;
   }
+  if (rv->removed) {
+    rc = walrus__os_sync_dir(w);
+    if (rc != WALRUS_OK) return rc;
+  }
+  if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
+    rc = walrus__finish_truncate_back(w, w->meta.trunc_last, NULL);
+    if (rc != WALRUS_OK) return rc;
+  }
+  if (w->nsegs > 0 && !w->segs[w->nsegs - 1]->sealed) {
+    walrus__seg_t *t = w->segs[w->nsegs - 1];
+    rc = walrus__os_sync(w, t->file, t->name);
+    if (rc != WALRUS_OK) return rc;
+    w->write_off = t->end;
+  }
+  return WALRUS_OK;
+}
+
+int walrus__recover(walrus_t *w) {
+  recovery_t rv = {0};
+  int found = 0, rc;
+  rv.w = w;
+  rv.l.w = w;
+  rv.writable = !w->cfg.read_only;
+  rv.salvage = w->cfg.recovery == WALRUS_RECOVER_SALVAGE;
+
+  rc = list_dir(&rv);
+  if (rc == WALRUS_OK) rc = walrus__meta_read(w, &w->meta, &found);
+  if (rc != WALRUS_OK) goto out;
+  if (!found) {
+    rc = create_log(&rv);
+    goto out;
+  }
+  /* What the repairs below decide rests on META and on which files the
+   * directory names: a reset, a truncate_front or a truncate_back that a
+   * dead writer left half done may have renamed META into place without
+   * the directory fsync after it.  Removing files on the strength of such
+   * a META would, after a power loss, leave the old META with its files
+   * gone.  So both are made durable first, in the order the interrupted
+   * operation itself uses: META, then the removals. */
+  if (rv.writable) {
+    rc = make_durable(w, rv.l.salvage_dir);
+    if (rc != WALRUS_OK) goto out;
+  }
+  rc = remove_leftovers(&rv);
+  if (rc != WALRUS_OK) goto out;
+  for (size_t i = 0; i < rv.nlive; i++) {
+    /* Read-only, a segment wholly below the first index is not opened: it
+     * is void, and a writer's truncate_front may be removing it now. */
+    if (!rv.writable && i + 1 < rv.nlive &&
+        rv.l.firsts[i + 1] <= w->meta.first_index)
+      continue;
+    int stop = 0;
+    rc = add_segment(&rv, i, &stop);
+    if (rc != WALRUS_OK) goto out;
+    if (stop) break;
+  }
+  rc = apply_first_index(&rv);
+  if (rc == WALRUS_OK) rc = settle(&rv);
+  if (rc != WALRUS_OK) goto out;
   for (size_t i = 0; i < w->nsegs; i++) w->segs[i]->written = w->segs[i]->count;
   w->write_next = w->next_index;
   walrus__log(w, WALRUS_LOG_INFO,
               "opened %s%s: %zu segments, entries %llu..%llu", w->dir,
-              writable ? "" : " read-only", w->nsegs,
+              rv.writable ? "" : " read-only", w->nsegs,
               (unsigned long long)w->first_index,
               (unsigned long long)(w->next_index - 1));
-  rc = WALRUS_OK;
 out:
-  listing_free(&l);
+  listing_free(&rv.l);
   return rc;
 }
