@@ -58,16 +58,17 @@ static int check_entry(walrus_t *w, const walrus_entry_t *e, size_t i,
 typedef struct out_s {
   walrus_t *w;         /* handle */
   walrus__seg_t *s;    /* tail being written */
-  uint64_t buf_off;    /* file offset of w->buf[0] (or of the next store) */
-  size_t used;         /* bytes filled in w->buf */
+  uint64_t buf_off;    /* file offset of the buffer's first byte (or of the
+                          next store) */
+  size_t used;         /* bytes filled in the encode buffer */
   unsigned char *map;  /* the tail's mapping, or NULL: write with pwrite */
 } out_t;
 
 static int flush(out_t *o) {
   int rc = WALRUS_OK;
   if (o->used > 0)
-    rc = walrus__os_write(o->w, o->s->file, o->s->name, o->w->buf, o->used,
-                          o->buf_off);
+    rc = walrus__os_write(o->w, o->s->file, o->s->name, o->w->commit.buf,
+                          o->used, o->buf_off);
   o->buf_off += o->used;
   o->used = 0;
   return rc;
@@ -92,7 +93,7 @@ static int put(out_t *o, const void *p, size_t n) {
       return rc;
     }
   }
-  memcpy(o->w->buf + o->used, p, n);
+  memcpy(o->w->commit.buf + o->used, p, n);
   o->used += n;
   return WALRUS_OK;
 }
@@ -127,9 +128,9 @@ static int check_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
  * itself when the file may have changed (segment.c). */
 static int unit_map(walrus_t *w, walrus__seg_t *s, uint64_t total,
                     unsigned char **map) {
-  uint64_t start = w->write_off;
+  uint64_t start = w->commit.write_off;
   *map = NULL;
-  if (!w->mapped || total > WALRUS__MAPPED_UNIT_MAX ||
+  if (!w->commit.mapped || total > WALRUS__MAPPED_UNIT_MAX ||
       start + total > w->cfg.segment_bytes)
     return WALRUS_OK;
   int rc = walrus__seg_map(w, s);
@@ -147,7 +148,7 @@ static int encode_unit(walrus_t *w, walrus__seg_t *s, unsigned char *map,
                        const walrus_entry_t *e, size_t n, uint64_t *end) {
   static const unsigned char zeros[8] = {0};
   int64_t now = 0;
-  uint64_t pos = w->write_off;
+  uint64_t pos = w->commit.write_off;
   out_t o = {w, s, pos, 0, map};
   int rc;
   for (size_t i = 0; i < n; i++) {
@@ -155,7 +156,7 @@ static int encode_unit(walrus_t *w, walrus__seg_t *s, unsigned char *map,
     size_t tl = e[i].tx_id ? strlen(e[i].tx_id) : 0;
     walrus__rec_t r;
     r.body_len = (uint32_t)(tl + e[i].len);
-    r.index = w->write_next + i;
+    r.index = w->commit.write_next + i;
     r.term = e[i].term;
     r.timestamp_ns = e[i].timestamp_ns;
     if (r.timestamp_ns == 0) {
@@ -167,7 +168,7 @@ static int encode_unit(walrus_t *w, walrus__seg_t *s, unsigned char *map,
                         (i + 1 == n ? WALRUS__REC_LAST : 0) |
                         walrus__commit_flags(w, i == 0));
     r.txid_len = (uint8_t)tl;
-    r.epoch = w->epoch;
+    r.epoch = w->commit.epoch;
     walrus__rec_header_encode(hdr, &r);
     uint32_t crc = walrus__rec_crc_start(s->salt, hdr);
     crc = walrus__crc32c(crc, e[i].tx_id, tl);
@@ -205,7 +206,7 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
   pthread_mutex_lock(&w->wlock);
   rc = walrus__writable(w);
   if (rc != WALRUS_OK) goto out;
-  if (w->write_next > WALRUS_INDEX_MAX - (n - 1)) {
+  if (w->commit.write_next > WALRUS_INDEX_MAX - (n - 1)) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
                       "indexes would pass WALRUS_INDEX_MAX (%llu)",
                       (unsigned long long)WALRUS_INDEX_MAX);
@@ -219,7 +220,7 @@ static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
     walrus__unlock(w);
     if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
   }
-  uint64_t start = w->write_off;
+  uint64_t start = w->commit.write_off;
   unsigned char *map;
   rc = unit_map(w, s, total, &map);
   if (rc != WALRUS_OK) goto out;
@@ -257,10 +258,10 @@ int walrus_sync(walrus_t *w) {
   if (w == NULL) return WALRUS_EINVAL;
   if (w->cfg.read_only) return WALRUS_OK;
   pthread_mutex_lock(&w->wlock);
-  if (w->poisoned)
+  if (w->commit.poisoned)
     rc = walrus__fail(w, WALRUS_EPOISONED, 0,
                       "an earlier %s poisoned the handle; reopen the log",
-                      walrus_errname(w->poison_code));
+                      walrus_errname(w->commit.poison_code));
   else
     rc = walrus__sync_mark_locked(w, 0);
   pthread_mutex_unlock(&w->wlock);

@@ -53,7 +53,7 @@ static void publish(walrus_t *w, walrus__seg_t *t, uint64_t count, uint64_t end,
     t->count = count;
     t->end = end;
   }
-  if (w->next_index < next) w->next_index = next;
+  if (w->store.next_index < next) w->store.next_index = next;
   walrus__unlock(w);
 }
 
@@ -71,14 +71,14 @@ typedef struct capture_s {
  * the tail has unsynced writes. */
 static capture_t capture(walrus_t *w) {
   capture_t c;
-  c.t = w->segs[w->nsegs - 1];
+  c.t = w->store.segs[w->store.nsegs - 1];
   c.count = c.t->written;
-  c.end = w->write_off;
-  c.next = w->write_next;
-  c.seq = w->write_seq;
-  w->dirty = 0;
-  w->epoch++;
-  w->group_open = 0;
+  c.end = w->commit.write_off;
+  c.next = w->commit.write_next;
+  c.seq = w->commit.write_seq;
+  w->commit.dirty = 0;
+  w->commit.epoch++;
+  w->commit.group_open = 0;
   return c;
 }
 
@@ -88,18 +88,18 @@ static capture_t capture(walrus_t *w) {
  * Caller holds wlock. */
 static int fail_writes(walrus_t *w, int rc) {
   walrus__poison(w, rc);
-  if (w->nsegs > 0) {
-    walrus__seg_t *t = w->segs[w->nsegs - 1];
+  if (w->store.nsegs > 0) {
+    walrus__seg_t *t = w->store.segs[w->store.nsegs - 1];
     if (!t->sealed) {
       walrus__seg_unmap(w, t);
       t->prealloc = 0;
       walrus__os_try_truncate(w, t->file, t->end);
       t->written = t->count;
-      w->write_off = t->end;
+      w->commit.write_off = t->end;
     }
   }
-  w->write_next = w->next_index;
-  pthread_cond_broadcast(&w->sync_cv);
+  w->commit.write_next = w->store.next_index;
+  pthread_cond_broadcast(&w->commit.sync_cv);
   return rc;
 }
 
@@ -107,16 +107,17 @@ static int fail_writes(walrus_t *w, int rc) {
  * group commit in flight.  Holds wlock throughout (the caller's).  A
  * failure poisons the handle. */
 int walrus__sync_locked(walrus_t *w) {
-  while (w->sync_running) pthread_cond_wait(&w->sync_cv, &w->wlock);
-  if (w->poisoned) return w->poison_code;
-  if (!w->dirty || w->nsegs == 0) return WALRUS_OK;
+  while (w->commit.sync_running)
+    pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+  if (w->commit.poisoned) return w->commit.poison_code;
+  if (!w->commit.dirty || w->store.nsegs == 0) return WALRUS_OK;
   capture_t c = capture(w);
   int rc = walrus__os_sync(w, c.t->file, c.t->name);
   if (rc != WALRUS_OK) return fail_writes(w, rc);
   publish(w, c.t, c.count, c.end, c.next);
-  if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+  if (w->commit.durable_seq < c.seq) w->commit.durable_seq = c.seq;
   walrus__durable_set(w, c.next, 0);
-  pthread_cond_broadcast(&w->sync_cv);
+  pthread_cond_broadcast(&w->commit.sync_cv);
   return WALRUS_OK;
 }
 
@@ -126,28 +127,28 @@ int walrus__sync_locked(walrus_t *w) {
  * write their units and wait, and the next leader covers them all with
  * one fdatasync.  Caller holds wlock. */
 static int wait_durable(walrus_t *w, uint64_t seq) {
-  while (w->durable_seq < seq) {
-    if (w->poisoned) return w->poison_code;
-    if (w->sync_running) {
-      pthread_cond_wait(&w->sync_cv, &w->wlock);
+  while (w->commit.durable_seq < seq) {
+    if (w->commit.poisoned) return w->commit.poison_code;
+    if (w->commit.sync_running) {
+      pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
       continue;
     }
     capture_t c = capture(w);
-    w->sync_running = 1;
+    w->commit.sync_running = 1;
     pthread_mutex_unlock(&w->wlock);
     int rc = walrus__os_sync(w, c.t->file, c.t->name);
     pthread_mutex_lock(&w->wlock);
-    w->sync_running = 0;
+    w->commit.sync_running = 0;
     if (rc != WALRUS_OK) return fail_writes(w, rc);
-    if (w->poisoned) {
+    if (w->commit.poisoned) {
       /* Another writer failed while this sync ran, and cut the file. */
-      pthread_cond_broadcast(&w->sync_cv);
-      return w->poison_code;
+      pthread_cond_broadcast(&w->commit.sync_cv);
+      return w->commit.poison_code;
     }
     publish(w, c.t, c.count, c.end, c.next);
-    if (w->durable_seq < c.seq) w->durable_seq = c.seq;
+    if (w->commit.durable_seq < c.seq) w->commit.durable_seq = c.seq;
     walrus__durable_set(w, c.next, 0);
-    pthread_cond_broadcast(&w->sync_cv);
+    pthread_cond_broadcast(&w->commit.sync_cv);
   }
   return WALRUS_OK;
 }
@@ -167,16 +168,17 @@ int walrus__drain_locked(walrus_t *w) {
  * next sync covers it.  Caller holds wlock. */
 int walrus__sync_mark_locked(walrus_t *w, int durable) {
   int rc = walrus__sync_locked(w);
-  if (rc != WALRUS_OK || !w->need_mark || w->nsegs == 0) return rc;
-  walrus__seg_t *t = w->segs[w->nsegs - 1];
+  if (rc != WALRUS_OK || !w->commit.need_mark || w->store.nsegs == 0) return rc;
+  walrus__seg_t *t = w->store.segs[w->store.nsegs - 1];
   if (t->sealed || t->written == 0) return WALRUS_OK;
-  rc = walrus__write_mark(w, t, w->write_off, w->write_next - 1, 0);
+  rc = walrus__write_mark(w, t, w->commit.write_off, w->commit.write_next - 1,
+                          0);
   if (rc != WALRUS_OK) return rc;
-  w->write_off += WALRUS__REC_HEADER_BYTES;
-  w->need_mark = 0;
-  w->group_open = 1; /* the mark opened a group, with no sync running */
-  w->group_overlap = 0;
-  w->dirty = 1;
+  w->commit.write_off += WALRUS__REC_HEADER_BYTES;
+  w->commit.need_mark = 0;
+  w->commit.group_open = 1; /* the mark opened a group, with no sync running */
+  w->commit.group_overlap = 0;
+  w->commit.dirty = 1;
   return durable ? walrus__sync_locked(w) : WALRUS_OK;
 }
 
@@ -191,7 +193,7 @@ int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
   r.index = index;
   r.timestamp_ns = walrus__now_ns();
   r.flags = (uint8_t)(WALRUS__REC_MARK | WALRUS__REC_GROUP | extra_flags);
-  r.epoch = w->epoch;
+  r.epoch = w->commit.epoch;
   walrus__rec_header_encode(hdr, &r);
   walrus__put32(hdr, walrus__rec_crc(t->salt, hdr, NULL, 0));
   int rc = walrus__os_write(w, t->file, t->name, hdr, sizeof hdr, off);
@@ -208,10 +210,10 @@ int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
 static int writable(walrus_t *w) {
   if (w->cfg.read_only)
     return walrus__fail(w, WALRUS_EREADONLY, 0, "%s is open read-only", w->dir);
-  if (w->poisoned)
+  if (w->commit.poisoned)
     return walrus__fail(w, WALRUS_EPOISONED, 0,
                         "an earlier %s poisoned the handle; reopen the log",
-                        walrus_errname(w->poison_code));
+                        walrus_errname(w->commit.poison_code));
   return WALRUS_OK;
 }
 
@@ -228,10 +230,11 @@ int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
                         walrus__seg_t **tail) {
   int rc;
   for (;;) {
-    walrus__seg_t *s = w->nsegs ? w->segs[w->nsegs - 1] : NULL;
+    walrus__seg_t *s =
+        w->store.nsegs ? w->store.segs[w->store.nsegs - 1] : NULL;
     int full = 0;
     if (s != NULL && !s->sealed && s->written > 0) {
-      uint64_t after = w->write_off + total;
+      uint64_t after = w->commit.write_off + total;
       uint64_t seal =
           walrus__rec_size(4 * (s->written + n)) + WALRUS__TRAILER_BYTES;
       full =
@@ -241,8 +244,8 @@ int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
       *tail = s;
       return WALRUS_OK;
     }
-    if (w->sync_running) {
-      pthread_cond_wait(&w->sync_cv, &w->wlock);
+    if (w->commit.sync_running) {
+      pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
       rc = walrus__writable(w);
       if (rc != WALRUS_OK) return rc;
       continue;
@@ -252,7 +255,7 @@ int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
       if (rc != WALRUS_OK) return rc;
       continue;
     }
-    rc = walrus__seg_create(w, w->write_next);
+    rc = walrus__seg_create(w, w->commit.write_next);
     if (rc != WALRUS_OK) return rc;
     if (s != NULL) { /* a rotation */
       rc = walrus__retain(w);
@@ -267,13 +270,13 @@ int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
  * Caller holds wlock. */
 uint8_t walrus__commit_flags(walrus_t *w, int unit_start) {
   uint8_t f = 0;
-  if (unit_start && !w->group_open) {
+  if (unit_start && !w->commit.group_open) {
     f |= WALRUS__REC_GROUP;
-    w->group_overlap = w->sync_running;
+    w->commit.group_overlap = w->commit.sync_running;
   }
   /* Every record of a group that began during the previous group's sync
    * says so, so that the evidence survives the loss of its first. */
-  if (w->group_overlap) f |= WALRUS__REC_OVERLAP;
+  if (w->commit.group_overlap) f |= WALRUS__REC_OVERLAP;
   return f;
 }
 
@@ -285,19 +288,19 @@ uint8_t walrus__commit_flags(walrus_t *w, int unit_start) {
 int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n, uint64_t end,
                         uint64_t *first) {
   int rc = WALRUS_OK;
-  w->group_open = 1;
-  *first = w->write_next;
+  w->commit.group_open = 1;
+  *first = w->commit.write_next;
   s->written += n;
-  w->write_next += n;
-  w->write_off = end;
-  w->dirty = 1;
-  w->need_mark = 1;
-  uint64_t seq = ++w->write_seq;
+  w->commit.write_next += n;
+  w->commit.write_off = end;
+  w->commit.dirty = 1;
+  w->commit.need_mark = 1;
+  uint64_t seq = ++w->commit.write_seq;
   if (w->cfg.sync == WALRUS_SYNC_ALWAYS) {
     rc = wait_durable(w, seq);
   } else {
-    publish(w, s, s->written, end, w->write_next);
-    w->durable_seq = seq;
+    publish(w, s, s->written, end, w->commit.write_next);
+    w->commit.durable_seq = seq;
   }
   return rc;
 }
@@ -312,11 +315,11 @@ int walrus__commit_fail(walrus_t *w, int rc) {
 void *walrus__syncer_main(void *arg) {
   walrus_t *w = arg;
   pthread_mutex_lock(&w->wlock);
-  while (!w->syncer_stop) {
+  while (!w->commit.syncer_stop) {
     struct timespec ts = walrus__deadline_ms(w->cfg.sync_interval_ms);
-    int e = pthread_cond_timedwait(&w->syncer_cv, &w->wlock, &ts);
-    if (w->syncer_stop) break;
-    if (e == ETIMEDOUT && !w->poisoned && w->dirty)
+    int e = pthread_cond_timedwait(&w->commit.syncer_cv, &w->wlock, &ts);
+    if (w->commit.syncer_stop) break;
+    if (e == ETIMEDOUT && !w->commit.poisoned && w->commit.dirty)
       walrus__sync_mark_locked(w, 0);
   }
   pthread_mutex_unlock(&w->wlock);
@@ -346,9 +349,9 @@ int walrus__seg_seal(walrus_t *w) {
    * before it is.  After the first step every record is published. */
   rc = walrus__sync_locked(w);
   if (rc != WALRUS_OK) return rc;
-  s = w->segs[w->nsegs - 1];
+  s = w->store.segs[w->store.nsegs - 1];
   if (s->count == 0 || s->sealed) return WALRUS_OK;
-  off = w->write_off;
+  off = w->commit.write_off;
   /* The trailer ends the file: cut preallocated zeros first. */
   rc = walrus__seg_trim(w, s, off);
   if (rc != WALRUS_OK) return walrus__poison(w, rc);
@@ -357,7 +360,7 @@ int walrus__seg_seal(walrus_t *w) {
   r.term = s->count;
   r.timestamp_ns = walrus__now_ns();
   r.flags = WALRUS__REC_INDEX;
-  r.epoch = w->epoch;
+  r.epoch = w->commit.epoch;
   walrus__rec_header_encode(hdr, &r);
   crc = walrus__rec_crc_start(s->salt, hdr);
   pos = off + WALRUS__REC_HEADER_BYTES;
@@ -365,9 +368,9 @@ int walrus__seg_seal(walrus_t *w) {
   while (i < s->count) {
     size_t n = (size_t)(s->count - i) < chunk ? (size_t)(s->count - i) : chunk;
     for (size_t j = 0; j < n; j++)
-      walrus__put32(w->buf + 4 * j, s->offs[i + j]);
-    crc = walrus__crc32c(crc, w->buf, 4 * n);
-    rc = walrus__os_write(w, s->file, s->name, w->buf, 4 * n, pos);
+      walrus__put32(w->commit.buf + 4 * j, s->offs[i + j]);
+    crc = walrus__crc32c(crc, w->commit.buf, 4 * n);
+    rc = walrus__os_write(w, s->file, s->name, w->commit.buf, 4 * n, pos);
     if (rc != WALRUS_OK) goto fail;
     pos += 4 * n;
     i += n;
@@ -395,10 +398,10 @@ int walrus__seg_seal(walrus_t *w) {
   rc = walrus__os_write(w, s->file, s->name, trl, sizeof trl, pos);
   if (rc == WALRUS_OK) rc = walrus__os_sync(w, s->file, s->name);
   if (rc != WALRUS_OK) goto fail;
-  w->epoch++;
-  w->group_open = 0;
-  w->dirty = 0;
-  w->need_mark = 0;
+  w->commit.epoch++;
+  w->commit.group_open = 0;
+  w->commit.dirty = 0;
+  w->commit.need_mark = 0;
   walrus__lock_excl(w);
   walrus__seg_sealed(w, s, off);
   walrus__unlock(w);
@@ -416,29 +419,29 @@ fail:
  * to the start of the oldest one kept, but never past an open iterator.
  * Caller holds wlock, right after a rotation. */
 int walrus__retain(walrus_t *w) {
-  if (w->cfg.max_segments == 0 || w->nsegs <= w->cfg.max_segments)
+  if (w->cfg.max_segments == 0 || w->store.nsegs <= w->cfg.max_segments)
     return WALRUS_OK;
-  uint64_t limit = w->next_index;
+  uint64_t limit = w->store.next_index;
   walrus__lock_shared(w);
-  for (walrus_iter_t *it = w->iters; it != NULL; it = it->next_it)
+  for (walrus_iter_t *it = w->store.iters; it != NULL; it = it->next_it)
     if (it->next < limit) limit = it->next;
   walrus__unlock(w);
-  size_t drop = w->nsegs - w->cfg.max_segments;
-  while (drop > 0 && w->segs[drop]->first > limit) drop--;
+  size_t drop = w->store.nsegs - w->cfg.max_segments;
+  while (drop > 0 && w->store.segs[drop]->first > limit) drop--;
   if (drop == 0) {
     walrus__log(w, WALRUS_LOG_DEBUG, "retention waits for an iterator at %llu",
                 (unsigned long long)limit);
     return WALRUS_OK;
   }
-  uint64_t first = w->segs[drop]->first;
-  if (first <= w->first_index) return WALRUS_OK;
+  uint64_t first = w->store.segs[drop]->first;
+  if (first <= w->store.first_index) return WALRUS_OK;
   int rc = walrus__move_front(w, first);
   return rc == WALRUS_OK ? rc : walrus__poison(w, rc);
 }
 /* Move the first index to first_kept and remove whole segments below it,
  * never the last segment.  Caller holds wlock. */
 int walrus__move_front(walrus_t *w, uint64_t first_kept) {
-  walrus__meta_t m = w->meta;
+  walrus__meta_t m = w->store.meta;
   /* Entries up to first_kept - 1 must be durable before META says they
    * were there: else a power loss could leave META's first index beyond
    * the last entry. */
@@ -448,13 +451,13 @@ int walrus__move_front(walrus_t *w, uint64_t first_kept) {
   rc = walrus__meta_write(w, &m);
   if (rc != WALRUS_OK) return rc;
   walrus__lock_excl(w);
-  w->first_index = first_kept;
-  w->layout_gen++;
+  w->store.first_index = first_kept;
+  w->store.layout_gen++;
   walrus__unlock(w);
   walrus__durable_publish(w);
   size_t drop = 0;
-  while (drop + 1 < w->nsegs &&
-         w->segs[drop]->first + w->segs[drop]->count <= first_kept)
+  while (drop + 1 < w->store.nsegs &&
+         w->store.segs[drop]->first + w->store.segs[drop]->count <= first_kept)
     drop++;
   walrus__log(w, WALRUS_LOG_INFO,
               "truncate_front: first index is now %llu; removing %zu "
@@ -472,10 +475,11 @@ int walrus__move_front(walrus_t *w, uint64_t first_kept) {
  * one that read the count after it sleeps on a value already gone and
  * returns at once. */
 static void durable_wake(walrus_t *w) {
-  _Atomic uint32_t *c = walrus__durable_wake_count(w->durable_map);
+  _Atomic uint32_t *c = walrus__durable_wake_count(w->commit.durable_map);
   atomic_fetch_add(c, 1);
 #if HAVE_FUTEX
-  syscall(SYS_futex, (unsigned char *)w->durable_map + WALRUS__DURABLE_WAKE_OFF,
+  syscall(SYS_futex,
+          (unsigned char *)w->commit.durable_map + WALRUS__DURABLE_WAKE_OFF,
           FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 #endif
 }
@@ -486,31 +490,31 @@ static void durable_wake(walrus_t *w) {
 void walrus__durable_publish(walrus_t *w) {
   unsigned char b[WALRUS__DURABLE_BYTES];
   walrus__durable_t d;
-  if (w->durable_map == NULL) return;
-  d.log_id = w->meta.log_id;
-  d.durable_next = atomic_load(&w->durable_next);
-  d.first_index = w->first_index;
-  d.gen = w->durable_gen;
+  if (w->commit.durable_map == NULL) return;
+  d.log_id = w->store.meta.log_id;
+  d.durable_next = atomic_load(&w->commit.durable_next);
+  d.first_index = w->store.first_index;
+  d.gen = w->commit.durable_gen;
   walrus__durable_encode(b, &d);
-  memcpy(w->durable_map, b, WALRUS__DURABLE_BYTES);
+  memcpy(w->commit.durable_map, b, WALRUS__DURABLE_BYTES);
   durable_wake(w);
 }
 
 void walrus__durable_bump(walrus_t *w) {
-  w->durable_gen++;
+  w->commit.durable_gen++;
   walrus__durable_publish(w);
 }
 
 void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
-  uint64_t cur = atomic_load(&w->durable_next);
+  uint64_t cur = atomic_load(&w->commit.durable_next);
   if (lower ? next >= cur : next <= cur) return;
-  if (lower) w->durable_gen++; /* entries a follower saw are gone */
-  atomic_store(&w->durable_next, next);
+  if (lower) w->commit.durable_gen++; /* entries a follower saw are gone */
+  atomic_store(&w->commit.durable_next, next);
   walrus__durable_publish(w);
-  if (atomic_load(&w->waiters) > 0) {
-    pthread_mutex_lock(&w->wait_mu);
-    pthread_cond_broadcast(&w->wait_cv);
-    pthread_mutex_unlock(&w->wait_mu);
+  if (atomic_load(&w->commit.waiters) > 0) {
+    pthread_mutex_lock(&w->commit.wait_mu);
+    pthread_cond_broadcast(&w->commit.wait_cv);
+    pthread_mutex_unlock(&w->commit.wait_mu);
   }
 }
 
@@ -519,7 +523,7 @@ void walrus__durable_set(walrus_t *w, uint64_t next, int lower) {
 int walrus__durable_read(walrus_t *w, walrus__durable_t *d) {
   unsigned char b[WALRUS__DURABLE_BYTES];
   for (int tries = 0; tries < 4; tries++) {
-    int64_t n = walrus__os_try_read(w, w->durable_file, b, sizeof b, 0);
+    int64_t n = walrus__os_try_read(w, w->commit.durable_file, b, sizeof b, 0);
     if (n != (int64_t)sizeof b) return 0;
     if (walrus__durable_decode(b, d)) return 1;
   }
@@ -534,33 +538,35 @@ int walrus__durable_writer_open(walrus_t *w) {
   walrus__durable_t d;
   int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
   if (rc != WALRUS_OK) return rc;
-  atomic_store(&w->durable_next, w->next_index);
+  atomic_store(&w->commit.durable_next, w->store.next_index);
   /* The writer publishes only through a VFS that maps both ways: stores
    * into DURABLE, and followers that read through mappings. */
   if (w->vfs->version < 3 || w->vfs->map == NULL || w->vfs->map_read == NULL)
     return WALRUS_OK;
-  int e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->durable_file);
+  int e =
+      walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->commit.durable_file);
   if (e == -ENOENT)
     e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
-                            &w->durable_file);
+                            &w->commit.durable_file);
   uint64_t size = 0;
   if (e == 0) {
-    if (walrus__durable_read(w, &d) && d.log_id == w->meta.log_id) {
+    if (walrus__durable_read(w, &d) && d.log_id == w->store.meta.log_id) {
       /* A follower of the last writer may have seen entries up to
        * d.durable_next - 1: if this log no longer has them all (a cut at
        * open), it must learn that they went. */
-      w->durable_gen = d.gen + (w->next_index < d.durable_next);
+      w->commit.durable_gen = d.gen + (w->store.next_index < d.durable_next);
     } else {
-      w->durable_gen = 0;
+      w->commit.durable_gen = 0;
     }
-    e = walrus__os_try_size(w, w->durable_file, &size);
+    e = walrus__os_try_size(w, w->commit.durable_file, &size);
   }
   if (e == 0 && size < WALRUS__DURABLE_FILE_BYTES)
-    e = walrus__os_try_truncate(w, w->durable_file, WALRUS__DURABLE_FILE_BYTES);
+    e = walrus__os_try_truncate(w, w->commit.durable_file,
+                                WALRUS__DURABLE_FILE_BYTES);
   void *addr = NULL;
   if (e == 0)
-    e = walrus__os_try_map(w, w->durable_file, WALRUS__DURABLE_FILE_BYTES,
-                           &addr);
+    e = walrus__os_try_map(w, w->commit.durable_file,
+                           WALRUS__DURABLE_FILE_BYTES, &addr);
   if (e != 0) {
     /* Not data: followers in other processes just see no progress. */
     walrus__log(w, WALRUS_LOG_WARN,
@@ -570,16 +576,17 @@ int walrus__durable_writer_open(walrus_t *w) {
     walrus__durable_writer_close(w);
     return WALRUS_OK;
   }
-  w->durable_map = addr;
+  w->commit.durable_map = addr;
   walrus__durable_publish(w);
   return WALRUS_OK;
 }
 
 void walrus__durable_writer_close(walrus_t *w) {
-  if (w->durable_map != NULL)
-    walrus__os_unmap(w, w->durable_file, w->durable_map,
+  if (w->commit.durable_map != NULL)
+    walrus__os_unmap(w, w->commit.durable_file, w->commit.durable_map,
                      WALRUS__DURABLE_FILE_BYTES);
-  w->durable_map = NULL;
-  if (w->durable_file != NULL) walrus__os_close(w, w->durable_file);
-  w->durable_file = NULL;
+  w->commit.durable_map = NULL;
+  if (w->commit.durable_file != NULL)
+    walrus__os_close(w, w->commit.durable_file);
+  w->commit.durable_file = NULL;
 }

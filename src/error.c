@@ -60,28 +60,29 @@ int walrus__fail(walrus_t *w, int code, int os_errno, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  pthread_mutex_lock(&w->err_mu);
+  pthread_mutex_lock(&w->err.mu);
   if (os_errno != 0)
-    snprintf(w->errmsg, sizeof w->errmsg, "%s: %s (%s)", walrus_errname(code),
+    snprintf(w->err.msg, sizeof w->err.msg, "%s: %s (%s)", walrus_errname(code),
              msg, strerror(os_errno));
   else
-    snprintf(w->errmsg, sizeof w->errmsg, "%s: %s", walrus_errname(code), msg);
-  w->last_errno = os_errno;
-  walrus__log(w, WALRUS_LOG_ERROR, "%s", w->errmsg);
-  pthread_mutex_unlock(&w->err_mu);
+    snprintf(w->err.msg, sizeof w->err.msg, "%s: %s", walrus_errname(code),
+             msg);
+  w->err.last_errno = os_errno;
+  walrus__log(w, WALRUS_LOG_ERROR, "%s", w->err.msg);
+  pthread_mutex_unlock(&w->err.mu);
   return code;
 }
 
 /* Poisoning is sticky: the first failure's code is kept for the message. */
 int walrus__poison(walrus_t *w, int code) {
-  if (!w->poisoned) {
-    w->poisoned = 1;
-    w->poison_code = code;
-    atomic_store(&w->broken, 1);
+  if (!w->commit.poisoned) {
+    w->commit.poisoned = 1;
+    w->commit.poison_code = code;
+    atomic_store(&w->commit.broken, 1);
     /* walrus_wait() sleepers must see that they wait in vain. */
-    pthread_mutex_lock(&w->wait_mu);
-    pthread_cond_broadcast(&w->wait_cv);
-    pthread_mutex_unlock(&w->wait_mu);
+    pthread_mutex_lock(&w->commit.wait_mu);
+    pthread_cond_broadcast(&w->commit.wait_cv);
+    pthread_mutex_unlock(&w->commit.wait_mu);
     walrus__log(w, WALRUS_LOG_ERROR,
                 "handle poisoned by %s; writes refused until reopened",
                 walrus_errname(code));
@@ -90,14 +91,14 @@ int walrus__poison(walrus_t *w, int code) {
 }
 
 const char *walrus_errmsg(walrus_t *w) {
-  return w == NULL ? "no handle" : w->errmsg;
+  return w == NULL ? "no handle" : w->err.msg;
 }
 
 int walrus_last_errno(walrus_t *w) {
   int e;
   if (w == NULL) return 0;
-  pthread_mutex_lock(&w->err_mu);
-  e = w->last_errno;
-  pthread_mutex_unlock(&w->err_mu);
+  pthread_mutex_lock(&w->err.mu);
+  e = w->err.last_errno;
+  pthread_mutex_unlock(&w->err.mu);
   return e;
 }

@@ -51,7 +51,7 @@
 
 /* Follower: DURABLE's wake count as it is now; 0 without a mapping. */
 static uint32_t follow_count(walrus_t *w) {
-  void *map = atomic_load(&w->follow_map);
+  void *map = atomic_load(&w->follow.map);
   return map != NULL ? atomic_load(walrus__durable_wake_count(map)) : 0;
 }
 
@@ -60,7 +60,7 @@ static uint32_t follow_count(walrus_t *w) {
 static void follow_sleep(walrus_t *w, uint32_t seen, int64_t ns) {
   struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
 #if HAVE_FUTEX
-  unsigned char *map = atomic_load(&w->follow_map);
+  unsigned char *map = atomic_load(&w->follow.map);
   if (map != NULL) {
     /* Returns early on a wake, a changed count or a signal: the caller
      * looks again either way. */
@@ -81,15 +81,15 @@ static void follow_map_open(walrus_t *w) {
 #if HAVE_FUTEX
   uint64_t size = 0;
   void *addr = NULL;
-  if (atomic_load(&w->follow_map) != NULL || w->durable_file == NULL ||
-      !w->can_map)
+  if (atomic_load(&w->follow.map) != NULL || w->commit.durable_file == NULL ||
+      !w->store.can_map)
     return;
-  if (walrus__os_try_size(w, w->durable_file, &size) != 0 ||
+  if (walrus__os_try_size(w, w->commit.durable_file, &size) != 0 ||
       size < WALRUS__DURABLE_FILE_BYTES)
     return;
-  if (walrus__os_map_read(w, w->durable_file, WALRUS__DURABLE_FILE_BYTES,
-                       &addr) == 0)
-    atomic_store(&w->follow_map, addr);
+  if (walrus__os_map_read(w, w->commit.durable_file, WALRUS__DURABLE_FILE_BYTES,
+                          &addr) == 0)
+    atomic_store(&w->follow.map, addr);
 #else
   (void)w;
 #endif
@@ -105,20 +105,21 @@ static void reader_register(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   unsigned char r[8];
   if (walrus__random(r, sizeof r) != 0) return;
-  int n = snprintf(w->reader_name, sizeof w->reader_name, READER_PREFIX);
+  int n = snprintf(w->follow.reader_name, sizeof w->follow.reader_name,
+                   READER_PREFIX);
   for (size_t i = 0; i < sizeof r; i++)
-    n += snprintf(w->reader_name + n, sizeof w->reader_name - (size_t)n,
-                  "%02x", r[i]);
-  if (walrus__path(w, w->reader_name, path) != WALRUS_OK) return;
+    n += snprintf(w->follow.reader_name + n,
+                  sizeof w->follow.reader_name - (size_t)n, "%02x", r[i]);
+  if (walrus__path(w, w->follow.reader_name, path) != WALRUS_OK) return;
   int e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
-                       &w->reader_file);
-  if (e == 0) e = walrus__os_lock(w, w->reader_file);
+                              &w->follow.reader_file);
+  if (e == 0) e = walrus__os_lock(w, w->follow.reader_file);
   if (e != 0) {
-    if (w->reader_file != NULL) {
-      walrus__os_close(w, w->reader_file);
+    if (w->follow.reader_file != NULL) {
+      walrus__os_close(w, w->follow.reader_file);
       walrus__os_try_unlink(w, path);
     }
-    w->reader_file = NULL;
+    w->follow.reader_file = NULL;
     walrus__log(w, WALRUS_LOG_WARN,
                 "%s: cannot register as a reader (error %d); views of this "
                 "handle may change under the writer's truncate_back",
@@ -128,10 +129,10 @@ static void reader_register(walrus_t *w) {
 
 static void reader_unregister(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
-  if (w->reader_file == NULL) return;
-  walrus__os_close(w, w->reader_file);
-  w->reader_file = NULL;
-  if (walrus__path(w, w->reader_name, path) == WALRUS_OK)
+  if (w->follow.reader_file == NULL) return;
+  walrus__os_close(w, w->follow.reader_file);
+  w->follow.reader_file = NULL;
+  if (walrus__path(w, w->follow.reader_name, path) == WALRUS_OK)
     walrus__os_try_unlink(w, path);
 }
 
@@ -162,7 +163,7 @@ static int reader_check(void *arg, const char *name) {
 
 int walrus__readers_present(walrus_t *w) {
   readers_t rs = {w, 0};
-  if (!w->can_map) return 0; /* nothing maps through this VFS */
+  if (!w->store.can_map) return 0; /* nothing maps through this VFS */
   int e = walrus__os_list(w, reader_check, &rs);
   if (e < 0) return 1; /* cannot tell: assume so */
   return rs.present;
@@ -171,19 +172,19 @@ int walrus__readers_present(walrus_t *w) {
 void walrus__durable_peek(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   walrus__durable_t d;
-  if (w->can_map) reader_register(w);
+  if (w->store.can_map) reader_register(w);
   /* The writer may create DURABLE later; refresh retries. */
   if (walrus__path(w, WALRUS__DURABLE_NAME, path) != WALRUS_OK ||
-      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->durable_file) !=
+      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->commit.durable_file) !=
           0) {
-    w->durable_file = NULL;
+    w->commit.durable_file = NULL;
     return;
   }
   if (walrus__durable_read(w, &d)) {
-    w->peek_log_id = d.log_id;
-    w->peek_gen = d.gen;
-    w->peek_first = d.first_index;
-    w->peeked = 1;
+    w->follow.peek_log_id = d.log_id;
+    w->follow.peek_gen = d.gen;
+    w->follow.peek_first = d.first_index;
+    w->follow.peeked = 1;
   }
 }
 
@@ -191,14 +192,14 @@ void walrus__durable_peek(walrus_t *w) {
  * first_too, first index)? */
 static int moved_since_peek(const walrus_t *w, const walrus__durable_t *d,
                             int first_too) {
-  return w->peeked &&
-         (d->log_id != w->peek_log_id || d->gen != w->peek_gen ||
-          (first_too && d->first_index != w->peek_first));
+  return w->follow.peeked &&
+         (d->log_id != w->follow.peek_log_id || d->gen != w->follow.peek_gen ||
+          (first_too && d->first_index != w->follow.peek_first));
 }
 
 int walrus__durable_moved(walrus_t *w, int first_too) {
   walrus__durable_t d;
-  return w->durable_file != NULL && walrus__durable_read(w, &d) &&
+  return w->commit.durable_file != NULL && walrus__durable_read(w, &d) &&
          moved_since_peek(w, &d, first_too);
 }
 
@@ -207,11 +208,11 @@ int walrus__durable_open(walrus_t *w) {
   walrus__durable_t d;
   int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
   if (rc != WALRUS_OK) return rc;
-  atomic_store(&w->durable_next, w->next_index);
-  if (w->durable_file == NULL &&
-      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->durable_file) !=
+  atomic_store(&w->commit.durable_next, w->store.next_index);
+  if (w->commit.durable_file == NULL &&
+      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->commit.durable_file) !=
           0) {
-    w->durable_file = NULL;
+    w->commit.durable_file = NULL;
     return WALRUS_OK;
   }
   if (walrus__durable_read(w, &d)) {
@@ -222,19 +223,19 @@ int walrus__durable_open(walrus_t *w) {
                           "%s: the writer truncated back or reset the log "
                           "while it was being opened; open it again",
                           w->dir);
-    if (d.log_id == w->meta.log_id) w->durable_gen = d.gen;
+    if (d.log_id == w->store.meta.log_id) w->commit.durable_gen = d.gen;
   }
   /* Mid truncate_back (or after a writer that died in one), the table
    * ends at the cut but a segment may still count entries after it:
    * reading on from there is left to a handle opened after the cut. */
-  w->follow_stale = (w->meta.flags & WALRUS__META_TRUNC_PENDING) != 0;
+  w->follow.stale = (w->store.meta.flags & WALRUS__META_TRUNC_PENDING) != 0;
   follow_map_open(w);
   return WALRUS_OK;
 }
 
 void walrus__durable_close(walrus_t *w) {
   reader_unregister(w);
-  void *map = atomic_exchange(&w->follow_map, NULL);
+  void *map = atomic_exchange(&w->follow.map, NULL);
   if (map != NULL)
     walrus__vfs_unmap_read(w->vfs, map, WALRUS__DURABLE_FILE_BYTES);
   walrus__durable_writer_close(w);
@@ -242,9 +243,9 @@ void walrus__durable_close(walrus_t *w) {
 
 uint64_t walrus_durable_index(walrus_t *w) {
   if (w == NULL) return 0;
-  uint64_t d = atomic_load(&w->durable_next);
+  uint64_t d = atomic_load(&w->commit.durable_next);
   walrus__lock_shared(w);
-  uint64_t first = w->first_index;
+  uint64_t first = w->store.first_index;
   walrus__unlock(w);
   return d > first ? d - 1 : 0;
 }
@@ -261,7 +262,7 @@ static int follow_segment(walrus_t *w, uint64_t first) {
     rc = walrus__os_read_full(w, s->file, s->name, hdr, sizeof hdr, 0);
   if (rc == WALRUS_OK &&
       (walrus__seg_header_decode(hdr, &h) != WALRUS__FMT_OK ||
-       h.log_id != w->meta.log_id || h.first_index != first))
+       h.log_id != w->store.meta.log_id || h.first_index != first))
     rc = walrus__fail(w, WALRUS_ECORRUPT, 0, "%s/%s: bad segment header",
                       w->dir, s->name);
   if (rc == WALRUS_OK) {
@@ -282,7 +283,7 @@ static int follow_segment(walrus_t *w, uint64_t first) {
  * is sealed (*sealed).  Caller holds wlock; the records read are
  * published when it returns. */
 static int follow_tail(walrus_t *w, uint64_t want, int *sealed) {
-  walrus__seg_t *t = w->segs[w->nsegs - 1];
+  walrus__seg_t *t = w->store.segs[w->store.nsegs - 1];
   walrus__window_t win = {0};
   uint64_t off = t->end, count = t->count;
   uint64_t limit = UINT64_MAX;
@@ -341,7 +342,7 @@ static int follow_tail(walrus_t *w, uint64_t want, int *sealed) {
   walrus__lock_excl(w);
   t->count = t->written = count;
   t->end = off;
-  w->next_index = t->first + count;
+  w->store.next_index = t->first + count;
   if (*sealed) walrus__seg_sealed(w, t, off);
   walrus__unlock(w);
   return rc;
@@ -353,37 +354,36 @@ int walrus_refresh(walrus_t *w) {
   if (w == NULL) return WALRUS_EINVAL;
   if (!w->cfg.read_only) return WALRUS_OK;
   pthread_mutex_lock(&w->wlock);
-  if (w->durable_file == NULL) {
+  if (w->commit.durable_file == NULL) {
     char path[WALRUS__PATH_MAX];
     rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
-    if (rc == WALRUS_OK &&
-        walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->durable_file) !=
-            0)
-      w->durable_file = NULL;
+    if (rc == WALRUS_OK && walrus__os_try_open(w, path, WALRUS_VFS_READ,
+                                               &w->commit.durable_file) != 0)
+      w->commit.durable_file = NULL;
   }
   if (rc == WALRUS_OK) follow_map_open(w);
-  if (rc != WALRUS_OK || w->durable_file == NULL ||
+  if (rc != WALRUS_OK || w->commit.durable_file == NULL ||
       !walrus__durable_read(w, &d))
     goto out; /* no writer publishes (yet) */
   /* A truncate_back or reset changes gen or log_id.  durable_next below
    * what this handle has, with neither changed, only means its open found
    * entries written but not yet synced: nothing went. */
-  if (d.log_id != w->meta.log_id || d.gen != w->durable_gen ||
-      w->follow_stale) {
+  if (d.log_id != w->store.meta.log_id || d.gen != w->commit.durable_gen ||
+      w->follow.stale) {
     rc = walrus__fail(w, WALRUS_ESTALE, 0,
                       "%s: the writer truncated back or reset the log; "
                       "reopen to follow it",
                       w->dir);
     goto out;
   }
-  while (rc == WALRUS_OK && w->next_index < d.durable_next) {
+  while (rc == WALRUS_OK && w->store.next_index < d.durable_next) {
     int sealed = 0;
-    if (w->nsegs == 0 || w->segs[w->nsegs - 1]->sealed) {
-      rc = follow_segment(w, w->next_index);
+    if (w->store.nsegs == 0 || w->store.segs[w->store.nsegs - 1]->sealed) {
+      rc = follow_segment(w, w->store.next_index);
       if (rc != WALRUS_OK) break;
     }
     rc = follow_tail(w, d.durable_next, &sealed);
-    if (rc == WALRUS_OK && !sealed && w->next_index < d.durable_next)
+    if (rc == WALRUS_OK && !sealed && w->store.next_index < d.durable_next)
       rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                         "%s: entries up to %llu are durable but not found",
                         w->dir, (unsigned long long)(d.durable_next - 1));
@@ -395,32 +395,35 @@ int walrus_refresh(walrus_t *w) {
     walrus__durable_t now;
     if (walrus__durable_read(w, &now) &&
         (now.log_id != d.log_id || now.gen != d.gen ||
-         now.first_index > w->next_index))
+         now.first_index > w->store.next_index))
       rc = walrus__fail(w, WALRUS_ESTALE, 0,
                         "%s: the writer truncated or reset the log while "
                         "this handle read it (%s); reopen to follow it",
                         w->dir, walrus_errname(rc));
   }
-  if (d.first_index > w->first_index && d.first_index <= w->next_index) {
+  if (d.first_index > w->store.first_index &&
+      d.first_index <= w->store.next_index) {
     /* truncate_front: entries below it are gone; files may be too.  Drop
      * whole segments below it from the table. */
     walrus__lock_excl(w);
-    w->first_index = d.first_index;
-    w->layout_gen++;
+    w->store.first_index = d.first_index;
+    w->store.layout_gen++;
     size_t drop = 0;
-    while (drop + 1 < w->nsegs &&
-           w->segs[drop]->first + w->segs[drop]->count <= d.first_index)
+    while (drop + 1 < w->store.nsegs &&
+           w->store.segs[drop]->first + w->store.segs[drop]->count <=
+               d.first_index)
       drop++;
     walrus__seg_t **gone = NULL;
     if (drop > 0) {
       gone = walrus__malloc(w, drop * sizeof *gone);
       if (gone != NULL) {
         for (size_t i = 0; i < drop; i++) {
-          walrus__seg_uncache(w, w->segs[i]);
-          gone[i] = w->segs[i];
+          walrus__seg_uncache(w, w->store.segs[i]);
+          gone[i] = w->store.segs[i];
         }
-        memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof *w->segs);
-        w->nsegs -= drop;
+        memmove(w->store.segs, w->store.segs + drop,
+                (w->store.nsegs - drop) * sizeof *w->store.segs);
+        w->store.nsegs -= drop;
       }
     }
     walrus__unlock(w);
@@ -428,7 +431,7 @@ int walrus_refresh(walrus_t *w) {
       for (size_t i = 0; i < drop; i++) walrus__seg_free(w, gone[i]);
     walrus__free(w, gone);
   }
-  walrus__durable_set(w, w->next_index, 0);
+  walrus__durable_set(w, w->store.next_index, 0);
 out:
   pthread_mutex_unlock(&w->wlock);
   return rc;
@@ -442,17 +445,17 @@ int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms) {
   int forever = timeout_ms == WALRUS_WAIT_FOREVER;
   uint32_t nap_ms = 1, seen = 0;
   for (;;) {
-    if (atomic_load(&w->durable_next) > index) return WALRUS_OK;
+    if (atomic_load(&w->commit.durable_next) > index) return WALRUS_OK;
     if (w->cfg.read_only) {
       /* The count first, DURABLE after: a store between the two wakes the
        * sleep below at once. */
       seen = follow_count(w);
-      uint64_t before = atomic_load(&w->durable_next);
+      uint64_t before = atomic_load(&w->commit.durable_next);
       int rc = walrus_refresh(w);
       if (rc != WALRUS_OK) return rc;
-      if (atomic_load(&w->durable_next) > index) return WALRUS_OK;
-      if (atomic_load(&w->durable_next) != before) nap_ms = 1;
-    } else if (atomic_load(&w->broken)) {
+      if (atomic_load(&w->commit.durable_next) > index) return WALRUS_OK;
+      if (atomic_load(&w->commit.durable_next) != before) nap_ms = 1;
+    } else if (atomic_load(&w->commit.broken)) {
       return walrus__fail(w, WALRUS_EPOISONED, 0,
                           "wait: the handle is poisoned; the entry may "
                           "never be durable");
@@ -476,11 +479,12 @@ int walrus_wait(walrus_t *w, uint64_t index, uint32_t timeout_ms) {
      * between the check above and the wait. */
     uint32_t ms = left > 100000000 ? 100 : (uint32_t)(left / 1000000) + 1;
     struct timespec ts = walrus__deadline_ms(ms);
-    pthread_mutex_lock(&w->wait_mu);
-    atomic_fetch_add(&w->waiters, 1);
-    if (atomic_load(&w->durable_next) <= index && !atomic_load(&w->broken))
-      pthread_cond_timedwait(&w->wait_cv, &w->wait_mu, &ts);
-    atomic_fetch_sub(&w->waiters, 1);
-    pthread_mutex_unlock(&w->wait_mu);
+    pthread_mutex_lock(&w->commit.wait_mu);
+    atomic_fetch_add(&w->commit.waiters, 1);
+    if (atomic_load(&w->commit.durable_next) <= index &&
+        !atomic_load(&w->commit.broken))
+      pthread_cond_timedwait(&w->commit.wait_cv, &w->commit.wait_mu, &ts);
+    atomic_fetch_sub(&w->commit.waiters, 1);
+    pthread_mutex_unlock(&w->commit.wait_mu);
   }
 }

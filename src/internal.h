@@ -2,27 +2,65 @@
  * internal.h: the handle, the in-memory segment table, and the functions
  * the library's files share.  Nothing here is public.
  *
+ * LAYERS
+ *
+ *   The library is four layers; a file calls its own layer and the layers
+ *   below, never above.  src/LAYERS names each file's layer, and
+ *   scripts/check-layers.sh (the check_layers test) fails on an upward
+ *   reference in the built objects and on a VFS call outside vfs.c.
+ *
+ *   api     walrus.c (open, close), append.c (validate and encode units),
+ *           read.c, iter.c, tx.c, truncate.c, follow.c (the follower's
+ *           side), recover.c (what open finds).  Owns the handle's follow
+ *           and tx parts.
+ *   commit  commit.c: how a written unit becomes durable and visible:
+ *           group commit, sync groups and marks, the SYNC_INTERVAL thread,
+ *           rotation (the seal's order, the next segment, retention),
+ *           DURABLE publishing and wake-ups, fail-stop.  Owns commit.
+ *   store   segment.c (the table, the sealed-segment cache, creating and
+ *           removing segment files), rmap.c (read mappings), meta.c,
+ *           scan.c (the one record scanner, its window).  Owns store.
+ *   base    vfs.c (every call of the VFS, with errors mapped), vfs_posix.c,
+ *           format.c (every byte layout, DURABLE's included), crc32c.c,
+ *           error.c, alloc.c, config.c, stats.c, lock.c.  Owns err, stats.
+ *
  * LOCKING
  *
- *   wlock   (mutex)  serializes every writer: appends, batches, sync,
- *                    rotation, truncation, reset, retention, close.  A
- *                    writer holds it across its pwrite; under SYNC_ALWAYS
- *                    the group commit leader drops it for the fdatasync
- *                    (sync_running), so other writers add their units
- *                    meanwhile and the next leader syncs them together.
- *                    Everything that changes the layout waits for that
- *                    sync first.
- *   lock    (rwlock) guards what readers see: the segment table, first and
- *                    next index, each segment's published count, end and
- *                    offsets, the iterator list, layout_gen.  Readers hold
- *                    it shared for a whole read (lookup and pread); writers
- *                    take it exclusively only to publish, never across an
- *                    fsync, so readers never wait for a sync.
- *   cache_mu (mutex) guards the sealed-segment cache: which sealed segments
- *                    have a file open and their offsets loaded, pins, LRU.
- *   err_mu  (mutex)  guards errmsg and last_errno.
+ *   wlock          (mutex)   serializes every writer: appends, batches,
+ *                            sync, rotation, truncation, reset, retention,
+ *                            close; on a read-only handle, refreshes.  It
+ *                            guards commit and follow.  A writer holds it
+ *                            across its pwrite; under SYNC_ALWAYS the group
+ *                            commit leader drops it for the fdatasync
+ *                            (commit.sync_running), so other writers add
+ *                            their units meanwhile and the next leader
+ *                            syncs them together.  Everything that changes
+ *                            the layout waits for that sync first.
+ *   commit.sync_cv (cond, with wlock) the end of a sync.
+ *   commit.syncer_cv (cond, with wlock) wakes the SYNC_INTERVAL thread.
+ *   store.lock     (rwlock)  guards what readers see: the segment table,
+ *                            first and next index, each segment's published
+ *                            count, end and offsets, the iterator list,
+ *                            layout_gen.  Readers hold it shared for a
+ *                            whole read (lookup and pread); writers take it
+ *                            exclusively only to publish, never across an
+ *                            fsync, so readers never wait for a sync.
+ *   store.cache_mu (mutex)   guards the sealed-segment cache: which sealed
+ *                            segments have a file open and their offsets
+ *                            loaded, pins, LRU, a segment's older mappings.
+ *   commit.wait_mu (mutex)   with commit.wait_cv (cond): walrus_wait()
+ *                            sleepers, woken when durable_next moves or the
+ *                            handle is poisoned.
+ *   tx.mu          (mutex)   guards the transactions; with tx.cleaner_cv
+ *                            (cond) it wakes the expiry thread.  Never held
+ *                            with wlock: a commit takes the transaction out
+ *                            under tx.mu, releases it, then writes.
+ *   err.mu         (mutex)   guards the last failure's message and errno.
  *
- *   Order: wlock, then lock, then cache_mu, then err_mu.
+ *   Order: wlock, then store.lock, then store.cache_mu, then
+ *   commit.wait_mu, then err.mu; tx.mu before err.mu.  Atomics (the
+ *   counters, durable_next, broken, layout_gen, follow.map) are read
+ *   without a lock where their comments say so.
  *
  * SEGMENTS
  *
@@ -119,7 +157,7 @@ typedef struct walrus__window_s {
 struct walrus_iter_s {
   walrus_t *w;          /* owning handle */
   uint64_t next;        /* index the next call returns */
-  uint64_t gen;         /* w->layout_gen when seg/off were set */
+  uint64_t gen;         /* w->store.layout_gen when seg/off were set */
   walrus__seg_t *seg;   /* segment holding next, or NULL */
   uint64_t off;         /* file offset of record next */
   walrus__window_t win; /* read-ahead window over seg */
@@ -189,92 +227,118 @@ typedef struct walrus__stats_s {
   int64_t opened_ns;                        /* CLOCK_MONOTONIC at open */
 } walrus__stats_t;
 
-struct walrus_s {
-  char *dir;                    /* log directory */
-  walrus_config_t cfg;          /* options, as validated */
-  const walrus_vfs_t *vfs;      /* file system seam */
-  walrus_allocator_t alloc;     /* memory hooks */
-  walrus_vfs_file_t *lock_file; /* LOCK, held while writable */
-
-  pthread_mutex_t wlock;    /* serializes writers; see above */
-  pthread_rwlock_t lock;    /* guards the reader-visible state */
-  pthread_mutex_t cache_mu; /* guards the sealed-segment cache */
-  pthread_mutex_t err_mu;   /* guards errmsg, last_errno */
-
-  walrus__seg_t **segs;        /* segment table, by first index */
-  size_t nsegs;                /* segments in the table */
-  size_t segs_cap;             /* capacity of segs */
+/* The store's state (segment.c, rmap.c, meta.c): the segment table and
+ * its cache, what readers see.  Guarded as each field says. */
+typedef struct walrus__store_s {
+  pthread_rwlock_t lock;       /* guards the reader-visible state below */
+  pthread_mutex_t cache_mu;    /* guards the sealed-segment cache */
+  walrus__seg_t **segs;        /* segment table, by first index (lock) */
+  size_t nsegs;                /* segments in the table (lock) */
+  size_t segs_cap;             /* capacity of segs (lock) */
   uint64_t first_index;        /* first readable index (== next: empty) */
-  uint64_t next_index;         /* index the next append gets */
+  uint64_t next_index;         /* index the next append gets (lock) */
   _Atomic uint64_t layout_gen; /* bumped when segments go or shrink */
   walrus_iter_t *iters;        /* open iterators (lock) */
   atomic_size_t cached;        /* sealed segments with files open */
-  int can_map;                 /* the VFS has map_read */
+  int can_map;                 /* the VFS has map_read (set at open) */
   atomic_int rmap_stale;       /* a segment has older mappings to prune */
   uint64_t cache_tick;         /* LRU clock (cache_mu) */
+  walrus__meta_t meta;         /* META as last written (wlock) */
+} walrus__store_t;
 
-  walrus__meta_t meta;             /* META as last written (wlock) */
+/* The commit layer's state (commit.c): where the writer is, the sync
+ * groups, group commit, DURABLE, the SYNC_INTERVAL thread and fail-stop.
+ * Guarded by the handle's wlock unless a field says otherwise. */
+typedef struct walrus__commit_s {
   uint64_t write_off;              /* tail offset the next record goes to */
   uint64_t write_next;             /* index the next written entry gets */
-  uint64_t write_seq;              /* units written so far (wlock) */
-  uint64_t durable_seq;            /* units durable and published (wlock) */
+  uint64_t write_seq;              /* units written so far */
+  uint64_t durable_seq;            /* units durable and published */
   _Atomic uint64_t durable_next;   /* every index below it is durable */
   pthread_mutex_t wait_mu;         /* with wait_cv: walrus_wait() sleepers */
   pthread_cond_t wait_cv;          /* broadcast when durable_next moves */
   atomic_int waiters;              /* threads sleeping on wait_cv */
   atomic_int broken;               /* poisoned: seen without wlock */
-  walrus_vfs_file_t *durable_file; /* DURABLE: writer publishes, followers
-                                    read (follow.c) */
+  walrus_vfs_file_t *durable_file; /* DURABLE: the writer publishes, a
+                                      follower reads (follow.c) */
   unsigned char *durable_map;      /* writer: DURABLE mapped, or NULL */
-  _Atomic(void *) follow_map;      /* read-only: DURABLE mapped read-only
-                                      to sleep on its wake count, or NULL;
-                                      set under wlock, read without it */
-  walrus_vfs_file_t *reader_file;  /* read-only: its READER-* file, locked
-                                     while the handle may map (follow.c) */
-  char reader_name[32];            /* that file's name: READER- + 16 hex */
   uint64_t durable_gen;            /* DURABLE's rewrite count as last read or
-                                      written (wlock) */
-  uint64_t peek_log_id, peek_gen,  /* read-only: DURABLE's log id, rewrite */
-      peek_first;                  /* count and first index before open
-                                      read the segments */
-  int peeked;                      /* read-only: those were read */
-  int follow_stale;                /* read-only: opened mid truncate_back;
-                                      refresh reports ESTALE */
+                                      written */
   int sync_running;                /* a group commit leader is syncing */
-  pthread_cond_t sync_cv;          /* signals the end of a sync (wlock) */
-  uint32_t epoch;                  /* sync group of the next record (wlock) */
-  int group_open;                  /* a record of epoch was written (wlock) */
+  pthread_cond_t sync_cv;          /* signals the end of a sync (with wlock) */
+  uint32_t epoch;                  /* sync group of the next record */
+  int group_open;                  /* a record of epoch was written */
   int group_overlap;               /* the open group began while the previous
                                       group's sync ran: its records carry
-                                      OVERLAP (wlock) */
-  int dirty;                       /* written since the last sync (wlock) */
+                                      OVERLAP */
+  int dirty;                       /* written since the last sync */
   int mapped;                      /* write through mappings (segment.c) */
   int need_mark;                   /* entries written since the last mark,
                                       index record or sync of a later group */
   unsigned char *buf;              /* encode buffer, cfg.buffer_bytes */
   int poisoned;                    /* a write-side I/O call failed */
   int poison_code;                 /* the failure that poisoned the handle */
+  pthread_t syncer;                /* SYNC_INTERVAL background thread */
+  int syncer_running;              /* syncer was started */
+  int syncer_stop;                 /* asks the syncer to exit */
+  pthread_cond_t syncer_cv;        /* wakes the syncer early (with wlock) */
+} walrus__commit_t;
 
-  pthread_t syncer;         /* SYNC_INTERVAL background thread */
-  int syncer_running;       /* syncer was started */
-  int syncer_stop;          /* asks the syncer to exit (wlock) */
-  pthread_cond_t syncer_cv; /* wakes the syncer early (wlock) */
+/* A read-only handle's following state (follow.c).  Guarded by wlock,
+ * which a read-only handle's calls take to serialize refreshes, unless a
+ * field says otherwise. */
+typedef struct walrus__follow_s {
+  _Atomic(void *) map;            /* DURABLE mapped read-only to sleep on its
+                                     wake count, or NULL; read without wlock */
+  walrus_vfs_file_t *reader_file; /* its READER-* file, locked while the
+                                     handle may map */
+  char reader_name[32];           /* that file's name: READER- + 16 hex */
+  uint64_t peek_log_id, peek_gen, /* DURABLE's log id, rewrite count and */
+      peek_first;                 /* first index before open read the
+                                     segments */
+  int peeked;                     /* those were read */
+  int stale;                      /* opened mid truncate_back: refresh
+                                     reports ESTALE */
+} walrus__follow_t;
 
-  pthread_mutex_t tx_mu; /* guards everything tx_* below */
-  walrus__tx_t *tx_buckets[WALRUS__TX_BUCKETS]; /* pending, by id */
-  size_t tx_pending;                            /* pending transactions */
-  uint64_t tx_bytes; /* payload bytes of pending ones */
-  walrus__tx_done_t tx_done[WALRUS__TX_DONE_RING]; /* recent endings */
-  size_t tx_done_pos;                              /* next slot of tx_done */
-  pthread_t tx_cleaner;         /* background expiry thread */
-  int tx_cleaner_running;       /* tx_cleaner was started */
-  int tx_cleaner_stop;          /* asks it to exit (tx_mu) */
-  pthread_cond_t tx_cleaner_cv; /* wakes it early (tx_mu) */
+/* Transactions (tx.c).  Everything is guarded by mu, which is never held
+ * with wlock. */
+typedef struct walrus__txs_s {
+  pthread_mutex_t mu;                        /* guards everything below */
+  walrus__tx_t *buckets[WALRUS__TX_BUCKETS]; /* pending, by id */
+  size_t pending;                            /* pending transactions */
+  uint64_t bytes;                            /* payload bytes of pending ones */
+  walrus__tx_done_t done[WALRUS__TX_DONE_RING]; /* recent endings */
+  size_t done_pos;                              /* next slot of done */
+  pthread_t cleaner;                            /* background expiry thread */
+  int cleaner_running;                          /* cleaner was started */
+  int cleaner_stop;                             /* asks it to exit */
+  pthread_cond_t cleaner_cv;                    /* wakes it early (with mu) */
+} walrus__txs_t;
 
-  walrus__stats_t stats; /* counters (atomics) */
+/* The last failure (error.c). */
+typedef struct walrus__err_s {
+  pthread_mutex_t mu; /* guards both fields */
+  char msg[512];      /* its message */
+  int last_errno;     /* its OS errno */
+} walrus__err_t;
 
-  char errmsg[512]; /* last failure's message (err_mu) */
-  int last_errno;   /* last failure's OS errno (err_mu) */
+/* The handle: what every layer shares (set at open and then read-only,
+ * but for wlock) and one part per layer. */
+struct walrus_s {
+  char *dir;                    /* log directory */
+  walrus_config_t cfg;          /* options, as validated */
+  const walrus_vfs_t *vfs;      /* file system seam */
+  walrus_allocator_t alloc;     /* memory hooks */
+  walrus_vfs_file_t *lock_file; /* LOCK, held while writable */
+  pthread_mutex_t wlock;        /* serializes writers; guards commit and
+                                   follow (see LOCKING) */
+  walrus__store_t store;        /* the segment table (store layer) */
+  walrus__commit_t commit;      /* the write position (commit layer) */
+  walrus__follow_t follow;      /* a read-only handle's following (api) */
+  walrus__txs_t tx;             /* transactions (api) */
+  walrus__stats_t stats;        /* counters (atomics) */
+  walrus__err_t err;            /* the last failure */
 };
 
 /* ---- alloc.c ---- */
@@ -437,9 +501,9 @@ void walrus__rmap_drop(walrus__seg_t *s);
 void walrus__cache_trim(walrus_t *w);
 /* Does the cache need trimming?  Cheap; no lock needed. */
 static inline int walrus__cache_over(walrus_t *w) {
-  return atomic_load_explicit(&w->cached, memory_order_relaxed) >
+  return atomic_load_explicit(&w->store.cached, memory_order_relaxed) >
              w->cfg.cached_segments ||
-         atomic_load_explicit(&w->rmap_stale, memory_order_relaxed);
+         atomic_load_explicit(&w->store.rmap_stale, memory_order_relaxed);
 }
 /* Record the failure of walrus__rec_view(): why is WALRUS_ECHECKSUM,
  * WALRUS_EINDEX (not the entry wanted) or WALRUS_ECORRUPT (malformed). */

@@ -56,14 +56,14 @@ static int open_iter(walrus_t *w, uint64_t start, int follow,
   if (it == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "iterator");
   memset(it, 0, sizeof *it);
   it->w = w;
-  it->mapped = w->cfg.zero_copy && w->can_map;
+  it->mapped = w->cfg.zero_copy && w->store.can_map;
   it->follow = follow;
   it->timeout_ms = timeout_ms;
   it->cut = UINT64_MAX;
   walrus__lock_excl(w);
-  if (start == 0) start = w->first_index;
-  if (start < w->first_index || start > w->next_index) {
-    uint64_t first = w->first_index, next = w->next_index;
+  if (start == 0) start = w->store.first_index;
+  if (start < w->store.first_index || start > w->store.next_index) {
+    uint64_t first = w->store.first_index, next = w->store.next_index;
     walrus__unlock(w);
     walrus__free(w, it);
     return walrus__fail(w, WALRUS_EINDEX, 0,
@@ -72,10 +72,10 @@ static int open_iter(walrus_t *w, uint64_t start, int follow,
                         (unsigned long long)next);
   }
   it->next = start;
-  it->gen = w->layout_gen - 1; /* find the place on first use */
-  it->next_it = w->iters;
-  if (w->iters) w->iters->prev_it = it;
-  w->iters = it;
+  it->gen = w->store.layout_gen - 1; /* find the place on first use */
+  it->next_it = w->store.iters;
+  if (w->store.iters) w->store.iters->prev_it = it;
+  w->store.iters = it;
   walrus__unlock(w);
   *out = it;
   return WALRUS_OK;
@@ -102,10 +102,10 @@ static void unborrow(walrus_iter_t *it) {
 static int seek(walrus_iter_t *it) {
   walrus_t *w = it->w;
   size_t i = walrus__seg_find(w, it->next);
-  if (i == w->nsegs)
+  if (i == w->store.nsegs)
     return walrus__fail(w, WALRUS_ENOSEGMENT, 0, "no segment holds index %llu",
                         (unsigned long long)it->next);
-  walrus__seg_t *s = w->segs[i];
+  walrus__seg_t *s = w->store.segs[i];
   if (it->next == s->first) {
     it->off = WALRUS__SEG_HEADER_BYTES;
   } else {
@@ -116,7 +116,7 @@ static int seek(walrus_iter_t *it) {
   }
   if (it->seg != s) unborrow(it);
   it->seg = s;
-  it->gen = w->layout_gen;
+  it->gen = w->store.layout_gen;
   it->win.len = 0;
   it->hinted = it->off;
   it->hint_at = 0;
@@ -316,7 +316,8 @@ static int step(walrus_iter_t *it, walrus_entry_t *out, int durable_only) {
   walrus_t *w = it->w;
   int rc;
   if (it->map != NULL && it->next < it->run_next &&
-      atomic_load_explicit(&w->layout_gen, memory_order_acquire) == it->gen)
+      atomic_load_explicit(&w->store.layout_gen, memory_order_acquire) ==
+          it->gen)
     return mapped_step(it, out);
   walrus__lock_shared(w);
   if (it->cut != UINT64_MAX) {
@@ -325,23 +326,23 @@ static int step(walrus_iter_t *it, walrus_entry_t *out, int durable_only) {
     if (it->next > it->cut) it->next = it->cut;
     it->cut = UINT64_MAX;
   }
-  if (it->next < w->first_index) {
+  if (it->next < w->store.first_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
                       "iterator at %llu: entries before %llu were removed",
                       (unsigned long long)it->next,
-                      (unsigned long long)w->first_index);
+                      (unsigned long long)w->store.first_index);
     goto out;
   }
-  uint64_t bound = w->next_index;
+  uint64_t bound = w->store.next_index;
   if (durable_only) {
-    uint64_t d = atomic_load(&w->durable_next);
+    uint64_t d = atomic_load(&w->commit.durable_next);
     if (d < bound) bound = d;
   }
   if (it->next >= bound) {
     rc = WALRUS_DONE;
     goto out;
   }
-  if (it->gen != w->layout_gen || it->seg == NULL ||
+  if (it->gen != w->store.layout_gen || it->seg == NULL ||
       it->next >= it->seg->first + it->seg->count) {
     rc = seek(it);
     if (rc != WALRUS_OK) goto out;
@@ -415,7 +416,7 @@ int walrus_iter_next(walrus_iter_t *it, walrus_entry_t *out) {
    * has not changed since; no lock, no call. */
   if (it != NULL && out != NULL && it->vpos < it->nvok &&
       it->off < it->hint_at &&
-      atomic_load_explicit(&it->w->layout_gen, memory_order_acquire) ==
+      atomic_load_explicit(&it->w->store.layout_gen, memory_order_acquire) ==
           it->gen) {
     take_verified(it, out);
     return WALRUS_OK;
@@ -430,7 +431,7 @@ void walrus_iter_close(walrus_iter_t *it) {
   if (it->prev_it)
     it->prev_it->next_it = it->next_it;
   else
-    w->iters = it->next_it;
+    w->store.iters = it->next_it;
   if (it->next_it) it->next_it->prev_it = it->prev_it;
   walrus__unlock(w);
   unborrow(it);

@@ -8,13 +8,13 @@
 #include "internal.h"
 
 void walrus__lock_shared(walrus_t *w) {
-  if (pthread_rwlock_rdlock(&w->lock) != 0) abort();
+  if (pthread_rwlock_rdlock(&w->store.lock) != 0) abort();
 }
 
 void walrus__lock_excl(walrus_t *w) {
-  if (pthread_rwlock_wrlock(&w->lock) != 0) abort();
+  if (pthread_rwlock_wrlock(&w->store.lock) != 0) abort();
 }
 
 void walrus__unlock(walrus_t *w) {
-  if (pthread_rwlock_unlock(&w->lock) != 0) abort();
+  if (pthread_rwlock_unlock(&w->store.lock) != 0) abort();
 }

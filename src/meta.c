@@ -60,7 +60,7 @@ int walrus__meta_sync(walrus_t *w) {
   return rc;
 }
 
-/* Replace META with *m, durably.  On success w->meta is *m. */
+/* Replace META with *m, durably.  On success w->store.meta is *m. */
 int walrus__meta_write(walrus_t *w, const walrus__meta_t *m) {
   unsigned char buf[WALRUS__META_BYTES];
   walrus_vfs_file_t *f;
@@ -76,6 +76,6 @@ int walrus__meta_write(walrus_t *w, const walrus__meta_t *m) {
   walrus__os_close(w, f);
   if (rc == WALRUS_OK) rc = walrus__os_rename(w, "META.tmp", "META");
   if (rc == WALRUS_OK) rc = walrus__os_sync_dir(w);
-  if (rc == WALRUS_OK) w->meta = *m;
+  if (rc == WALRUS_OK) w->store.meta = *m;
   return rc;
 }

@@ -113,20 +113,21 @@ static void extent(const walrus__seg_t *s, uint64_t index, uint64_t *off,
 /* The segment holding index, ready to read until the lock is released.
  * Caller holds the lock shared. */
 static int locate(walrus_t *w, uint64_t index, walrus__seg_t **out) {
-  if (index == 0 || index < w->first_index || index >= w->next_index) {
-    if (w->first_index == w->next_index)
+  if (index == 0 || index < w->store.first_index ||
+      index >= w->store.next_index) {
+    if (w->store.first_index == w->store.next_index)
       return walrus__fail(w, WALRUS_EINDEX, 0, "index %llu: the log is empty",
                           (unsigned long long)index);
     return walrus__fail(w, WALRUS_EINDEX, 0, "index %llu is outside %llu..%llu",
                         (unsigned long long)index,
-                        (unsigned long long)w->first_index,
-                        (unsigned long long)(w->next_index - 1));
+                        (unsigned long long)w->store.first_index,
+                        (unsigned long long)(w->store.next_index - 1));
   }
   size_t i = walrus__seg_find(w, index);
-  if (i == w->nsegs)
+  if (i == w->store.nsegs)
     return walrus__fail(w, WALRUS_ENOSEGMENT, 0, "no segment holds index %llu",
                         (unsigned long long)index);
-  walrus__seg_t *s = w->segs[i];
+  walrus__seg_t *s = w->store.segs[i];
   if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
     /* Load it; it stays loaded while the lock is held shared, since only
      * the lock held exclusively evicts. */
@@ -280,7 +281,7 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
   walrus__lock_shared(w);
   walrus__seg_t *first_seg;
   rc = locate(w, start, &first_seg); /* start must be in the log */
-  if (end >= w->next_index) end = w->next_index - 1;
+  if (end >= w->store.next_index) end = w->store.next_index - 1;
   if (rc != WALRUS_OK) end = 0;
   for (uint64_t i = start; i <= end && got < max_count; i++) {
     walrus__seg_t *s = NULL;

@@ -309,16 +309,16 @@ static int save_side(walrus_t *w, walrus__seg_t *s, uint64_t from,
   for (int i = 1; i < 1000; i++) {
     rc = walrus__os_open(w, name, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE, &f);
     if (rc == WALRUS_OK) break;
-    if (w->last_errno != EEXIST) return rc;
+    if (w->err.last_errno != EEXIST) return rc;
     snprintf(name, sizeof name, "%s.salvage.%d", s->name, i);
   }
   if (rc != WALRUS_OK) return rc;
   for (uint64_t off = from; off < size && rc == WALRUS_OK;) {
     size_t n = size - off < w->cfg.buffer_bytes ? (size_t)(size - off)
                                                 : w->cfg.buffer_bytes;
-    rc = walrus__os_read_full(w, s->file, s->name, w->buf, n, off);
+    rc = walrus__os_read_full(w, s->file, s->name, w->commit.buf, n, off);
     if (rc == WALRUS_OK)
-      rc = walrus__os_write(w, f, name, w->buf, n, off - from);
+      rc = walrus__os_write(w, f, name, w->commit.buf, n, off - from);
     off += n;
   }
   if (rc == WALRUS_OK) rc = walrus__os_sync(w, f, name);
@@ -387,8 +387,9 @@ static int open_segment(walrus_t *w, uint64_t first, int writable,
                         s->name);
       goto fail;
   }
-  if (h.log_id != w->meta.log_id) {
-    if (w->meta.prev_log_id != 0 && h.log_id == w->meta.prev_log_id) {
+  if (h.log_id != w->store.meta.log_id) {
+    if (w->store.meta.prev_log_id != 0 &&
+        h.log_id == w->store.meta.prev_log_id) {
       *stale = 1;
       *out = s;
       return WALRUS_OK;
@@ -396,7 +397,7 @@ static int open_segment(walrus_t *w, uint64_t first, int writable,
     rc = walrus__fail(w, WALRUS_ECORRUPT, 0,
                       "%s/%s belongs to another log (id %016llx, not %016llx)",
                       w->dir, s->name, (unsigned long long)h.log_id,
-                      (unsigned long long)w->meta.log_id);
+                      (unsigned long long)w->store.meta.log_id);
     goto fail;
   }
   if (h.first_index != first) {
@@ -551,7 +552,7 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
     if (rc != WALRUS_OK) return rc;
     sc.good_end = sc.stop < sc.good_end ? sc.stop : sc.good_end;
   }
-  if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
+  if (sc.good_count > 0) w->commit.epoch = sc.last_epoch + 1;
   s->end = sc.good_end;
   int zeros = 0;
   rc = last ? zero_end(w, s, size, &sc, &zeros) : WALRUS_OK;
@@ -631,7 +632,7 @@ static int create_log(recovery_t *rv) {
   m.first_index = 1;
   int rc = walrus__meta_write(w, &m);
   if (rc != WALRUS_OK) return rc;
-  w->first_index = w->next_index = w->write_next = 1;
+  w->store.first_index = w->store.next_index = w->commit.write_next = 1;
   walrus__log(w, WALRUS_LOG_INFO, "created a new log in %s", w->dir);
   return WALRUS_OK;
 }
@@ -654,8 +655,8 @@ static int remove_leftovers(recovery_t *rv) {
   }
   rv->void_after = UINT64_MAX;
   rv->nlive = rv->l.n;
-  if (!(w->meta.flags & WALRUS__META_TRUNC_PENDING)) return WALRUS_OK;
-  rv->void_after = w->meta.trunc_last;
+  if (!(w->store.meta.flags & WALRUS__META_TRUNC_PENDING)) return WALRUS_OK;
+  rv->void_after = w->store.meta.trunc_last;
   while (rv->nlive > 0 && rv->l.firsts[rv->nlive - 1] > rv->void_after)
     rv->nlive--;
   /* Newest first, as truncate_back itself removes them. */
@@ -678,21 +679,21 @@ static int remove_leftovers(recovery_t *rv) {
 static int drop_before_gap(recovery_t *rv) {
   walrus_t *w = rv->w;
   int rc = WALRUS_OK;
-  for (size_t k = 0; k < w->nsegs; k++) {
+  for (size_t k = 0; k < w->store.nsegs; k++) {
     if (rv->writable && rc == WALRUS_OK) {
-      rc = walrus__os_unlink(w, w->segs[k]->name);
+      rc = walrus__os_unlink(w, w->store.segs[k]->name);
       if (rc == WALRUS_OK) {
         walrus__log(w, WALRUS_LOG_INFO,
                     "removed %s, below the first index %llu",
-                    w->segs[k]->name,
-                    (unsigned long long)w->meta.first_index);
+                    w->store.segs[k]->name,
+                    (unsigned long long)w->store.meta.first_index);
         rv->removed = 1;
       }
     }
-    walrus__seg_uncache(w, w->segs[k]);
-    walrus__seg_free(w, w->segs[k]);
+    walrus__seg_uncache(w, w->store.segs[k]);
+    walrus__seg_free(w, w->store.segs[k]);
   }
-  w->nsegs = 0;
+  w->store.nsegs = 0;
   return rc;
 }
 
@@ -729,7 +730,7 @@ static int take_tail(recovery_t *rv, walrus__seg_t *s, uint64_t size) {
     rc = cut_tail(w, s, size, &sc);
     if (rc != WALRUS_OK) return rc;
   }
-  if (sc.good_count > 0) w->epoch = sc.last_epoch + 1;
+  if (sc.good_count > 0) w->commit.epoch = sc.last_epoch + 1;
   return WALRUS_OK;
 }
 
@@ -760,10 +761,10 @@ static int add_segment(recovery_t *rv, size_t i, int *stop) {
     walrus__seg_free(w, s);
     return rc;
   }
-  if (w->nsegs > 0) {
-    walrus__seg_t *prev = w->segs[w->nsegs - 1];
+  if (w->store.nsegs > 0) {
+    walrus__seg_t *prev = w->store.segs[w->store.nsegs - 1];
     if (prev->first + prev->count != s->first &&
-        s->first <= w->meta.first_index) {
+        s->first <= w->store.meta.first_index) {
       rc = drop_before_gap(rv);
       if (rc != WALRUS_OK) {
         walrus__seg_free(w, s);
@@ -771,8 +772,8 @@ static int add_segment(recovery_t *rv, size_t i, int *stop) {
       }
     }
   }
-  if (w->nsegs > 0) {
-    walrus__seg_t *prev = w->segs[w->nsegs - 1];
+  if (w->store.nsegs > 0) {
+    walrus__seg_t *prev = w->store.segs[w->store.nsegs - 1];
     if (prev->first + prev->count != s->first) {
       walrus__seg_free(w, s);
       if (rv->salvage) {
@@ -824,18 +825,20 @@ static int add_segment(recovery_t *rv, size_t i, int *stop) {
 static int apply_first_index(recovery_t *rv) {
   walrus_t *w = rv->w;
   int rc = WALRUS_OK;
-  w->first_index = w->meta.first_index;
+  w->store.first_index = w->store.meta.first_index;
   size_t drop = 0;
-  while (drop < w->nsegs && w->segs[drop]->first < w->first_index &&
-         w->segs[drop]->first + w->segs[drop]->count <= w->first_index)
+  while (drop < w->store.nsegs &&
+         w->store.segs[drop]->first < w->store.first_index &&
+         w->store.segs[drop]->first + w->store.segs[drop]->count <=
+             w->store.first_index)
     drop++;
-  if (w->nsegs > drop) {
-    walrus__seg_t *head = w->segs[drop];
-    if (head->first > w->meta.first_index)
+  if (w->store.nsegs > drop) {
+    walrus__seg_t *head = w->store.segs[drop];
+    if (head->first > w->store.meta.first_index)
       return walrus__fail(w, WALRUS_ECORRUPT, 0,
                           "%s: entries %llu..%llu are missing (first "
                           "segment is %s)",
-                          w->dir, (unsigned long long)w->meta.first_index,
+                          w->dir, (unsigned long long)w->store.meta.first_index,
                           (unsigned long long)(head->first - 1), head->name);
   }
   /* A failed unlink leaves the table holding only the segments not yet
@@ -843,33 +846,35 @@ static int apply_first_index(recovery_t *rv) {
   size_t gone = 0;
   for (; gone < drop; gone++) {
     if (rv->writable) {
-      rc = walrus__os_unlink(w, w->segs[gone]->name);
+      rc = walrus__os_unlink(w, w->store.segs[gone]->name);
       if (rc != WALRUS_OK) break;
-      walrus__log(w, WALRUS_LOG_INFO,
-                  "removed %s, wholly below the first index %llu",
-                  w->segs[gone]->name, (unsigned long long)w->first_index);
+      walrus__log(
+          w, WALRUS_LOG_INFO, "removed %s, wholly below the first index %llu",
+          w->store.segs[gone]->name, (unsigned long long)w->store.first_index);
       rv->removed = 1;
     }
-    walrus__seg_uncache(w, w->segs[gone]);
-    walrus__seg_free(w, w->segs[gone]);
+    walrus__seg_uncache(w, w->store.segs[gone]);
+    walrus__seg_free(w, w->store.segs[gone]);
   }
   if (gone > 0) {
-    memmove(w->segs, w->segs + gone, (w->nsegs - gone) * sizeof *w->segs);
-    w->nsegs -= gone;
+    memmove(w->store.segs, w->store.segs + gone,
+            (w->store.nsegs - gone) * sizeof *w->store.segs);
+    w->store.nsegs -= gone;
   }
   if (rc != WALRUS_OK) return rc;
-  if (w->nsegs > 0) {
-    walrus__seg_t *tail = w->segs[w->nsegs - 1];
-    w->next_index = tail->first + tail->count;
+  if (w->store.nsegs > 0) {
+    walrus__seg_t *tail = w->store.segs[w->store.nsegs - 1];
+    w->store.next_index = tail->first + tail->count;
   } else {
-    w->next_index = w->meta.first_index;
+    w->store.next_index = w->store.meta.first_index;
   }
-  if (w->meta.flags & WALRUS__META_TRUNC_PENDING &&
-      w->meta.trunc_last + 1 < w->next_index) {
+  if (w->store.meta.flags & WALRUS__META_TRUNC_PENDING &&
+      w->store.meta.trunc_last + 1 < w->store.next_index) {
     /* Read-only: show the log as the unfinished truncation leaves it. */
-    if (!rv->writable) w->next_index = w->meta.trunc_last + 1;
+    if (!rv->writable) w->store.next_index = w->store.meta.trunc_last + 1;
   }
-  if (w->first_index > w->next_index) w->first_index = w->next_index;
+  if (w->store.first_index > w->store.next_index)
+    w->store.first_index = w->store.next_index;
   return WALRUS_OK;
 }
 
@@ -881,10 +886,11 @@ static int settle(recovery_t *rv) {
   walrus_t *w = rv->w;
   int rc;
   if (!rv->writable) {
-    if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-      uint64_t k = w->meta.trunc_last;
-      if (k + 1 < w->next_index) w->next_index = k + 1;
-      if (w->first_index > w->next_index) w->first_index = w->next_index;
+    if (w->store.meta.flags & WALRUS__META_TRUNC_PENDING) {
+      uint64_t k = w->store.meta.trunc_last;
+      if (k + 1 < w->store.next_index) w->store.next_index = k + 1;
+      if (w->store.first_index > w->store.next_index)
+        w->store.first_index = w->store.next_index;
     }
     return WALRUS_OK;
   }
@@ -892,15 +898,15 @@ static int settle(recovery_t *rv) {
     rc = walrus__os_sync_dir(w);
     if (rc != WALRUS_OK) return rc;
   }
-  if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-    rc = walrus__finish_truncate_back(w, w->meta.trunc_last, NULL);
+  if (w->store.meta.flags & WALRUS__META_TRUNC_PENDING) {
+    rc = walrus__finish_truncate_back(w, w->store.meta.trunc_last, NULL);
     if (rc != WALRUS_OK) return rc;
   }
-  if (w->nsegs > 0 && !w->segs[w->nsegs - 1]->sealed) {
-    walrus__seg_t *t = w->segs[w->nsegs - 1];
+  if (w->store.nsegs > 0 && !w->store.segs[w->store.nsegs - 1]->sealed) {
+    walrus__seg_t *t = w->store.segs[w->store.nsegs - 1];
     rc = walrus__os_sync(w, t->file, t->name);
     if (rc != WALRUS_OK) return rc;
-    w->write_off = t->end;
+    w->commit.write_off = t->end;
   }
   return WALRUS_OK;
 }
@@ -914,7 +920,7 @@ int walrus__recover(walrus_t *w) {
   rv.salvage = w->cfg.recovery == WALRUS_RECOVER_SALVAGE;
 
   rc = list_dir(&rv);
-  if (rc == WALRUS_OK) rc = walrus__meta_read(w, &w->meta, &found);
+  if (rc == WALRUS_OK) rc = walrus__meta_read(w, &w->store.meta, &found);
   if (rc != WALRUS_OK) goto out;
   if (!found) {
     rc = create_log(&rv);
@@ -937,7 +943,7 @@ int walrus__recover(walrus_t *w) {
     /* Read-only, a segment wholly below the first index is not opened: it
      * is void, and a writer's truncate_front may be removing it now. */
     if (!rv.writable && i + 1 < rv.nlive &&
-        rv.l.firsts[i + 1] <= w->meta.first_index)
+        rv.l.firsts[i + 1] <= w->store.meta.first_index)
       continue;
     int stop = 0;
     rc = add_segment(&rv, i, &stop);
@@ -947,13 +953,14 @@ int walrus__recover(walrus_t *w) {
   rc = apply_first_index(&rv);
   if (rc == WALRUS_OK) rc = settle(&rv);
   if (rc != WALRUS_OK) goto out;
-  for (size_t i = 0; i < w->nsegs; i++) w->segs[i]->written = w->segs[i]->count;
-  w->write_next = w->next_index;
+  for (size_t i = 0; i < w->store.nsegs; i++)
+    w->store.segs[i]->written = w->store.segs[i]->count;
+  w->commit.write_next = w->store.next_index;
   walrus__log(w, WALRUS_LOG_INFO,
               "opened %s%s: %zu segments, entries %llu..%llu", w->dir,
-              rv.writable ? "" : " read-only", w->nsegs,
-              (unsigned long long)w->first_index,
-              (unsigned long long)(w->next_index - 1));
+              rv.writable ? "" : " read-only", w->store.nsegs,
+              (unsigned long long)w->store.first_index,
+              (unsigned long long)(w->store.next_index - 1));
 out:
   listing_free(&rv.l);
   return rc;

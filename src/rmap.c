@@ -45,9 +45,9 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
     *out = m;
     return WALRUS_OK;
   }
-  if (!w->can_map) return WALRUS_OK;
+  if (!w->store.can_map) return WALRUS_OK;
   int rc = WALRUS_OK;
-  pthread_mutex_lock(&w->cache_mu);
+  pthread_mutex_lock(&w->store.cache_mu);
   m = atomic_load_explicit(&s->rmap, memory_order_acquire);
   if (m == NULL || need > m->len) {
     uint64_t len = s->sealed ? s->index_offset : w->cfg.segment_bytes;
@@ -61,7 +61,7 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
       if (n == NULL) walrus__vfs_unmap_read(w->vfs, addr, len);
     }
     if (e != 0 || n == NULL) {
-      pthread_mutex_unlock(&w->cache_mu);
+      pthread_mutex_unlock(&w->store.cache_mu);
       /* Not mappable here (the VFS declines, address space runs out):
        * the caller reads with pread instead. */
       if (e == 0)
@@ -84,12 +84,12 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
        * segment's reference until the lock is next held exclusively. */
       m->older = s->rmap_old;
       s->rmap_old = m;
-      atomic_store(&w->rmap_stale, 1);
+      atomic_store(&w->store.rmap_stale, 1);
     }
     atomic_store_explicit(&s->rmap, n, memory_order_release);
     m = n;
   }
-  pthread_mutex_unlock(&w->cache_mu);
+  pthread_mutex_unlock(&w->store.cache_mu);
   *out = m;
   return rc;
 }

@@ -69,12 +69,12 @@ int walrus__seg_reserve(walrus_t *w, walrus__seg_t *s, uint64_t n) {
 /* Make room in the segment table for one more.  Caller holds the lock
  * exclusively. */
 static int segs_reserve(walrus_t *w) {
-  if (w->nsegs == w->segs_cap) {
-    size_t cap = w->segs_cap ? w->segs_cap * 2 : 16;
-    walrus__seg_t **p = walrus__realloc(w, w->segs, cap * sizeof *p);
+  if (w->store.nsegs == w->store.segs_cap) {
+    size_t cap = w->store.segs_cap ? w->store.segs_cap * 2 : 16;
+    walrus__seg_t **p = walrus__realloc(w, w->store.segs, cap * sizeof *p);
     if (p == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "segment table");
-    w->segs = p;
-    w->segs_cap = cap;
+    w->store.segs = p;
+    w->store.segs_cap = cap;
   }
   return WALRUS_OK;
 }
@@ -82,24 +82,24 @@ static int segs_reserve(walrus_t *w) {
 /* Append s to the segment table.  Caller holds the lock exclusively. */
 int walrus__segs_push(walrus_t *w, walrus__seg_t *s) {
   int rc = segs_reserve(w);
-  if (rc == WALRUS_OK) w->segs[w->nsegs++] = s;
+  if (rc == WALRUS_OK) w->store.segs[w->store.nsegs++] = s;
   return rc;
 }
 
 /* The position in segs of the segment holding index; nsegs if none.
  * Binary search: O(log segments).  Caller holds the lock. */
 size_t walrus__seg_find(walrus_t *w, uint64_t index) {
-  size_t lo = 0, hi = w->nsegs;
+  size_t lo = 0, hi = w->store.nsegs;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (w->segs[mid]->first <= index)
+    if (w->store.segs[mid]->first <= index)
       lo = mid + 1;
     else
       hi = mid;
   }
-  if (lo == 0) return w->nsegs;
-  walrus__seg_t *s = w->segs[lo - 1];
-  return index < s->first + s->count ? lo - 1 : w->nsegs;
+  if (lo == 0) return w->store.nsegs;
+  walrus__seg_t *s = w->store.segs[lo - 1];
+  return index < s->first + s->count ? lo - 1 : w->store.nsegs;
 }
 
 /* Does a new segment get zeros up to segment_bytes (cfg.prefill_segments)?
@@ -132,7 +132,7 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
     goto fail;
   }
   s->seed = walrus__salt_seed(s->salt);
-  h.log_id = w->meta.log_id;
+  h.log_id = w->store.meta.log_id;
   h.first_index = first;
   h.salt = s->salt;
   h.created_ns = walrus__now_ns();
@@ -148,11 +148,11 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
      * buffer: the records will overwrite allocated blocks. */
     uint64_t len = (w->cfg.segment_bytes + 4095) & ~(uint64_t)4095;
     uint64_t off = sizeof hdr;
-    memset(w->buf, 0, w->cfg.buffer_bytes);
+    memset(w->commit.buf, 0, w->cfg.buffer_bytes);
     while (rc == WALRUS_OK && off < len) {
       size_t n = len - off < w->cfg.buffer_bytes ? (size_t)(len - off)
                                                   : w->cfg.buffer_bytes;
-      rc = walrus__os_write(w, f, tmp, w->buf, n, off);
+      rc = walrus__os_write(w, f, tmp, w->commit.buf, n, off);
       off += n;
     }
     s->prealloc = 1;
@@ -168,9 +168,9 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
   }
   s->file = f;
   walrus__lock_excl(w);
-  w->segs[w->nsegs++] = s; /* room was reserved above */
+  w->store.segs[w->store.nsegs++] = s; /* room was reserved above */
   walrus__unlock(w);
-  w->write_off = WALRUS__SEG_HEADER_BYTES;
+  w->commit.write_off = WALRUS__SEG_HEADER_BYTES;
   walrus__log(w, WALRUS_LOG_INFO, "created segment %s", s->name);
   return WALRUS_OK;
 fail:
@@ -188,7 +188,7 @@ int walrus__seg_map(walrus_t *w, walrus__seg_t *s) {
   uint64_t size = 0;
   void *addr = NULL;
   int rc;
-  if (s->map != NULL || !w->mapped) return WALRUS_OK;
+  if (s->map != NULL || !w->commit.mapped) return WALRUS_OK;
   rc = walrus__os_allocate(w, s->file, s->name, len);
   if (rc == WALRUS_ENOTSUP) goto unsupported;
   if (rc == WALRUS_OK) rc = walrus__os_size(w, s->file, s->name, &size);
@@ -205,7 +205,7 @@ int walrus__seg_map(walrus_t *w, walrus__seg_t *s) {
   s->map_len = len;
   return WALRUS_OK;
 unsupported:
-  w->mapped = 0;
+  w->commit.mapped = 0;
   walrus__log(w, WALRUS_LOG_INFO,
               "mapped writes: the file system cannot; writing with pwrite");
   return WALRUS_OK;
@@ -238,10 +238,10 @@ int walrus__seg_trim(walrus_t *w, walrus__seg_t *s, uint64_t end) {
 void walrus__seg_sealed(walrus_t *w, walrus__seg_t *s, uint64_t index_offset) {
   s->sealed = 1;
   s->index_offset = (uint32_t)index_offset;
-  pthread_mutex_lock(&w->cache_mu);
-  s->used = ++w->cache_tick;
-  w->cached++;
-  pthread_mutex_unlock(&w->cache_mu);
+  pthread_mutex_lock(&w->store.cache_mu);
+  s->used = ++w->store.cache_tick;
+  w->store.cached++;
+  pthread_mutex_unlock(&w->store.cache_mu);
 }
 
 /* What eviction detached from a segment, released after the lock. */
@@ -261,10 +261,10 @@ typedef struct gone_s {
 static size_t evict(walrus_t *w, gone_t gone[TRIM_BATCH],
                     walrus__rmap_t **stale) {
   size_t n = 0;
-  while (n < TRIM_BATCH && w->cached > w->cfg.cached_segments) {
+  while (n < TRIM_BATCH && w->store.cached > w->cfg.cached_segments) {
     walrus__seg_t *victim = NULL;
-    for (size_t i = 0; i < w->nsegs; i++) {
-      walrus__seg_t *s = w->segs[i];
+    for (size_t i = 0; i < w->store.nsegs; i++) {
+      walrus__seg_t *s = w->store.segs[i];
       if (!s->sealed || s->file == NULL || s->pins > 0) continue;
       if (victim == NULL || s->used < victim->used) victim = s;
     }
@@ -282,11 +282,11 @@ static size_t evict(walrus_t *w, gone_t gone[TRIM_BATCH],
     victim->file = NULL;
     victim->offs = NULL;
     victim->offs_cap = 0;
-    w->cached--;
+    w->store.cached--;
     n++;
   }
-  for (size_t i = 0; i < w->nsegs; i++) {
-    walrus__rmap_t **pp = &w->segs[i]->rmap_old;
+  for (size_t i = 0; i < w->store.nsegs; i++) {
+    walrus__rmap_t **pp = &w->store.segs[i]->rmap_old;
     while (*pp != NULL) {
       walrus__rmap_t *m = *pp;
       if (atomic_load(&m->refs) == 1) { /* only the segment holds it */
@@ -307,10 +307,10 @@ void walrus__cache_trim(walrus_t *w) {
   do {
     walrus__rmap_t *stale = NULL;
     walrus__lock_excl(w);
-    pthread_mutex_lock(&w->cache_mu);
-    atomic_store(&w->rmap_stale, 0);
+    pthread_mutex_lock(&w->store.cache_mu);
+    atomic_store(&w->store.rmap_stale, 0);
     n = evict(w, gone, &stale);
-    pthread_mutex_unlock(&w->cache_mu);
+    pthread_mutex_unlock(&w->store.cache_mu);
     walrus__unlock(w);
     /* Close and unmap outside the lock: munmap of a large mapping is
      * slow, and appends publish under this lock. */
@@ -337,7 +337,7 @@ static int load_sealed(walrus_t *w, walrus__seg_t *s) {
   walrus__rec_t r;
   uint32_t *offs = NULL;
   int rc = walrus__os_open(w, s->name, WALRUS_VFS_READ, &f);
-  if (rc == WALRUS_EIO && w->last_errno == ENOENT)
+  if (rc == WALRUS_EIO && w->err.last_errno == ENOENT)
     return walrus__fail(w, WALRUS_ENOSEGMENT, ENOENT, "%s/%s has vanished",
                         w->dir, s->name);
   if (rc != WALRUS_OK) return rc;
@@ -383,7 +383,7 @@ static int load_sealed(walrus_t *w, walrus__seg_t *s) {
   s->file = f;
   s->offs = offs;
   s->offs_cap = (size_t)s->count;
-  w->cached++;
+  w->store.cached++;
   return WALRUS_OK;
 fail:
   walrus__free(w, offs);
@@ -398,29 +398,29 @@ fail:
  * walrus__seg_release(). */
 int walrus__seg_acquire(walrus_t *w, walrus__seg_t *s) {
   int rc = WALRUS_OK;
-  pthread_mutex_lock(&w->cache_mu);
+  pthread_mutex_lock(&w->store.cache_mu);
   if (s->file == NULL) rc = load_sealed(w, s);
   if (rc == WALRUS_OK) {
     s->pins++;
-    s->used = ++w->cache_tick;
+    s->used = ++w->store.cache_tick;
     atomic_store_explicit(&s->ready, 1, memory_order_release);
   }
-  pthread_mutex_unlock(&w->cache_mu);
+  pthread_mutex_unlock(&w->store.cache_mu);
   return rc;
 }
 
 void walrus__seg_release(walrus_t *w, walrus__seg_t *s) {
-  pthread_mutex_lock(&w->cache_mu);
+  pthread_mutex_lock(&w->store.cache_mu);
   s->pins--;
-  pthread_mutex_unlock(&w->cache_mu);
+  pthread_mutex_unlock(&w->store.cache_mu);
 }
 
 /* Drop s from the cache count before it is freed.  Caller holds the lock
  * exclusively. */
 void walrus__seg_uncache(walrus_t *w, walrus__seg_t *s) {
-  pthread_mutex_lock(&w->cache_mu);
-  if (s->sealed && s->file != NULL) w->cached--;
-  pthread_mutex_unlock(&w->cache_mu);
+  pthread_mutex_lock(&w->store.cache_mu);
+  if (s->sealed && s->file != NULL) w->store.cached--;
+  pthread_mutex_unlock(&w->store.cache_mu);
 }
 
 /* Remove segments [from, from + n) from the table, close and unlink
@@ -435,12 +435,12 @@ int walrus__segs_drop(walrus_t *w, size_t from, size_t n,
   for (size_t k = 0; k < n; k++) {
     size_t i = newest_first ? from + n - 1 - k : from;
     walrus__lock_excl(w);
-    walrus__seg_t *s = w->segs[i];
+    walrus__seg_t *s = w->store.segs[i];
     walrus__seg_uncache(w, s);
-    memmove(w->segs + i, w->segs + i + 1,
-            (w->nsegs - i - 1) * sizeof *w->segs);
-    w->nsegs--;
-    w->layout_gen++;
+    memmove(w->store.segs + i, w->store.segs + i + 1,
+            (w->store.nsegs - i - 1) * sizeof *w->store.segs);
+    w->store.nsegs--;
+    w->store.layout_gen++;
     walrus__unlock(w);
     walrus__seg_unmap(w, s); /* the VFS unmaps before the file closes */
     walrus__os_close(w, s->file);

@@ -27,7 +27,7 @@
 /* Write bytes [0, cut) of segment s (read from f) to <name>.tmp, sync it,
  * rename it over the segment and sync the directory: the segment file
  * truncated to cut, under a new inode.  *out gets the new file, open for
- * writing.  Caller holds wlock (w->buf is idle). */
+ * writing.  Caller holds wlock (w->commit.buf is idle). */
 static int rewrite_prefix(walrus_t *w, walrus__seg_t *s, walrus_vfs_file_t *f,
                           uint64_t cut, walrus_vfs_file_t **out) {
   char tmp[WALRUS__SEG_NAME_LEN + 5];
@@ -40,8 +40,9 @@ static int rewrite_prefix(walrus_t *w, walrus__seg_t *s, walrus_vfs_file_t *f,
   for (uint64_t off = 0; rc == WALRUS_OK && off < cut;) {
     size_t n = cut - off < w->cfg.buffer_bytes ? (size_t)(cut - off)
                                                 : w->cfg.buffer_bytes;
-    rc = walrus__os_read_full(w, f, s->name, w->buf, n, off);
-    if (rc == WALRUS_OK) rc = walrus__os_write(w, nf, tmp, w->buf, n, off);
+    rc = walrus__os_read_full(w, f, s->name, w->commit.buf, n, off);
+    if (rc == WALRUS_OK)
+      rc = walrus__os_write(w, nf, tmp, w->commit.buf, n, off);
     off += n;
   }
   if (rc == WALRUS_OK) rc = walrus__os_sync(w, nf, tmp);
@@ -67,21 +68,21 @@ static int rewrite_prefix(walrus_t *w, walrus__seg_t *s, walrus_vfs_file_t *f,
  * (with its index loaded), and becomes this function's. */
 int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
                                  walrus_vfs_file_t *pre) {
-  size_t keep = w->nsegs;
+  size_t keep = w->store.nsegs;
   int rc;
   /* At open, a META intent may name an entry a power loss took (under
    * SYNC_NONE): the log then already ends before it. */
-  if (last_kept >= w->next_index) last_kept = w->next_index - 1;
+  if (last_kept >= w->store.next_index) last_kept = w->store.next_index - 1;
   /* Followers learn first that the entries after last_kept go. */
   walrus__durable_set(w, last_kept + 1, 1);
-  while (keep > 0 && w->segs[keep - 1]->first > last_kept) keep--;
-  rc = walrus__segs_drop(w, keep, w->nsegs - keep, 1);
+  while (keep > 0 && w->store.segs[keep - 1]->first > last_kept) keep--;
+  rc = walrus__segs_drop(w, keep, w->store.nsegs - keep, 1);
   if (rc != WALRUS_OK) {
     walrus__os_close(w, pre);
     return rc;
   }
-  if (w->nsegs > 0) {
-    walrus__seg_t *s = w->segs[w->nsegs - 1];
+  if (w->store.nsegs > 0) {
+    walrus__seg_t *s = w->store.segs[w->store.nsegs - 1];
     uint64_t newcount = last_kept + 1 - s->first;
     if (!(s->sealed && newcount == s->count)) {
       /* Cut the segment after last_kept; a sealed one loses its index and
@@ -99,7 +100,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
       }
       uint64_t cut = newcount < s->count ? s->offs[newcount] : s->end;
       int closed = 1;
-      uint32_t kept_epoch = w->epoch;
+      uint32_t kept_epoch = w->commit.epoch;
       if (newcount > 0) {
         /* Does entry last_kept end its unit?  If it was cut out of a
          * batch, a closing mark after it will say so. */
@@ -155,9 +156,9 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
       }
       if (rc == WALRUS_OK) {
         if (s->sealed) {
-          pthread_mutex_lock(&w->cache_mu);
-          w->cached--;
-          pthread_mutex_unlock(&w->cache_mu);
+          pthread_mutex_lock(&w->store.cache_mu);
+          w->store.cached--;
+          pthread_mutex_unlock(&w->store.cache_mu);
         }
         if (f != s->file) {
           walrus__os_close(w, s->file);
@@ -167,7 +168,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
         s->index_offset = 0;
         s->count = s->written = newcount;
         s->end = cut;
-        w->layout_gen++;
+        w->store.layout_gen++;
       }
       walrus__unlock(w);
       if (rc != WALRUS_OK) {
@@ -177,7 +178,7 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
       /* Epochs stay consecutive along the file (format.h): a closing mark
        * shares the kept entry's epoch and the next record gets the one
        * after it. */
-      w->epoch = kept_epoch;
+      w->commit.epoch = kept_epoch;
       if (!closed) {
         rc = walrus__write_mark(w, s, cut, last_kept, WALRUS__REC_LAST);
         if (rc != WALRUS_OK) return rc;
@@ -185,22 +186,23 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
       }
       rc = walrus__os_sync(w, s->file, s->name);
       if (rc != WALRUS_OK) return rc;
-      w->epoch = kept_epoch + 1;
+      w->commit.epoch = kept_epoch + 1;
     }
-    w->write_off = s->end;
+    w->commit.write_off = s->end;
   }
   walrus__os_close(w, pre); /* not needed after all */
   walrus__lock_excl(w);
-  w->next_index = w->write_next = last_kept + 1;
-  for (walrus_iter_t *it = w->iters; it != NULL; it = it->next_it)
+  w->store.next_index = w->commit.write_next = last_kept + 1;
+  for (walrus_iter_t *it = w->store.iters; it != NULL; it = it->next_it)
     if (it->cut > last_kept + 1) it->cut = last_kept + 1;
-  if (w->first_index > w->next_index) w->first_index = w->next_index;
-  w->layout_gen++;
+  if (w->store.first_index > w->store.next_index)
+    w->store.first_index = w->store.next_index;
+  w->store.layout_gen++;
   walrus__unlock(w);
-  w->group_open = 0;
-  w->dirty = 0;
-  if (w->meta.flags & WALRUS__META_TRUNC_PENDING) {
-    walrus__meta_t m = w->meta;
+  w->commit.group_open = 0;
+  w->commit.dirty = 0;
+  if (w->store.meta.flags & WALRUS__META_TRUNC_PENDING) {
+    walrus__meta_t m = w->store.meta;
     m.flags &= ~WALRUS__META_TRUNC_PENDING;
     m.trunc_last = 0;
     rc = walrus__meta_write(w, &m);
@@ -221,33 +223,34 @@ int walrus_truncate_back(walrus_t *w, uint64_t last_kept) {
   rc = walrus__writable(w);
   if (rc == WALRUS_OK) rc = walrus__drain_locked(w);
   if (rc != WALRUS_OK) goto out;
-  if (last_kept + 1 < w->first_index || last_kept >= w->next_index) {
+  if (last_kept + 1 < w->store.first_index ||
+      last_kept >= w->store.next_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
                       "truncate_back(%llu): last kept must be in %llu..%llu",
                       (unsigned long long)last_kept,
-                      (unsigned long long)(w->first_index - 1),
-                      (unsigned long long)(w->next_index - 1));
+                      (unsigned long long)(w->store.first_index - 1),
+                      (unsigned long long)(w->store.next_index - 1));
     goto out;
   }
-  if (last_kept + 1 == w->next_index) goto out; /* nothing to remove */
+  if (last_kept + 1 == w->store.next_index) goto out; /* nothing to remove */
   /* What can fail for want of memory comes before the intent is recorded,
    * so that such a failure changes nothing: the index of a sealed segment
    * that will be cut (pinned meanwhile) and its file opened writable. */
   walrus__seg_t *pinned = NULL;
   walrus_vfs_file_t *pre = NULL;
   size_t i = walrus__seg_find(w, last_kept);
-  if (i < w->nsegs && w->segs[i]->sealed &&
-      last_kept + 1 - w->segs[i]->first != w->segs[i]->count) {
-    rc = walrus__seg_acquire(w, w->segs[i]);
+  if (i < w->store.nsegs && w->store.segs[i]->sealed &&
+      last_kept + 1 - w->store.segs[i]->first != w->store.segs[i]->count) {
+    rc = walrus__seg_acquire(w, w->store.segs[i]);
     if (rc != WALRUS_OK) goto out;
-    pinned = w->segs[i];
+    pinned = w->store.segs[i];
     rc = walrus__os_open(w, pinned->name, WALRUS_VFS_WRITE, &pre);
     if (rc != WALRUS_OK) {
       walrus__seg_release(w, pinned);
       goto out;
     }
   }
-  walrus__meta_t m = w->meta;
+  walrus__meta_t m = w->store.meta;
   m.flags |= WALRUS__META_TRUNC_PENDING;
   m.trunc_last = last_kept;
   rc = walrus__meta_write(w, &m);
@@ -273,16 +276,16 @@ int walrus_truncate_front(walrus_t *w, uint64_t first_kept) {
   rc = walrus__writable(w);
   if (rc == WALRUS_OK) rc = walrus__drain_locked(w);
   if (rc != WALRUS_OK) goto out;
-  if (first_kept < w->first_index || first_kept > w->next_index) {
+  if (first_kept < w->store.first_index || first_kept > w->store.next_index) {
     rc = walrus__fail(w, WALRUS_EINDEX, 0,
                       "truncate_front(%llu): first kept must be in "
                       "%llu..%llu",
                       (unsigned long long)first_kept,
-                      (unsigned long long)w->first_index,
-                      (unsigned long long)w->next_index);
+                      (unsigned long long)w->store.first_index,
+                      (unsigned long long)w->store.next_index);
     goto out;
   }
-  if (first_kept == w->first_index) goto out;
+  if (first_kept == w->store.first_index) goto out;
   rc = walrus__move_front(w, first_kept);
   if (rc != WALRUS_OK) walrus__poison(w, rc);
 out:
@@ -304,7 +307,7 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   if (rc == WALRUS_OK) rc = walrus__drain_locked(w);
   if (rc != WALRUS_OK) goto out;
   walrus__lock_shared(w);
-  int busy = w->iters != NULL;
+  int busy = w->store.iters != NULL;
   walrus__unlock(w);
   if (busy) {
     rc = walrus__fail(w, WALRUS_EBUSY, 0, "reset: iterators are open");
@@ -312,27 +315,28 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   }
   m.flags = 0;
   m.trunc_last = 0;
-  m.prev_log_id = w->meta.log_id;
+  m.prev_log_id = w->store.meta.log_id;
   m.first_index = next_index;
   do {
     if (walrus__random(&m.log_id, sizeof m.log_id) != 0) {
       rc = walrus__fail(w, WALRUS_EIO, 0, "getrandom");
       goto out;
     }
-  } while (m.log_id == 0 || m.log_id == w->meta.log_id);
+  } while (m.log_id == 0 || m.log_id == w->store.meta.log_id);
   rc = walrus__meta_write(w, &m);
   if (rc == WALRUS_OK) {
-    rc = walrus__segs_drop(w, 0, w->nsegs, 1);
+    rc = walrus__segs_drop(w, 0, w->store.nsegs, 1);
     walrus__lock_excl(w);
-    w->first_index = w->next_index = w->write_next = next_index;
-    w->layout_gen++;
+    w->store.first_index = w->store.next_index = w->commit.write_next =
+        next_index;
+    w->store.layout_gen++;
     walrus__unlock(w);
-    atomic_store(&w->durable_next, next_index);
+    atomic_store(&w->commit.durable_next, next_index);
     walrus__durable_bump(w);
-    w->write_off = 0;
-    w->epoch++;
-    w->group_open = 0;
-    w->dirty = 0;
+    w->commit.write_off = 0;
+    w->commit.epoch++;
+    w->commit.group_open = 0;
+    w->commit.dirty = 0;
     walrus__log(w, WALRUS_LOG_INFO, "reset: the log is empty; next index %llu",
                 (unsigned long long)next_index);
   }

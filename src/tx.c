@@ -52,7 +52,7 @@ static size_t bucket_of(const unsigned char raw[16]) {
 }
 
 static walrus__tx_t *find(walrus_t *w, const unsigned char raw[16]) {
-  for (walrus__tx_t *t = w->tx_buckets[bucket_of(raw)]; t; t = t->next)
+  for (walrus__tx_t *t = w->tx.buckets[bucket_of(raw)]; t; t = t->next)
     if (memcmp(t->raw, raw, 16) == 0) return t;
   return NULL;
 }
@@ -60,12 +60,12 @@ static walrus__tx_t *find(walrus_t *w, const unsigned char raw[16]) {
 /* Remove t from the table, remember how it ended, free it.  Caller holds
  * tx_mu. */
 static void finish(walrus_t *w, walrus__tx_t *t, walrus_tx_state_t state) {
-  walrus__tx_t **pp = &w->tx_buckets[bucket_of(t->raw)];
+  walrus__tx_t **pp = &w->tx.buckets[bucket_of(t->raw)];
   while (*pp != t) pp = &(*pp)->next;
   *pp = t->next;
-  w->tx_pending--;
-  w->tx_bytes -= t->used;
-  walrus__tx_done_t *d = &w->tx_done[w->tx_done_pos++ % WALRUS__TX_DONE_RING];
+  w->tx.pending--;
+  w->tx.bytes -= t->used;
+  walrus__tx_done_t *d = &w->tx.done[w->tx.done_pos++ % WALRUS__TX_DONE_RING];
   memcpy(d->raw, t->raw, 16);
   d->state = (unsigned char)state;
   d->used = 1;
@@ -89,9 +89,9 @@ static int lookup_pending(walrus_t *w, const walrus_txid_t *id,
   walrus__tx_t *t = find(w, raw);
   if (t == NULL) {
     for (size_t i = 0; i < WALRUS__TX_DONE_RING; i++)
-      if (w->tx_done[i].used && memcmp(w->tx_done[i].raw, raw, 16) == 0)
+      if (w->tx.done[i].used && memcmp(w->tx.done[i].raw, raw, 16) == 0)
         return walrus__fail(w, WALRUS_ETXNOTPENDING, 0, "%s is %s", id->s,
-                            w->tx_done[i].state == WALRUS_TX_COMMITTED
+                            w->tx.done[i].state == WALRUS_TX_COMMITTED
                                 ? "committed"
                                 : "aborted");
     return walrus__fail(w, WALRUS_ETXNOTFOUND, 0, "%s is unknown", id->s);
@@ -118,10 +118,10 @@ int walrus_tx_begin(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id) {
   walrus__tx_t *t = walrus__malloc(w, sizeof *t);
   if (t == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "transaction");
   memset(t, 0, sizeof *t);
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   do {
     if (walrus__random(raw, sizeof raw) != 0) {
-      pthread_mutex_unlock(&w->tx_mu);
+      pthread_mutex_unlock(&w->tx.mu);
       walrus__free(w, t);
       return walrus__fail(w, WALRUS_EIO, errno, "getrandom");
     }
@@ -137,11 +137,11 @@ int walrus_tx_begin(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id) {
   uint32_t ms = timeout_ms ? timeout_ms : w->cfg.tx_timeout_ms;
   t->timeout_ns = (int64_t)ms * 1000000;
   size_t b = bucket_of(raw);
-  t->next = w->tx_buckets[b];
-  w->tx_buckets[b] = t;
-  w->tx_pending++;
+  t->next = w->tx.buckets[b];
+  w->tx.buckets[b] = t;
+  w->tx.pending++;
   *id = t->id;
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   return WALRUS_OK;
 }
 
@@ -163,7 +163,7 @@ int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
     return walrus__fail(w, WALRUS_ETOOLARGE, 0,
                         "%zu bytes and the id exceed max_entry_bytes %u",
                         e->len, w->cfg.max_entry_bytes);
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   rc = lookup_pending(w, id, &t);
   if (rc != WALRUS_OK) goto out;
   if (t->n >= w->cfg.tx_max_entries) {
@@ -174,11 +174,11 @@ int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
   }
   /* The limit counts payload bytes held; the arena grows by doubling, so
    * a transaction's bytes are copied about once. */
-  if (w->tx_bytes + e->len > w->cfg.tx_max_pending_bytes) {
+  if (w->tx.bytes + e->len > w->cfg.tx_max_pending_bytes) {
     rc = walrus__fail(w, WALRUS_ETXTOOLARGE, 0,
                       "pending transactions would hold %llu bytes, over "
                       "tx_max_pending_bytes %llu",
-                      (unsigned long long)(w->tx_bytes + e->len),
+                      (unsigned long long)(w->tx.bytes + e->len),
                       (unsigned long long)w->cfg.tx_max_pending_bytes);
     goto out;
   }
@@ -211,9 +211,9 @@ int walrus_tx_add(walrus_t *w, const walrus_txid_t *id,
   r->len = e->len;
   if (e->len > 0) memcpy(t->arena + t->used, e->data, e->len);
   t->used += e->len;
-  w->tx_bytes += e->len;
+  w->tx.bytes += e->len;
 out:
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   return rc;
 }
 
@@ -225,14 +225,14 @@ int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
   int rc;
   if (w == NULL || id == NULL)
     return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or id");
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   rc = lookup_pending(w, id, &t);
   if (rc != WALRUS_OK) {
-    pthread_mutex_unlock(&w->tx_mu);
+    pthread_mutex_unlock(&w->tx.mu);
     return rc;
   }
   t->committing = 1;
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
 
   if (t->n > 0) {
     es = walrus__malloc(w, t->n * sizeof *es);
@@ -260,7 +260,7 @@ int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
     first = walrus_next_index(w);
   }
 
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   size_t n = t->n;
   if (rc == WALRUS_OK) {
     finish(w, t, WALRUS_TX_COMMITTED);
@@ -274,7 +274,7 @@ int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
      * cannot write: the transaction is over and none of it is in the log. */
     finish(w, t, WALRUS_TX_ABORTED);
   }
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   if (rc == WALRUS_OK)
     walrus__log(w, WALRUS_LOG_DEBUG, "committed %s: %zu entries at %llu",
                 id->s, n, (unsigned long long)first);
@@ -286,10 +286,10 @@ int walrus_tx_rollback(walrus_t *w, const walrus_txid_t *id) {
   int rc;
   if (w == NULL || id == NULL)
     return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or id");
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   rc = lookup_pending(w, id, &t);
   if (rc == WALRUS_OK) finish(w, t, WALRUS_TX_ABORTED);
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   return rc;
 }
 
@@ -302,7 +302,7 @@ int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
   if (!parse_id(id, raw))
     return walrus__fail(w, WALRUS_EINVAL, 0,
                         "transaction id is not tx_ and 32 hex digits");
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   walrus__tx_t *t = find(w, raw);
   if (t != NULL && !t->committing && expired(t, walrus__mono_ns())) {
     finish(w, t, WALRUS_TX_ABORTED);
@@ -314,15 +314,15 @@ int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
     rc = WALRUS_ETXNOTFOUND;
     /* Newest first: an id is in the ring at most once anyway. */
     for (size_t k = 0; k < WALRUS__TX_DONE_RING; k++) {
-      size_t i = (w->tx_done_pos - 1 - k) % WALRUS__TX_DONE_RING;
-      if (w->tx_done[i].used && memcmp(w->tx_done[i].raw, raw, 16) == 0) {
-        *state = (walrus_tx_state_t)w->tx_done[i].state;
+      size_t i = (w->tx.done_pos - 1 - k) % WALRUS__TX_DONE_RING;
+      if (w->tx.done[i].used && memcmp(w->tx.done[i].raw, raw, 16) == 0) {
+        *state = (walrus_tx_state_t)w->tx.done[i].state;
         rc = WALRUS_OK;
         break;
       }
     }
   }
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   if (rc != WALRUS_OK)
     return walrus__fail(w, rc, 0, "%.40s is unknown", id->s);
   return rc;
@@ -334,7 +334,7 @@ static int cleanup_locked(walrus_t *w) {
   int64_t now = walrus__mono_ns();
   int n = 0;
   for (size_t b = 0; b < WALRUS__TX_BUCKETS; b++) {
-    walrus__tx_t *t = w->tx_buckets[b];
+    walrus__tx_t *t = w->tx.buckets[b];
     while (t != NULL) {
       walrus__tx_t *next = t->next;
       if (!t->committing && expired(t, now)) {
@@ -349,9 +349,9 @@ static int cleanup_locked(walrus_t *w) {
 
 int walrus_tx_cleanup_expired(walrus_t *w) {
   if (w == NULL) return WALRUS_EINVAL;
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   int n = cleanup_locked(w);
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   if (n > 0)
     walrus__log(w, WALRUS_LOG_INFO, "aborted %d expired transactions", n);
   return n;
@@ -359,39 +359,39 @@ int walrus_tx_cleanup_expired(walrus_t *w) {
 
 int walrus_tx_active_count(walrus_t *w) {
   if (w == NULL) return WALRUS_EINVAL;
-  pthread_mutex_lock(&w->tx_mu);
-  size_t n = w->tx_pending;
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
+  size_t n = w->tx.pending;
+  pthread_mutex_unlock(&w->tx.mu);
   return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 /* The background cleaner (tx_cleanup_interval_ms > 0). */
 void *walrus__tx_cleaner_main(void *arg) {
   walrus_t *w = arg;
-  pthread_mutex_lock(&w->tx_mu);
-  while (!w->tx_cleaner_stop) {
+  pthread_mutex_lock(&w->tx.mu);
+  while (!w->tx.cleaner_stop) {
     struct timespec ts = walrus__deadline_ms(w->cfg.tx_cleanup_interval_ms);
-    pthread_cond_timedwait(&w->tx_cleaner_cv, &w->tx_mu, &ts);
-    if (w->tx_cleaner_stop) break;
+    pthread_cond_timedwait(&w->tx.cleaner_cv, &w->tx.mu, &ts);
+    if (w->tx.cleaner_stop) break;
     int n = cleanup_locked(w);
     if (n > 0)
       walrus__log(w, WALRUS_LOG_INFO,
                   "cleaner aborted %d expired transactions", n);
   }
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   return NULL;
 }
 
 /* Abort every pending transaction and free the table (close). */
 void walrus__tx_destroy(walrus_t *w) {
   size_t n = 0;
-  pthread_mutex_lock(&w->tx_mu);
+  pthread_mutex_lock(&w->tx.mu);
   for (size_t b = 0; b < WALRUS__TX_BUCKETS; b++)
-    while (w->tx_buckets[b] != NULL) {
-      finish(w, w->tx_buckets[b], WALRUS_TX_ABORTED);
+    while (w->tx.buckets[b] != NULL) {
+      finish(w, w->tx.buckets[b], WALRUS_TX_ABORTED);
       n++;
     }
-  pthread_mutex_unlock(&w->tx_mu);
+  pthread_mutex_unlock(&w->tx.mu);
   if (n > 0)
     walrus__log(w, WALRUS_LOG_INFO, "close aborted %zu pending transactions",
                 n);

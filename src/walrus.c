@@ -27,21 +27,22 @@ static void copy_msg(char *buf, size_t len, const char *msg) {
 /* Free everything the handle owns.  Locks must be unheld. */
 static void destroy(walrus_t *w) {
   walrus__durable_close(w);
-  for (size_t i = 0; i < w->nsegs; i++) walrus__seg_free(w, w->segs[i]);
-  walrus__free(w, w->segs);
+  for (size_t i = 0; i < w->store.nsegs; i++)
+    walrus__seg_free(w, w->store.segs[i]);
+  walrus__free(w, w->store.segs);
   walrus__os_close(w, w->lock_file);
-  walrus__free(w, w->buf);
+  walrus__free(w, w->commit.buf);
   walrus__free(w, w->dir);
   walrus__tx_destroy(w);
-  pthread_cond_destroy(&w->tx_cleaner_cv);
-  pthread_mutex_destroy(&w->tx_mu);
-  pthread_cond_destroy(&w->syncer_cv);
-  pthread_cond_destroy(&w->sync_cv);
-  pthread_cond_destroy(&w->wait_cv);
-  pthread_mutex_destroy(&w->wait_mu);
-  pthread_mutex_destroy(&w->err_mu);
-  pthread_mutex_destroy(&w->cache_mu);
-  pthread_rwlock_destroy(&w->lock);
+  pthread_cond_destroy(&w->tx.cleaner_cv);
+  pthread_mutex_destroy(&w->tx.mu);
+  pthread_cond_destroy(&w->commit.syncer_cv);
+  pthread_cond_destroy(&w->commit.sync_cv);
+  pthread_cond_destroy(&w->commit.wait_cv);
+  pthread_mutex_destroy(&w->commit.wait_mu);
+  pthread_mutex_destroy(&w->err.mu);
+  pthread_mutex_destroy(&w->store.cache_mu);
+  pthread_rwlock_destroy(&w->store.lock);
   pthread_mutex_destroy(&w->wlock);
   w->alloc.free_fn(w->alloc.ud, w);
 }
@@ -49,17 +50,17 @@ static void destroy(walrus_t *w) {
 /* Stop the background threads, if they run. */
 static void stop_threads(walrus_t *w) {
   pthread_mutex_lock(&w->wlock);
-  w->syncer_stop = 1;
-  pthread_cond_signal(&w->syncer_cv);
+  w->commit.syncer_stop = 1;
+  pthread_cond_signal(&w->commit.syncer_cv);
   pthread_mutex_unlock(&w->wlock);
-  if (w->syncer_running) pthread_join(w->syncer, NULL);
-  w->syncer_running = 0;
-  pthread_mutex_lock(&w->tx_mu);
-  w->tx_cleaner_stop = 1;
-  pthread_cond_signal(&w->tx_cleaner_cv);
-  pthread_mutex_unlock(&w->tx_mu);
-  if (w->tx_cleaner_running) pthread_join(w->tx_cleaner, NULL);
-  w->tx_cleaner_running = 0;
+  if (w->commit.syncer_running) pthread_join(w->commit.syncer, NULL);
+  w->commit.syncer_running = 0;
+  pthread_mutex_lock(&w->tx.mu);
+  w->tx.cleaner_stop = 1;
+  pthread_cond_signal(&w->tx.cleaner_cv);
+  pthread_mutex_unlock(&w->tx.mu);
+  if (w->tx.cleaner_running) pthread_join(w->tx.cleaner, NULL);
+  w->tx.cleaner_running = 0;
 }
 
 /* Create the log directory if asked to.  Its name is made durable later,
@@ -140,10 +141,11 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   w->cfg = *cfg;
   w->alloc = alloc;
   w->vfs = cfg->vfs != NULL ? cfg->vfs : walrus_vfs_posix();
-  w->mapped = cfg->mapped_writes && cfg->sync != WALRUS_SYNC_ALWAYS &&
-              !cfg->read_only && w->vfs->version >= 2 && w->vfs->map != NULL;
-  w->can_map = w->vfs->version >= 3 && w->vfs->map_read != NULL &&
-               w->vfs->unmap_read != NULL;
+  w->commit.mapped = cfg->mapped_writes && cfg->sync != WALRUS_SYNC_ALWAYS &&
+                     !cfg->read_only && w->vfs->version >= 2 &&
+                     w->vfs->map != NULL;
+  w->store.can_map = w->vfs->version >= 3 && w->vfs->map_read != NULL &&
+                     w->vfs->unmap_read != NULL;
 
   pthread_rwlockattr_t ra;
   pthread_condattr_t ca;
@@ -155,15 +157,15 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   if (pthread_mutex_init(&w->wlock, NULL) != 0 ||
-      pthread_rwlock_init(&w->lock, &ra) != 0 ||
-      pthread_mutex_init(&w->cache_mu, NULL) != 0 ||
-      pthread_mutex_init(&w->err_mu, NULL) != 0 ||
-      pthread_mutex_init(&w->tx_mu, NULL) != 0 ||
-      pthread_cond_init(&w->tx_cleaner_cv, &ca) != 0 ||
-      pthread_cond_init(&w->syncer_cv, &ca) != 0 ||
-      pthread_cond_init(&w->sync_cv, NULL) != 0 ||
-      pthread_mutex_init(&w->wait_mu, NULL) != 0 ||
-      pthread_cond_init(&w->wait_cv, &ca) != 0) {
+      pthread_rwlock_init(&w->store.lock, &ra) != 0 ||
+      pthread_mutex_init(&w->store.cache_mu, NULL) != 0 ||
+      pthread_mutex_init(&w->err.mu, NULL) != 0 ||
+      pthread_mutex_init(&w->tx.mu, NULL) != 0 ||
+      pthread_cond_init(&w->tx.cleaner_cv, &ca) != 0 ||
+      pthread_cond_init(&w->commit.syncer_cv, &ca) != 0 ||
+      pthread_cond_init(&w->commit.sync_cv, NULL) != 0 ||
+      pthread_mutex_init(&w->commit.wait_mu, NULL) != 0 ||
+      pthread_cond_init(&w->commit.wait_cv, &ca) != 0) {
     pthread_rwlockattr_destroy(&ra);
     pthread_condattr_destroy(&ca);
     alloc.free_fn(alloc.ud, w);
@@ -175,8 +177,8 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
 
   size_t dl = strlen(dir);
   w->dir = walrus__malloc(w, dl + 1);
-  w->buf = walrus__malloc(w, cfg->buffer_bytes);
-  if (w->dir == NULL || w->buf == NULL) {
+  w->commit.buf = walrus__malloc(w, cfg->buffer_bytes);
+  if (w->dir == NULL || w->commit.buf == NULL) {
     rc = walrus__fail(w, WALRUS_ENOMEM, 0, "handle buffers");
     goto fail;
   }
@@ -203,24 +205,23 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
                         : walrus__durable_writer_open(w);
   if (rc != WALRUS_OK) goto fail;
   if (cfg->sync == WALRUS_SYNC_INTERVAL && !cfg->read_only) {
-    if (pthread_create(&w->syncer, NULL, walrus__syncer_main, w) != 0) {
+    if (pthread_create(&w->commit.syncer, NULL, walrus__syncer_main, w) != 0) {
       rc = walrus__fail(w, WALRUS_ENOMEM, errno, "start the sync thread");
       goto fail;
     }
-    w->syncer_running = 1;
+    w->commit.syncer_running = 1;
   }
   if (cfg->tx_cleanup_interval_ms > 0 && !cfg->read_only) {
-    if (pthread_create(&w->tx_cleaner, NULL, walrus__tx_cleaner_main, w) !=
-        0) {
+    if (pthread_create(&w->tx.cleaner, NULL, walrus__tx_cleaner_main, w) != 0) {
       rc = walrus__fail(w, WALRUS_ENOMEM, errno, "start the tx cleaner");
       goto fail;
     }
-    w->tx_cleaner_running = 1;
+    w->tx.cleaner_running = 1;
   }
   *out = w;
   return WALRUS_OK;
 fail:
-  copy_msg(errbuf, errlen, w->errmsg);
+  copy_msg(errbuf, errlen, w->err.msg);
   stop_threads(w);
   destroy(w);
   return rc;
@@ -235,7 +236,7 @@ int walrus_close(walrus_t *w) {
   if (w == NULL) return WALRUS_OK;
   pthread_mutex_lock(&w->wlock);
   walrus__lock_shared(w);
-  int busy = w->iters != NULL;
+  int busy = w->store.iters != NULL;
   walrus__unlock(w);
   if (busy) {
     pthread_mutex_unlock(&w->wlock);
@@ -246,12 +247,13 @@ int walrus_close(walrus_t *w) {
   /* Pending transactions are aborted: none of them was ever written. */
   walrus__tx_destroy(w);
   pthread_mutex_lock(&w->wlock);
-  if (!w->cfg.read_only && !w->poisoned) rc = walrus__sync_mark_locked(w, 1);
-  if (rc == WALRUS_OK && !w->cfg.read_only && w->nsegs > 0 &&
-      !w->poisoned) {
+  if (!w->cfg.read_only && !w->commit.poisoned)
+    rc = walrus__sync_mark_locked(w, 1);
+  if (rc == WALRUS_OK && !w->cfg.read_only && w->store.nsegs > 0 &&
+      !w->commit.poisoned) {
     /* Leave no preallocated zeros for the next open to read through. */
-    walrus__seg_t *t = w->segs[w->nsegs - 1];
-    if (!t->sealed) rc = walrus__seg_trim(w, t, w->write_off);
+    walrus__seg_t *t = w->store.segs[w->store.nsegs - 1];
+    if (!t->sealed) rc = walrus__seg_trim(w, t, w->commit.write_off);
   }
   pthread_mutex_unlock(&w->wlock);
   walrus__log(w, WALRUS_LOG_INFO, "closed %s", w->dir);
@@ -263,7 +265,7 @@ uint64_t walrus_first_index(walrus_t *w) {
   uint64_t v;
   if (w == NULL) return 0;
   walrus__lock_shared(w);
-  v = w->first_index < w->next_index ? w->first_index : 0;
+  v = w->store.first_index < w->store.next_index ? w->store.first_index : 0;
   walrus__unlock(w);
   return v;
 }
@@ -272,7 +274,7 @@ uint64_t walrus_last_index(walrus_t *w) {
   uint64_t v;
   if (w == NULL) return 0;
   walrus__lock_shared(w);
-  v = w->first_index < w->next_index ? w->next_index - 1 : 0;
+  v = w->store.first_index < w->store.next_index ? w->store.next_index - 1 : 0;
   walrus__unlock(w);
   return v;
 }
@@ -281,7 +283,7 @@ uint64_t walrus_next_index(walrus_t *w) {
   uint64_t v;
   if (w == NULL) return 0;
   walrus__lock_shared(w);
-  v = w->next_index;
+  v = w->store.next_index;
   walrus__unlock(w);
   return v;
 }
