@@ -2,9 +2,12 @@
  * walrus_vfs.h: the file system seam of libwalrus.
  *
  * Every file operation walrus performs goes through one table of functions,
- * walrus_vfs_t.  The default table calls POSIX; a test, a simulator or an
- * application may pass its own in walrus_config_t.vfs to inject faults,
- * simulate power loss, count calls or keep files in memory.
+ * walrus_vfs_t, and so, from version 4, does everything else it asks of
+ * the system: the clocks, randomness, waiting on and waking a word of a
+ * shared mapping, and reading a mapping ahead.  The default table calls
+ * POSIX; a test, a simulator or an application may pass its own in
+ * walrus_config_t.vfs to inject faults, simulate power loss, count calls,
+ * keep files in memory or control time.
  *
  * Conventions for every method:
  *  - ctx is walrus_vfs_t.ctx, passed back unchanged.
@@ -35,7 +38,7 @@ extern "C" {
 #endif
 
 /** The current version of walrus_vfs_t. */
-#define WALRUS_VFS_VERSION 3
+#define WALRUS_VFS_VERSION 4
 
 /** Flags for walrus_vfs_t.open. */
 #define WALRUS_VFS_READ 0x1   /**< Open for reading. */
@@ -119,6 +122,31 @@ struct walrus_vfs_s {
   /** A hint that bytes [off, off + len) of f will be read soon, in order
    *  (posix_fadvise WILLNEED).  Its result is ignored. */
   int (*advise)(void *ctx, walrus_vfs_file_t *f, uint64_t off, uint64_t len);
+
+  /* Version 4: what walrus asks of the system besides files.  Each is
+   * optional: NULL means what walrus_vfs_posix() does, so a test back end
+   * sets only those it wants to control. */
+
+  /** Sleep while the 32-bit word at addr (in a mapping made by map_read)
+   *  holds expect, for at most timeout_ns; returning early (a wake, a
+   *  changed word, a signal) is allowed, as the caller looks again.  The
+   *  POSIX back end waits on a futex (Linux) or just sleeps. */
+  void (*wait_word)(void *ctx, const uint32_t *addr, uint32_t expect,
+                    int64_t timeout_ns);
+  /** Wake every process sleeping in wait_word on the word at addr (in a
+   *  mapping made by map), after the caller changed it. */
+  void (*wake_word)(void *ctx, uint32_t *addr);
+  /** Bring bytes [addr, addr + len) of a mapping made by map_read into
+   *  memory now, ahead of a sequential reader (madvise POPULATE_READ, or
+   *  WILLNEED where the kernel predates it). */
+  void (*populate)(void *ctx, const void *addr, uint64_t len);
+  /** Fill buf with n random bytes (salts, log and transaction ids): 0 or
+   *  a negative errno. */
+  int (*random)(void *ctx, void *buf, size_t n);
+  /** Nanoseconds now: of CLOCK_REALTIME when realtime is not 0 (entry and
+   *  segment timestamps), else of CLOCK_MONOTONIC (transaction
+   *  timeouts). */
+  int64_t (*clock_ns)(void *ctx, int realtime);
 };
 
 /** @brief The POSIX table walrus uses when walrus_config_t.vfs is NULL. */

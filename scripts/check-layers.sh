@@ -17,7 +17,10 @@
 #   - library code (src/*.c and src/*.h) calls the VFS table directly,
 #     as in w->vfs->pread(...), rather than through the wrappers in vfs.c.
 #     Exempt: vfs.c (the wrappers), vfs_posix.c (the back end) and config.c
-#     (it only checks that the table's methods are set).
+#     (it only checks that the table's methods are set);
+#   - an object other than vfs_posix.c's calls the system the VFS stands
+#     for (file and directory calls, mappings, futexes, getrandom: the
+#     SYSTEM list below), by nm, which only the POSIX back end may.
 # It exits 2 on a usage error, a malformed src/LAYERS, or an object that is
 # missing or older than its source (build first).  Objects with no source
 # (left over from a renamed file) are ignored.  When clean it prints
@@ -30,6 +33,11 @@
 set -eu
 
 EXEMPT_VFS="vfs.c vfs_posix.c config.c"
+# What only the POSIX back end (src/vfs_posix.c) may call.
+SYSTEM="open openat close pread pread64 pwrite pwrite64 fsync fdatasync
+ftruncate ftruncate64 fallocate fallocate64 posix_fadvise posix_fadvise64
+flock fstat fstat64 rename unlink mkdir opendir readdir readdir64 closedir
+mmap mmap64 munmap madvise syscall getrandom"
 command -v nm >/dev/null || { echo "check-layers: nm not found" >&2; exit 2; }
 
 [ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
@@ -67,9 +75,11 @@ for c in "$top"/src/*.c "$top"/src/*.h; do
   set -- "$@" "$c"
 done
 
-awk -v map="$top/src/LAYERS" -v table="$table" '
+awk -v map="$top/src/LAYERS" -v table="$table" -v sysnames="$SYSTEM" '
 BEGIN {
   q = sprintf("%c", 39)  # a single quote, for character literals
+  n = split(sysnames, sysv, /[ \t\n]+/)
+  for (i = 1; i <= n; i++) if (sysv[i] != "") sys[sysv[i]] = 1
   decl = "walrus_vfs_t[ \t]*\\*[ \t]*(const[ \t]+)?[A-Za-z_][A-Za-z0-9_]*"
 }
 
@@ -162,7 +172,12 @@ END {
   for (s in dup) if (dup[s] != "") bad(s " is defined in both " def[s] dup[s])
   for (r = 1; r <= nref; r++) {
     f = rfile[r]; s = rsym[r]
-    if (!(s in def)) continue  # libc, pthreads and the like
+    if (!(s in def)) {  # libc, pthreads and the like
+      if ((s in sys) && f != "src/vfs_posix.c")
+        sysbad[++nsys] = f " calls " s "(); only src/vfs_posix.c may: " \
+                         "use the VFS"
+      continue
+    }
     checked++; g = def[s]
     if (!(f in layer) || !(g in layer)) continue
     if (rank[layer[g]] <= rank[layer[f]]) continue
@@ -170,6 +185,7 @@ END {
     bad(f " (" layer[f] ") " verb " " s ", defined in " g " (" layer[g] ")")
   }
   for (i = 1; i <= nvfs; i++) bad(vfsbad[i])
+  for (i = 1; i <= nsys; i++) bad(sysbad[i])
   if (nbad) exit 1
   printf "check-layers: %d objects, %d references checked, OK\n", nobj, checked
 }

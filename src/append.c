@@ -160,7 +160,7 @@ static int encode_unit(walrus_t *w, walrus__seg_t *s, unsigned char *map,
     r.term = e[i].term;
     r.timestamp_ns = e[i].timestamp_ns;
     if (r.timestamp_ns == 0) {
-      if (now == 0) now = walrus__now_ns();
+      if (now == 0) now = walrus__now_ns(w);
       r.timestamp_ns = now;
     }
     r.type = e[i].type;

@@ -30,14 +30,6 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#define HAVE_FUTEX 1
-#else
-#define HAVE_FUTEX 0
-#endif
 
 #include "internal.h"
 
@@ -191,7 +183,7 @@ int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
   unsigned char hdr[WALRUS__REC_HEADER_BYTES];
   walrus__rec_t r = {0};
   r.index = index;
-  r.timestamp_ns = walrus__now_ns();
+  r.timestamp_ns = walrus__now_ns(w);
   r.flags = (uint8_t)(WALRUS__REC_MARK | WALRUS__REC_GROUP | extra_flags);
   r.epoch = w->commit.epoch;
   walrus__rec_header_encode(hdr, &r);
@@ -358,7 +350,7 @@ int walrus__seg_seal(walrus_t *w) {
   r.body_len = (uint32_t)(s->count * 4);
   r.index = s->first;
   r.term = s->count;
-  r.timestamp_ns = walrus__now_ns();
+  r.timestamp_ns = walrus__now_ns(w);
   r.flags = WALRUS__REC_INDEX;
   r.epoch = w->commit.epoch;
   walrus__rec_header_encode(hdr, &r);
@@ -477,11 +469,8 @@ int walrus__move_front(walrus_t *w, uint64_t first_kept) {
 static void durable_wake(walrus_t *w) {
   _Atomic uint32_t *c = walrus__durable_wake_count(w->commit.durable_map);
   atomic_fetch_add(c, 1);
-#if HAVE_FUTEX
-  syscall(SYS_futex,
-          (unsigned char *)w->commit.durable_map + WALRUS__DURABLE_WAKE_OFF,
-          FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-#endif
+  walrus__os_wake_word(w, (uint32_t *)(void *)(w->commit.durable_map +
+                                               WALRUS__DURABLE_WAKE_OFF));
 }
 
 /* Store the writer's state into DURABLE and wake followers.  Caller holds

@@ -37,15 +37,6 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__linux__)
-#include <limits.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#define HAVE_FUTEX 1
-#else
-#define HAVE_FUTEX 0
-#endif
 
 #include "internal.h"
 
@@ -56,21 +47,18 @@ static uint32_t follow_count(walrus_t *w) {
 }
 
 /* Follower: sleep up to ns, or until the writer changes the wake count
- * from seen.  Without a mapping (or futexes), just sleep. */
+ * from seen.  Without a mapping, just sleep. */
 static void follow_sleep(walrus_t *w, uint32_t seen, int64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-#if HAVE_FUTEX
   unsigned char *map = atomic_load(&w->follow.map);
   if (map != NULL) {
     /* Returns early on a wake, a changed count or a signal: the caller
      * looks again either way. */
-    syscall(SYS_futex, map + WALRUS__DURABLE_WAKE_OFF, FUTEX_WAIT, seen,
-            &ts, NULL, 0);
+    walrus__os_wait_word(
+        w, (const uint32_t *)(const void *)(map + WALRUS__DURABLE_WAKE_OFF),
+        seen, ns);
     return;
   }
-#else
-  (void)seen;
-#endif
+  struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
   nanosleep(&ts, NULL);
 }
 
@@ -78,7 +66,6 @@ static void follow_sleep(walrus_t *w, uint32_t seen, int64_t ns) {
  * file has its full size (a writer may be creating it).  Caller holds
  * wlock. */
 static void follow_map_open(walrus_t *w) {
-#if HAVE_FUTEX
   uint64_t size = 0;
   void *addr = NULL;
   if (atomic_load(&w->follow.map) != NULL || w->commit.durable_file == NULL ||
@@ -87,12 +74,9 @@ static void follow_map_open(walrus_t *w) {
   if (walrus__os_try_size(w, w->commit.durable_file, &size) != 0 ||
       size < WALRUS__DURABLE_FILE_BYTES)
     return;
-  if (walrus__os_map_read(w, w->commit.durable_file, WALRUS__DURABLE_FILE_BYTES,
-                          &addr) == 0)
+  if (walrus__os_map_read(w, w->commit.durable_file,
+                          WALRUS__DURABLE_FILE_BYTES, &addr) == 0)
     atomic_store(&w->follow.map, addr);
-#else
-  (void)w;
-#endif
 }
 
 #define READER_PREFIX "READER-"
@@ -104,7 +88,7 @@ static void follow_map_open(walrus_t *w) {
 static void reader_register(walrus_t *w) {
   char path[WALRUS__PATH_MAX];
   unsigned char r[8];
-  if (walrus__random(r, sizeof r) != 0) return;
+  if (walrus__random(w, r, sizeof r) != 0) return;
   int n = snprintf(w->follow.reader_name, sizeof w->follow.reader_name,
                    READER_PREFIX);
   for (size_t i = 0; i < sizeof r; i++)

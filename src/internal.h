@@ -414,8 +414,19 @@ int walrus__os_map_read(walrus_t *w, walrus_vfs_file_t *f, uint64_t len,
 int walrus__vfs_unmap_read(const walrus_vfs_t *vfs, void *addr, uint64_t len);
 void walrus__os_advise(walrus_t *w, walrus_vfs_file_t *f, uint64_t off,
                        uint64_t len);
-int walrus__random(void *buf, size_t n);
-int64_t walrus__now_ns(void);
+/* The system besides files, through the VFS (version 4) or the POSIX
+ * back end's defaults. */
+void walrus__os_wait_word(walrus_t *w, const uint32_t *addr, uint32_t expect,
+                          int64_t timeout_ns);
+void walrus__os_wake_word(walrus_t *w, uint32_t *addr);
+void walrus__os_populate(walrus_t *w, const void *addr, uint64_t len);
+/* n random bytes: 0 or a negative errno. */
+int walrus__random(walrus_t *w, void *buf, size_t n);
+/* CLOCK_REALTIME now, in ns: timestamps. */
+int64_t walrus__now_ns(walrus_t *w);
+/* CLOCK_MONOTONIC now, in ns, as the VFS tells it: transaction timeouts.
+ * (Sleeps and latencies use the system's, walrus__mono_ns().) */
+int64_t walrus__clock_ns(walrus_t *w);
 struct timespec walrus__deadline_ms(uint32_t ms);
 
 /* ---- meta.c ---- */

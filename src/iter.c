@@ -12,9 +12,10 @@
  *    each step then costs a load of layout_gen (which truncation and reset
  *    move) and the copy of a few header fields.
  *    Entries point into the mapping, which the borrow keeps valid.  A few
- *    MiB ahead of the reader, madvise(MADV_POPULATE_READ) reads the pages
- *    in and maps them in bulk, so a sequential pass takes no page fault per
- *    page (MADV_WILLNEED, read-ahead only, where the kernel predates it);
+ *    MiB ahead of the reader, the VFS's populate (madvise
+ *    MADV_POPULATE_READ) reads the pages in and maps them in bulk, so a
+ *    sequential pass takes no page fault per page (MADV_WILLNEED,
+ *    read-ahead only, where the kernel predates it);
  *    the mapping remembers how far that went, so a later pass over a
  *    mapping still held makes no such call.
  *  - pread: it reads ahead through a window of the file (hinted with the
@@ -32,19 +33,12 @@
  * and, at the end, waits for the next one with walrus_wait().
  */
 #include <string.h>
-#include <sys/mman.h>
 
 #include "internal.h"
 
 /* Read-ahead: ask for this much ahead of the reader, every STEP bytes. */
 #define AHEAD_BYTES (4u << 20)
 #define AHEAD_STEP (1u << 20)
-/* madvise: fault pages in ahead of the reader (Linux 5.14). */
-#ifdef MADV_POPULATE_READ
-#define POPULATE_READ MADV_POPULATE_READ
-#else
-#define POPULATE_READ 22
-#endif
 /* Offset of the flags byte in a record header (format.h). */
 #define REC_FLAGS_AT 34
 
@@ -222,9 +216,8 @@ static void read_ahead(walrus_iter_t *it) {
   if (to > end) to = end;
   if (from < done) from = done;
   if (to > from) {
-    if (madvise(m->addr + from, to - from, POPULATE_READ) != 0)
-      madvise(m->addr + from, to - from, MADV_WILLNEED); /* older kernels */
-    /* Raise the mark; losing a race only costs another madvise. */
+    walrus__os_populate(it->w, m->addr + from, to - from);
+    /* Raise the mark; losing a race only costs another call. */
     while (done < to && !atomic_compare_exchange_weak_explicit(
                             &m->populated, &done, to, memory_order_relaxed,
                             memory_order_relaxed)) {

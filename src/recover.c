@@ -348,7 +348,7 @@ static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
   for (size_t i = from; i < n; i++) {
     walrus__seg_name(name, firsts[i]);
     snprintf(to, sizeof to, "salvage/%s.%lld", name,
-             (long long)walrus__now_ns());
+             (long long)walrus__now_ns(w));
     rc = walrus__os_rename(w, name, to);
     if (rc != WALRUS_OK) return rc;
     walrus__log(w, WALRUS_LOG_WARN, "salvage: moved %s to %s", name, to);
@@ -626,8 +626,8 @@ static int create_log(recovery_t *rv) {
                         w->dir);
   walrus__meta_t m = {0};
   do {
-    if (walrus__random(&m.log_id, sizeof m.log_id) != 0)
-      return walrus__fail(w, WALRUS_EIO, errno, "getrandom");
+    int e = walrus__random(w, &m.log_id, sizeof m.log_id);
+    if (e != 0) return walrus__fail(w, WALRUS_EIO, -e, "random log id");
   } while (m.log_id == 0);
   m.first_index = 1;
   int rc = walrus__meta_write(w, &m);

@@ -127,15 +127,16 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
   rc = segs_reserve(w);
   walrus__unlock(w);
   if (rc != WALRUS_OK) goto fail;
-  if (walrus__random(&s->salt, sizeof s->salt) != 0) {
-    rc = walrus__fail(w, WALRUS_EIO, errno, "getrandom");
+  int e = walrus__random(w, &s->salt, sizeof s->salt);
+  if (e != 0) {
+    rc = walrus__fail(w, WALRUS_EIO, -e, "random salt");
     goto fail;
   }
   s->seed = walrus__salt_seed(s->salt);
   h.log_id = w->store.meta.log_id;
   h.first_index = first;
   h.salt = s->salt;
-  h.created_ns = walrus__now_ns();
+  h.created_ns = walrus__now_ns(w);
   walrus__seg_header_encode(hdr, &h);
   memcpy(tmp, s->name, WALRUS__SEG_NAME_LEN);
   memcpy(tmp + WALRUS__SEG_NAME_LEN, ".tmp", 5);

@@ -318,8 +318,9 @@ int walrus_reset(walrus_t *w, uint64_t next_index) {
   m.prev_log_id = w->store.meta.log_id;
   m.first_index = next_index;
   do {
-    if (walrus__random(&m.log_id, sizeof m.log_id) != 0) {
-      rc = walrus__fail(w, WALRUS_EIO, 0, "getrandom");
+    int e = walrus__random(w, &m.log_id, sizeof m.log_id);
+    if (e != 0) {
+      rc = walrus__fail(w, WALRUS_EIO, -e, "random log id");
       goto out;
     }
   } while (m.log_id == 0 || m.log_id == w->store.meta.log_id);

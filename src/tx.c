@@ -99,7 +99,7 @@ static int lookup_pending(walrus_t *w, const walrus_txid_t *id,
   if (t->committing)
     return walrus__fail(w, WALRUS_ETXNOTPENDING, 0, "%s is being committed",
                         id->s);
-  if (expired(t, walrus__mono_ns())) {
+  if (expired(t, walrus__clock_ns(w))) {
     finish(w, t, WALRUS_TX_ABORTED);
     walrus__log(w, WALRUS_LOG_INFO, "%s expired and was aborted", id->s);
     return walrus__fail(w, WALRUS_ETXEXPIRED, 0, "%s expired", id->s);
@@ -120,10 +120,11 @@ int walrus_tx_begin(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id) {
   memset(t, 0, sizeof *t);
   pthread_mutex_lock(&w->tx.mu);
   do {
-    if (walrus__random(raw, sizeof raw) != 0) {
+    int e = walrus__random(w, raw, sizeof raw);
+    if (e != 0) {
       pthread_mutex_unlock(&w->tx.mu);
       walrus__free(w, t);
-      return walrus__fail(w, WALRUS_EIO, errno, "getrandom");
+      return walrus__fail(w, WALRUS_EIO, -e, "random transaction id");
     }
   } while (find(w, raw) != NULL);
   memcpy(t->raw, raw, 16);
@@ -133,7 +134,7 @@ int walrus_tx_begin(walrus_t *w, uint32_t timeout_ms, walrus_txid_t *id) {
     t->id.s[4 + 2 * i] = HEX[raw[i] & 15];
   }
   t->id.s[35] = '\0';
-  t->start_ns = walrus__mono_ns();
+  t->start_ns = walrus__clock_ns(w);
   uint32_t ms = timeout_ms ? timeout_ms : w->cfg.tx_timeout_ms;
   t->timeout_ns = (int64_t)ms * 1000000;
   size_t b = bucket_of(raw);
@@ -304,7 +305,7 @@ int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
                         "transaction id is not tx_ and 32 hex digits");
   pthread_mutex_lock(&w->tx.mu);
   walrus__tx_t *t = find(w, raw);
-  if (t != NULL && !t->committing && expired(t, walrus__mono_ns())) {
+  if (t != NULL && !t->committing && expired(t, walrus__clock_ns(w))) {
     finish(w, t, WALRUS_TX_ABORTED);
     t = NULL;
   }
@@ -331,7 +332,7 @@ int walrus_tx_state(walrus_t *w, const walrus_txid_t *id,
 /* Abort every expired pending transaction; returns how many.  Caller
  * holds tx_mu. */
 static int cleanup_locked(walrus_t *w) {
-  int64_t now = walrus__mono_ns();
+  int64_t now = walrus__clock_ns(w);
   int n = 0;
   for (size_t b = 0; b < WALRUS__TX_BUCKETS; b++) {
     walrus__tx_t *t = w->tx.buckets[b];

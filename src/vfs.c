@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "internal.h"
@@ -253,19 +252,45 @@ void walrus__os_advise(walrus_t *w, walrus_vfs_file_t *f, uint64_t off,
     (void)w->vfs->advise(w->vfs->ctx, f, off, len);
 }
 
-/* Fill buf from the kernel's random source.  Salts and log ids only need
- * to differ between logs and segments, but getrandom costs nothing. */
-int walrus__random(void *buf, size_t n) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = getrandom((char *)buf + done, n - done, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    done += (size_t)r;
-  }
-  return 0;
+/* ---- the system besides files (VFS version 4) ------------------------------
+ *
+ * Each uses the handle's VFS when it has the method, else the POSIX back
+ * end's. */
+
+/* The table that has method m: the handle's, or the POSIX one. */
+#define SYS_VFS(w, m)                                                  \
+  ((w)->vfs->version >= 4 && (w)->vfs->m != NULL ? (w)->vfs            \
+                                                 : walrus_vfs_posix())
+
+void walrus__os_wait_word(walrus_t *w, const uint32_t *addr, uint32_t expect,
+                          int64_t timeout_ns) {
+  const walrus_vfs_t *v = SYS_VFS(w, wait_word);
+  v->wait_word(v->ctx, addr, expect, timeout_ns);
+}
+
+void walrus__os_wake_word(walrus_t *w, uint32_t *addr) {
+  const walrus_vfs_t *v = SYS_VFS(w, wake_word);
+  v->wake_word(v->ctx, addr);
+}
+
+void walrus__os_populate(walrus_t *w, const void *addr, uint64_t len) {
+  const walrus_vfs_t *v = SYS_VFS(w, populate);
+  v->populate(v->ctx, addr, len);
+}
+
+int walrus__random(walrus_t *w, void *buf, size_t n) {
+  const walrus_vfs_t *v = SYS_VFS(w, random);
+  return v->random(v->ctx, buf, n);
+}
+
+int64_t walrus__now_ns(walrus_t *w) {
+  const walrus_vfs_t *v = SYS_VFS(w, clock_ns);
+  return v->clock_ns(v->ctx, 1);
+}
+
+int64_t walrus__clock_ns(walrus_t *w) {
+  const walrus_vfs_t *v = SYS_VFS(w, clock_ns);
+  return v->clock_ns(v->ctx, 0);
 }
 
 /* CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on a condition
@@ -277,10 +302,4 @@ struct timespec walrus__deadline_ms(uint32_t ms) {
   ts.tv_sec += (time_t)(ns / 1000000000u);
   ts.tv_nsec = (long)(ns % 1000000000u);
   return ts;
-}
-
-int64_t walrus__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -22,8 +22,26 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#if defined(__linux__)
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#define HAVE_FUTEX 1
+#else
+#define HAVE_FUTEX 0
+#endif
+
+/* madvise: fault pages in ahead of the reader (Linux 5.14). */
+#ifdef MADV_POPULATE_READ
+#define POPULATE_READ MADV_POPULATE_READ
+#else
+#define POPULATE_READ 22
+#endif
 
 #include "internal.h"
 
@@ -232,12 +250,67 @@ static int px_advise(void *ctx, walrus_vfs_file_t *f, uint64_t off,
   return -posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
 }
 
+static void px_wait_word(void *ctx, const uint32_t *addr, uint32_t expect,
+                         int64_t timeout_ns) {
+  struct timespec ts = {(time_t)(timeout_ns / 1000000000),
+                        (long)(timeout_ns % 1000000000)};
+  (void)ctx;
+#if HAVE_FUTEX
+  /* Returns early on a wake, a changed word or a signal. */
+  syscall(SYS_futex, addr, FUTEX_WAIT, expect, &ts, NULL, 0);
+#else
+  (void)addr;
+  (void)expect;
+  nanosleep(&ts, NULL);
+#endif
+}
+
+static void px_wake_word(void *ctx, uint32_t *addr) {
+  (void)ctx;
+#if HAVE_FUTEX
+  syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#else
+  (void)addr;
+#endif
+}
+
+static void px_populate(void *ctx, const void *addr, uint64_t len) {
+  (void)ctx;
+  void *p = (void *)(uintptr_t)addr; /* madvise takes a non-const pointer */
+  if (madvise(p, (size_t)len, POPULATE_READ) != 0)
+    madvise(p, (size_t)len, MADV_WILLNEED); /* older kernels */
+}
+
+/* Salts and ids only need to differ between logs, segments and
+ * transactions, but getrandom costs nothing. */
+static int px_random(void *ctx, void *buf, size_t n) {
+  size_t done = 0;
+  (void)ctx;
+  while (done < n) {
+    ssize_t r = getrandom((char *)buf + done, n - done, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+static int64_t px_clock_ns(void *ctx, int realtime) {
+  struct timespec ts;
+  (void)ctx;
+  clock_gettime(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static const walrus_vfs_t posix_vfs = {
     WALRUS_VFS_VERSION, NULL,        px_open,     px_close, px_pread,
     px_pwrite,          px_sync,     px_truncate, px_allocate, px_size,
     px_lock,            px_rename,   px_unlink,   px_sync_dir, px_list,
     px_mkdir,           px_map,      px_unmap,    px_map_read,
-    px_unmap_read,      px_advise,
+    px_unmap_read,      px_advise,   px_wait_word, px_wake_word,
+    px_populate,        px_random,   px_clock_ns,
 };
 
 const walrus_vfs_t *walrus_vfs_posix(void) { return &posix_vfs; }
