@@ -12,9 +12,9 @@
  *    flipping any one byte of the checked record must make it fail.
  *  - walrus__rec_header_decode: an OK header re-encodes to the same bytes
  *    (crc aside) and respects the documented bounds.
- *  - walrus__meta_decode / walrus__seg_header_decode /
+ *  - walrus__meta_decode / walrus__fmt_seg_header_decode /
  *    walrus__trailer_decode: an OK object re-encodes to the same bytes.
- *  - walrus__seg_name_parse: a parsed name prints back to itself.
+ *  - walrus__fmt_seg_name_parse: a parsed name prints back to itself.
  *  - encode-then-decode of the fields the input spells is the identity.
  *
  * Builds with gcc too (tests/unit/test_fuzz_corpus.c replays the corpus);
@@ -160,11 +160,11 @@ static void fr_seg_header(const uint8_t *buf, size_t len) {
   fr_fixed(in, sizeof in, buf, len);
   walrus__seg_header_t h;
   memset(&h, 0, sizeof h);
-  int rc = walrus__seg_header_decode(in, &h);
+  int rc = walrus__fmt_seg_header_decode(in, &h);
   FR_CHECK(fr_known(rc), "seg_header_decode returned %d", rc);
   if (rc == WALRUS__FMT_OK) {
     FR_CHECK(h.first_index != 0 && h.log_id != 0, "header fields");
-    walrus__seg_header_encode(out, &h);
+    walrus__fmt_seg_header_encode(out, &h);
     FR_CHECK(memcmp(in, out, sizeof in) == 0,
              "segment header does not re-encode");
   }
@@ -173,9 +173,9 @@ static void fr_seg_header(const uint8_t *buf, size_t len) {
   h.first_index = walrus__get64(in + 16) | 1;
   h.salt = walrus__get32(in + 24);
   h.created_ns = (int64_t)walrus__get64(in + 28);
-  walrus__seg_header_encode(out, &h);
+  walrus__fmt_seg_header_encode(out, &h);
   walrus__seg_header_t h2;
-  FR_CHECK(walrus__seg_header_decode(out, &h2) == WALRUS__FMT_OK,
+  FR_CHECK(walrus__fmt_seg_header_decode(out, &h2) == WALRUS__FMT_OK,
            "encoded header does not decode");
   FR_CHECK(h2.log_id == h.log_id && h2.first_index == h.first_index &&
                h2.salt == h.salt && h2.created_ns == h.created_ns,
@@ -227,12 +227,12 @@ static void fr_seg_name(const uint8_t *buf, size_t len) {
   memcpy(name, buf, n);
   name[n] = 0;
   uint64_t idx = 0;
-  int ok = walrus__seg_name_parse(name, &idx);
+  int ok = walrus__fmt_seg_name_parse(name, &idx);
   FR_CHECK(ok == 0 || ok == 1, "seg_name_parse returned %d", ok);
   if (ok) {
     FR_CHECK(idx != 0, "parsed index 0");
     char back[WALRUS__SEG_NAME_LEN + 1];
-    walrus__seg_name(back, idx);
+    walrus__fmt_seg_name(back, idx);
     FR_CHECK(strcmp(back, name) == 0, "name %s parses to %llu, prints %s",
              name, (unsigned long long)idx, back);
   }
@@ -241,9 +241,9 @@ static void fr_seg_name(const uint8_t *buf, size_t len) {
   for (size_t i = 0; i < 8 && i < len; i++) v |= (uint64_t)buf[i] << (8 * i);
   if (v != 0) {
     char nm[WALRUS__SEG_NAME_LEN + 1];
-    walrus__seg_name(nm, v);
+    walrus__fmt_seg_name(nm, v);
     uint64_t got = 0;
-    FR_CHECK(walrus__seg_name_parse(nm, &got) == 1 && got == v,
+    FR_CHECK(walrus__fmt_seg_name_parse(nm, &got) == 1 && got == v,
              "seg_name %llu does not parse back", (unsigned long long)v);
   }
 }
@@ -268,7 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned char hb[WALRUS__SEG_HEADER_BYTES];
     fr_fixed(hb, sizeof hb, buf, len);
     uint32_t s = salt;
-    if (walrus__seg_header_decode(hb, &h) == WALRUS__FMT_OK) s = h.salt;
+    if (walrus__fmt_seg_header_decode(hb, &h) == WALRUS__FMT_OK) s = h.salt;
     int steps = 0;
     while (off + WALRUS__REC_HEADER_BYTES <= len && steps++ < 256) {
       walrus__rec_t r;

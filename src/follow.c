@@ -245,7 +245,7 @@ static int follow_segment(walrus_t *w, uint64_t first) {
   if (rc == WALRUS_OK)
     rc = walrus__os_read_full(w, s->file, s->name, hdr, sizeof hdr, 0);
   if (rc == WALRUS_OK &&
-      (walrus__seg_header_decode(hdr, &h) != WALRUS__FMT_OK ||
+      (walrus__fmt_seg_header_decode(hdr, &h) != WALRUS__FMT_OK ||
        h.log_id != w->store.meta.log_id || h.first_index != first))
     rc = walrus__fail(w, WALRUS_ECORRUPT, 0, "%s/%s: bad segment header",
                       w->dir, s->name);

@@ -44,8 +44,8 @@ int walrus__meta_decode(const unsigned char in[WALRUS__META_BYTES],
   return WALRUS__FMT_OK;
 }
 
-void walrus__seg_header_encode(unsigned char out[WALRUS__SEG_HEADER_BYTES],
-                               const walrus__seg_header_t *h) {
+void walrus__fmt_seg_header_encode(unsigned char out[WALRUS__SEG_HEADER_BYTES],
+                                   const walrus__seg_header_t *h) {
   memset(out, 0, WALRUS__SEG_HEADER_BYTES);
   memcpy(out, SEG_MAGIC, 8);
   walrus__put32(out + 8, WALRUS__FORMAT_VERSION);
@@ -57,8 +57,8 @@ void walrus__seg_header_encode(unsigned char out[WALRUS__SEG_HEADER_BYTES],
   walrus__put32(out + 60, walrus__crc32c(0, out, 60));
 }
 
-int walrus__seg_header_decode(const unsigned char in[WALRUS__SEG_HEADER_BYTES],
-                              walrus__seg_header_t *h) {
+int walrus__fmt_seg_header_decode(
+    const unsigned char in[WALRUS__SEG_HEADER_BYTES], walrus__seg_header_t *h) {
   if (memcmp(in, SEG_MAGIC, 8) != 0) return WALRUS__FMT_BAD_MAGIC;
   if (walrus__get32(in + 60) != walrus__crc32c(0, in, 60))
     return WALRUS__FMT_BAD_CRC;
@@ -205,13 +205,13 @@ int walrus__durable_decode(const unsigned char in[WALRUS__DURABLE_BYTES],
   return 1;
 }
 
-void walrus__seg_name(char out[WALRUS__SEG_NAME_LEN + 1],
-                      uint64_t first_index) {
+void walrus__fmt_seg_name(char out[WALRUS__SEG_NAME_LEN + 1],
+                          uint64_t first_index) {
   snprintf(out, WALRUS__SEG_NAME_LEN + 1, "%020llu.seg",
            (unsigned long long)first_index);
 }
 
-int walrus__seg_name_parse(const char *name, uint64_t *first_index) {
+int walrus__fmt_seg_name_parse(const char *name, uint64_t *first_index) {
   uint64_t v = 0;
   if (strlen(name) != WALRUS__SEG_NAME_LEN) return 0;
   if (strcmp(name + WALRUS__SEG_NAME_DIGITS, ".seg") != 0) return 0;

@@ -230,10 +230,10 @@ void walrus__meta_encode(unsigned char out[WALRUS__META_BYTES],
 int walrus__meta_decode(const unsigned char in[WALRUS__META_BYTES],
                         walrus__meta_t *m);
 
-void walrus__seg_header_encode(unsigned char out[WALRUS__SEG_HEADER_BYTES],
-                               const walrus__seg_header_t *h);
-int walrus__seg_header_decode(const unsigned char in[WALRUS__SEG_HEADER_BYTES],
-                              walrus__seg_header_t *h);
+void walrus__fmt_seg_header_encode(unsigned char out[WALRUS__SEG_HEADER_BYTES],
+                                   const walrus__seg_header_t *h);
+int walrus__fmt_seg_header_decode(
+    const unsigned char in[WALRUS__SEG_HEADER_BYTES], walrus__seg_header_t *h);
 
 /** Write a record header (crc left 0) into out. */
 void walrus__rec_header_encode(unsigned char out[WALRUS__REC_HEADER_BYTES],
@@ -287,8 +287,9 @@ int walrus__durable_decode(const unsigned char in[WALRUS__DURABLE_BYTES],
                            walrus__durable_t *d);
 
 /** Write "<20 digits>.seg" for first_index into out (25 bytes with NUL). */
-void walrus__seg_name(char out[WALRUS__SEG_NAME_LEN + 1], uint64_t first_index);
+void walrus__fmt_seg_name(char out[WALRUS__SEG_NAME_LEN + 1],
+                          uint64_t first_index);
 /** Parse a segment file name; returns 1 and *first_index if it is one. */
-int walrus__seg_name_parse(const char *name, uint64_t *first_index);
+int walrus__fmt_seg_name_parse(const char *name, uint64_t *first_index);
 
 #endif /* WALRUS_FORMAT_H */

@@ -66,7 +66,7 @@ static int list_cb(void *arg, const char *name) {
   uint64_t first;
   size_t nl = strlen(name);
   if (strcmp(name, "salvage") == 0) l->salvage_dir = 1;
-  if (walrus__seg_name_parse(name, &first)) {
+  if (walrus__fmt_seg_name_parse(name, &first)) {
     if (l->n == l->cap) {
       size_t cap = l->cap ? l->cap * 2 : 64;
       uint64_t *p = walrus__realloc(l->w, l->firsts, cap * sizeof *p);
@@ -346,7 +346,7 @@ static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
   if (e != 0 && e != -EEXIST)
     return walrus__fail(w, WALRUS_EIO, -e, "mkdir %s/salvage", w->dir);
   for (size_t i = from; i < n; i++) {
-    walrus__seg_name(name, firsts[i]);
+    walrus__fmt_seg_name(name, firsts[i]);
     snprintf(to, sizeof to, "salvage/%s.%lld", name,
              (long long)walrus__now_ns(w));
     rc = walrus__os_rename(w, name, to);
@@ -373,7 +373,7 @@ static int open_segment(walrus_t *w, uint64_t first, int writable,
   if (rc != WALRUS_OK) goto fail;
   rc = walrus__os_read_full(w, s->file, s->name, buf, sizeof buf, 0);
   if (rc != WALRUS_OK) goto fail;
-  switch (walrus__seg_header_decode(buf, &h)) {
+  switch (walrus__fmt_seg_header_decode(buf, &h)) {
     case WALRUS__FMT_OK:
       break;
     case WALRUS__FMT_BAD_VERSION:
@@ -662,7 +662,7 @@ static int remove_leftovers(recovery_t *rv) {
   /* Newest first, as truncate_back itself removes them. */
   for (size_t k = rv->l.n; k > rv->nlive && rv->writable; k--) {
     char name[WALRUS__SEG_NAME_LEN + 1];
-    walrus__seg_name(name, rv->l.firsts[k - 1]);
+    walrus__fmt_seg_name(name, rv->l.firsts[k - 1]);
     rc = walrus__os_unlink(w, name);
     if (rc != WALRUS_OK) return rc;
     walrus__log(w, WALRUS_LOG_INFO,

@@ -36,7 +36,7 @@ walrus__seg_t *walrus__seg_new(walrus_t *w, uint64_t first) {
   memset(s, 0, sizeof *s);
   s->first = first;
   s->end = WALRUS__SEG_HEADER_BYTES;
-  walrus__seg_name(s->name, first);
+  walrus__fmt_seg_name(s->name, first);
   return s;
 }
 
@@ -137,7 +137,7 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
   h.first_index = first;
   h.salt = s->salt;
   h.created_ns = walrus__now_ns(w);
-  walrus__seg_header_encode(hdr, &h);
+  walrus__fmt_seg_header_encode(hdr, &h);
   memcpy(tmp, s->name, WALRUS__SEG_NAME_LEN);
   memcpy(tmp + WALRUS__SEG_NAME_LEN, ".tmp", 5);
   rc = walrus__os_unlink(w, tmp);

@@ -110,7 +110,7 @@ static size_t nsegs(void) { return tu_segments(tu_dir, NULL); }
 
 static uint64_t seg_first(const char *name) {
   uint64_t v = 0;
-  cr_assert_eq(walrus__seg_name_parse(name, &v), 1, "bad name %s", name);
+  cr_assert_eq(walrus__fmt_seg_name_parse(name, &v), 1, "bad name %s", name);
   return v;
 }
 
@@ -496,7 +496,7 @@ Test(append, checksum_is_the_stored_record_crc) {
   cr_assert_neq(e1.checksum, e2.checksum);
   /* and the stored crc is right for the record */
   walrus__seg_header_t h;
-  cr_assert_eq(walrus__seg_header_decode(f, &h), WALRUS__FMT_OK);
+  cr_assert_eq(walrus__fmt_seg_header_decode(f, &h), WALRUS__FMT_OK);
   walrus__rec_t r;
   cr_assert_eq(walrus__rec_check(h.salt, f + off2, len - off2, &r),
                WALRUS__FMT_OK);
@@ -959,7 +959,7 @@ static void check_sealed_segments(uint64_t segment_bytes) {
     unsigned char *f = tu_read_file(tu_path(tu_dir, names[i]), &len);
     cr_assert_geq(len, WALRUS__SEG_HEADER_BYTES + WALRUS__TRAILER_BYTES);
     walrus__seg_header_t h;
-    cr_assert_eq(walrus__seg_header_decode(f, &h), WALRUS__FMT_OK, "%s",
+    cr_assert_eq(walrus__fmt_seg_header_decode(f, &h), WALRUS__FMT_OK, "%s",
                  names[i]);
     cr_assert_eq(h.first_index, seg_first(names[i]));
     walrus__trailer_t t;

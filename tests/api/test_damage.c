@@ -190,7 +190,7 @@ static void map_log(const char *dir) {
     snprintf(sf->name, sizeof sf->name, "%s", names[s]);
     sf->bytes = tu_read_file(tu_path(dir, names[s]), &sf->len);
     walrus__seg_header_t h;
-    cr_assert_eq(walrus__seg_header_decode(sf->bytes, &h), WALRUS__FMT_OK);
+    cr_assert_eq(walrus__fmt_seg_header_decode(sf->bytes, &h), WALRUS__FMT_OK);
     uint64_t off = WALRUS__SEG_HEADER_BYTES;
     sf->nrecs = 0;
     while (off + WALRUS__REC_HEADER_BYTES <= sf->len) {

@@ -593,7 +593,7 @@ static void rewrite_record(const char *path, uint64_t off, uint32_t epoch,
   unsigned char *b = tu_read_file(path, &len);
   walrus__seg_header_t h;
   walrus__rec_t r;
-  cr_assert_eq(walrus__seg_header_decode(b, &h), WALRUS__FMT_OK);
+  cr_assert_eq(walrus__fmt_seg_header_decode(b, &h), WALRUS__FMT_OK);
   cr_assert_eq(walrus__rec_header_decode(b + off, &r), WALRUS__FMT_OK);
   r.epoch = epoch;
   r.flags = (uint8_t)(flags | (r.flags & (WALRUS__REC_FIRST | WALRUS__REC_LAST)));

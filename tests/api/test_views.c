@@ -93,8 +93,8 @@ static size_t seg_firsts(uint64_t *out, size_t cap) {
   size_t n = tu_segments(tu_dir, &names);
   cr_assert_leq(n, cap, "%zu segments, room for %zu", n, cap);
   for (size_t i = 0; i < n; i++)
-    cr_assert_eq(walrus__seg_name_parse(names[i], &out[i]), 1, "bad name %s",
-                 names[i]);
+    cr_assert_eq(walrus__fmt_seg_name_parse(names[i], &out[i]), 1,
+                 "bad name %s", names[i]);
   tu_strv_free(names);
   return n;
 }
@@ -107,7 +107,7 @@ static void seg_of(uint64_t index, char *name, size_t len) {
   const char *hit = NULL;
   for (size_t i = 0; i < n; i++) {
     uint64_t first = 0;
-    cr_assert_eq(walrus__seg_name_parse(names[i], &first), 1);
+    cr_assert_eq(walrus__fmt_seg_name_parse(names[i], &first), 1);
     if (first <= index) hit = names[i];
   }
   cr_assert_not_null(hit, "no segment file holds index %" PRIu64, index);

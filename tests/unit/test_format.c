@@ -229,7 +229,7 @@ Test(seg_header, encode_layout_matches_format_h) {
   walrus__seg_header_t h = sample_seg();
   unsigned char b[WALRUS__SEG_HEADER_BYTES];
   memset(b, 0xCC, sizeof b);
-  walrus__seg_header_encode(b, &h);
+  walrus__fmt_seg_header_encode(b, &h);
   cr_assert_eq(memcmp(b, "WALRUSSG", 8), 0, "magic");
   cr_assert_eq(walrus__get32(b + 8), WALRUS__FORMAT_VERSION);
   cr_assert_eq(walrus__get32(b + 12), WALRUS__SEG_HEADER_BYTES);
@@ -254,11 +254,11 @@ Test(seg_header, round_trip) {
   cases[2].created_ns = INT64_MIN;
   for (size_t i = 0; i < 3; i++) {
     unsigned char b[WALRUS__SEG_HEADER_BYTES];
-    walrus__seg_header_encode(b, &cases[i]);
+    walrus__fmt_seg_header_encode(b, &cases[i]);
     walrus__seg_header_t d;
     memset(&d, 0x5A, sizeof d);
-    cr_assert_eq(walrus__seg_header_decode(b, &d), WALRUS__FMT_OK, "case %zu",
-                 i);
+    cr_assert_eq(walrus__fmt_seg_header_decode(b, &d), WALRUS__FMT_OK,
+                 "case %zu", i);
     cr_assert_eq(d.log_id, cases[i].log_id, "case %zu", i);
     cr_assert_eq(d.first_index, cases[i].first_index, "case %zu", i);
     cr_assert_eq(d.salt, cases[i].salt, "case %zu", i);
@@ -269,12 +269,12 @@ Test(seg_header, round_trip) {
 Test(seg_header, rejects_wrong_magic) {
   walrus__seg_header_t h = sample_seg(), d;
   unsigned char b[WALRUS__SEG_HEADER_BYTES];
-  walrus__seg_header_encode(b, &h);
+  walrus__fmt_seg_header_encode(b, &h);
   memcpy(b, "WALRUSMT", 8);
   seg_fix_crc(b);
-  cr_assert_eq(walrus__seg_header_decode(b, &d), WALRUS__FMT_BAD_MAGIC);
+  cr_assert_eq(walrus__fmt_seg_header_decode(b, &d), WALRUS__FMT_BAD_MAGIC);
   memset(b, 0, sizeof b);
-  cr_assert_eq(walrus__seg_header_decode(b, &d), WALRUS__FMT_BAD_MAGIC);
+  cr_assert_eq(walrus__fmt_seg_header_decode(b, &d), WALRUS__FMT_BAD_MAGIC);
 }
 
 Test(seg_header, rejects_wrong_version) {
@@ -282,10 +282,10 @@ Test(seg_header, rejects_wrong_version) {
   for (size_t i = 0; i < 3; i++) {
     walrus__seg_header_t h = sample_seg(), d;
     unsigned char b[WALRUS__SEG_HEADER_BYTES];
-    walrus__seg_header_encode(b, &h);
+    walrus__fmt_seg_header_encode(b, &h);
     walrus__put32(b + 8, versions[i]);
     seg_fix_crc(b);
-    cr_assert_eq(walrus__seg_header_decode(b, &d), WALRUS__FMT_BAD_VERSION,
+    cr_assert_eq(walrus__fmt_seg_header_decode(b, &d), WALRUS__FMT_BAD_VERSION,
                  "version %u", versions[i]);
   }
 }
@@ -295,10 +295,10 @@ Test(seg_header, rejects_wrong_header_size) {
   for (size_t i = 0; i < 4; i++) {
     walrus__seg_header_t h = sample_seg(), d;
     unsigned char b[WALRUS__SEG_HEADER_BYTES];
-    walrus__seg_header_encode(b, &h);
+    walrus__fmt_seg_header_encode(b, &h);
     walrus__put32(b + 12, sizes[i]);
     seg_fix_crc(b);
-    int rc = walrus__seg_header_decode(b, &d);
+    int rc = walrus__fmt_seg_header_decode(b, &d);
     cr_assert_neq(rc, WALRUS__FMT_OK, "header bytes %u accepted", sizes[i]);
   }
 }
@@ -306,13 +306,13 @@ Test(seg_header, rejects_wrong_header_size) {
 Test(seg_header, rejects_every_flipped_bit) {
   walrus__seg_header_t h = sample_seg(), d;
   unsigned char good[WALRUS__SEG_HEADER_BYTES];
-  walrus__seg_header_encode(good, &h);
+  walrus__fmt_seg_header_encode(good, &h);
   for (size_t off = 0; off < WALRUS__SEG_HEADER_BYTES; off++) {
     for (unsigned bit = 0; bit < 8; bit++) {
       unsigned char b[WALRUS__SEG_HEADER_BYTES];
       memcpy(b, good, sizeof b);
       b[off] ^= (unsigned char)(1u << bit);
-      int rc = walrus__seg_header_decode(b, &d);
+      int rc = walrus__fmt_seg_header_decode(b, &d);
       if (off < 8)
         cr_assert(rc == WALRUS__FMT_BAD_MAGIC || rc == WALRUS__FMT_BAD_CRC,
                   "byte %zu bit %u: %d", off, bit, rc);
@@ -677,12 +677,12 @@ Test(zero_fields, seg_header_first_index_and_log_id) {
   walrus__seg_header_t h = sample_seg(), d;
   unsigned char b[WALRUS__SEG_HEADER_BYTES];
   h.first_index = 0;
-  walrus__seg_header_encode(b, &h);
-  cr_assert_eq(walrus__seg_header_decode(b, &d), WALRUS__FMT_BAD_FIELD);
+  walrus__fmt_seg_header_encode(b, &h);
+  cr_assert_eq(walrus__fmt_seg_header_decode(b, &d), WALRUS__FMT_BAD_FIELD);
   h = sample_seg();
   h.log_id = 0;
-  walrus__seg_header_encode(b, &h);
-  cr_assert_eq(walrus__seg_header_decode(b, &d), WALRUS__FMT_BAD_FIELD);
+  walrus__fmt_seg_header_encode(b, &h);
+  cr_assert_eq(walrus__fmt_seg_header_decode(b, &d), WALRUS__FMT_BAD_FIELD);
 }
 
 Test(zero_fields, trailer_count_first_index_and_offset) {
@@ -705,12 +705,12 @@ Test(zero_fields, trailer_count_first_index_and_offset) {
 Test(seg_name, formats_twenty_digits) {
   char name[WALRUS__SEG_NAME_LEN + 1];
   memset(name, 'X', sizeof name);
-  walrus__seg_name(name, 1);
+  walrus__fmt_seg_name(name, 1);
   cr_assert_str_eq(name, "00000000000000000001.seg");
   cr_assert_eq(strlen(name), (size_t)WALRUS__SEG_NAME_LEN);
-  walrus__seg_name(name, 4097);
+  walrus__fmt_seg_name(name, 4097);
   cr_assert_str_eq(name, "00000000000000004097.seg");
-  walrus__seg_name(name, UINT64_MAX);
+  walrus__fmt_seg_name(name, UINT64_MAX);
   cr_assert_str_eq(name, "18446744073709551615.seg");
 }
 
@@ -720,17 +720,17 @@ Test(seg_name, round_trip) {
                              UINT64_MAX};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
     char name[WALRUS__SEG_NAME_LEN + 1];
-    walrus__seg_name(name, values[i]);
+    walrus__fmt_seg_name(name, values[i]);
     uint64_t got = 0;
-    cr_assert_eq(walrus__seg_name_parse(name, &got), 1, "%s", name);
+    cr_assert_eq(walrus__fmt_seg_name_parse(name, &got), 1, "%s", name);
     cr_assert_eq(got, values[i], "%s", name);
   }
 }
 
 Test(seg_name, names_sort_in_index_order) {
   char a[WALRUS__SEG_NAME_LEN + 1], b[WALRUS__SEG_NAME_LEN + 1];
-  walrus__seg_name(a, 999);
-  walrus__seg_name(b, 1000);
+  walrus__fmt_seg_name(a, 999);
+  walrus__fmt_seg_name(b, 1000);
   cr_assert_lt(strcmp(a, b), 0);
 }
 
@@ -764,7 +764,7 @@ Test(seg_name, rejects_non_segment_names) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     uint64_t got = 12345;
-    cr_assert_eq(walrus__seg_name_parse(bad[i], &got), 0, "accepted \"%s\"",
+    cr_assert_eq(walrus__fmt_seg_name_parse(bad[i], &got), 0, "accepted \"%s\"",
                  bad[i]);
   }
 }
