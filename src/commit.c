@@ -17,7 +17,8 @@
  *    then the trailer, each synced before the next), creating the next
  *    segment, and retention by max_segments after it.
  *  - DURABLE: the writer's published state, stored into a shared mapping
- *    after every sync, and the futex wake of followers in other processes.
+ *    after every sync, and the wake of followers in other processes that
+ *    sleep on its word (the VFS's wake_word: a futex on Linux).
  *  - Fail-stop: a failed write or sync cuts the tail back to what is
  *    published and poisons the handle.
  *
@@ -26,28 +27,12 @@
  * (segments, META) and the base (I/O, format), never the API above it.
  */
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <time.h>
-
 
 #include "internal.h"
 
 /* ---- publishing and group commit ----------------------------------------- */
-
-/* Make the entries written up to a capture visible to readers: the
- * tail's published count and end, and the next index.  Never moves
- * anything backwards.  Caller holds wlock. */
-static void publish(walrus_t *w, walrus__seg_t *t, uint64_t count, uint64_t end,
-                    uint64_t next) {
-  walrus__lock_excl(w);
-  if (t->count < count) {
-    t->count = count;
-    t->end = end;
-  }
-  if (w->store.next_index < next) w->store.next_index = next;
-  walrus__unlock(w);
-}
 
 /* What one sync covers: everything written when it was captured. */
 typedef struct capture_s {
@@ -106,7 +91,7 @@ int walrus__sync_locked(walrus_t *w) {
   capture_t c = capture(w);
   int rc = walrus__os_sync(w, c.t->file, c.t->name);
   if (rc != WALRUS_OK) return fail_writes(w, rc);
-  publish(w, c.t, c.count, c.end, c.next);
+  walrus__commit_publish(w, c.t, c.count, c.end, c.next);
   if (w->commit.durable_seq < c.seq) w->commit.durable_seq = c.seq;
   walrus__durable_set(w, c.next, 0);
   pthread_cond_broadcast(&w->commit.sync_cv);
@@ -137,7 +122,7 @@ static int wait_durable(walrus_t *w, uint64_t seq) {
       pthread_cond_broadcast(&w->commit.sync_cv);
       return w->commit.poison_code;
     }
-    publish(w, c.t, c.count, c.end, c.next);
+    walrus__commit_publish(w, c.t, c.count, c.end, c.next);
     if (w->commit.durable_seq < c.seq) w->commit.durable_seq = c.seq;
     walrus__durable_set(w, c.next, 0);
     pthread_cond_broadcast(&w->commit.sync_cv);
@@ -213,29 +198,22 @@ int walrus__writable(walrus_t *w) {
   return writable(w);
 }
 
-/* Make room in the tail for a unit of total bytes and n records: seal a
- * full tail, start a new one, and after a rotation let retention run.
- * Sealing and creating change the tail a group commit leader may be
- * syncing, so both wait for it first, and everything is decided again
- * after any wait.  *tail gets the tail to write to.  Caller holds wlock. */
-int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
-                        walrus__seg_t **tail) {
+/* The slow part of walrus__commit_room(): seal a full tail, start a new
+ * one, and after a rotation let retention run.  Sealing and creating
+ * change the tail a group commit leader may be syncing, so both wait for
+ * it first, and everything is decided again after any wait.  Caller holds
+ * wlock. */
+int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
+                             walrus__seg_t **tail) {
   int rc;
   for (;;) {
-    walrus__seg_t *s =
-        w->store.nsegs ? w->store.segs[w->store.nsegs - 1] : NULL;
-    int full = 0;
-    if (s != NULL && !s->sealed && s->written > 0) {
-      uint64_t after = w->commit.write_off + total;
-      uint64_t seal =
-          walrus__rec_size(4 * (s->written + n)) + WALRUS__TRAILER_BYTES;
-      full =
-          after > w->cfg.segment_bytes || after + seal >= WALRUS__SEG_MAX_BYTES;
-    }
-    if (!full && s != NULL && !s->sealed) {
+    int full;
+    walrus__seg_t *s = walrus__commit_tail(w, total, n, &full);
+    if (s != NULL) {
       *tail = s;
       return WALRUS_OK;
     }
+    s = w->store.nsegs ? w->store.segs[w->store.nsegs - 1] : NULL;
     if (w->commit.sync_running) {
       pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
       rc = walrus__writable(w);
@@ -243,7 +221,7 @@ int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
       continue;
     }
     if (full) {
-      rc = walrus__seg_seal(w);
+      rc = walrus__commit_seal(w);
       if (rc != WALRUS_OK) return rc;
       continue;
     }
@@ -256,45 +234,10 @@ int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
   }
 }
 
-/* The sync-group flags of the next record (GROUP for the first record of a
- * group, OVERLAP for every record of a group that began while the
- * previous group's sync ran: format.h), given whether it starts a unit.
- * Caller holds wlock. */
-uint8_t walrus__commit_flags(walrus_t *w, int unit_start) {
-  uint8_t f = 0;
-  if (unit_start && !w->commit.group_open) {
-    f |= WALRUS__REC_GROUP;
-    w->commit.group_overlap = w->commit.sync_running;
-  }
-  /* Every record of a group that began during the previous group's sync
-   * says so, so that the evidence survives the loss of its first. */
-  if (w->commit.group_overlap) f |= WALRUS__REC_OVERLAP;
-  return f;
-}
-
-/* A unit of n records was written to the tail s, ending at end: count it,
- * then make it durable and visible as the sync policy says (under
- * SYNC_ALWAYS, by group commit; else it has reached the kernel, so a
- * process crash cannot lose it, and it is published now).  Returns the
- * first index of the unit in *first.  Caller holds wlock. */
-int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n, uint64_t end,
-                        uint64_t *first) {
-  int rc = WALRUS_OK;
-  w->commit.group_open = 1;
-  *first = w->commit.write_next;
-  s->written += n;
-  w->commit.write_next += n;
-  w->commit.write_off = end;
-  w->commit.dirty = 1;
-  w->commit.need_mark = 1;
-  uint64_t seq = ++w->commit.write_seq;
-  if (w->cfg.sync == WALRUS_SYNC_ALWAYS) {
-    rc = wait_durable(w, seq);
-  } else {
-    publish(w, s, s->written, end, w->commit.write_next);
-    w->commit.durable_seq = seq;
-  }
-  return rc;
+/* Wait until unit seq is durable (group commit), for
+ * walrus__commit_unit(). */
+int walrus__commit_wait(walrus_t *w, uint64_t seq) {
+  return wait_durable(w, seq);
 }
 
 /* A write of the unit being written failed: cut it, poison the handle. */
@@ -323,7 +266,7 @@ void *walrus__syncer_main(void *arg) {
 /* Seal the tail: append its index record and trailer, fdatasync.  The
  * sealed segment keeps its file and offsets and joins the cache.  Caller
  * holds wlock; the tail holds at least one record. */
-int walrus__seg_seal(walrus_t *w) {
+int walrus__commit_seal(walrus_t *w) {
   walrus__seg_t *s;
   unsigned char hdr[WALRUS__REC_HEADER_BYTES];
   unsigned char trl[WALRUS__TRAILER_BYTES];

@@ -331,6 +331,8 @@ struct walrus_s {
   const walrus_vfs_t *vfs;      /* file system seam */
   walrus_allocator_t alloc;     /* memory hooks */
   walrus_vfs_file_t *lock_file; /* LOCK, held while writable */
+  int64_t (*clock_ns)(void *, int); /* the VFS's clock, or the POSIX one */
+  void *clock_ctx;                  /* its ctx */
   pthread_mutex_t wlock;        /* serializes writers; guards commit and
                                    follow (see LOCKING) */
   walrus__store_t store;        /* the segment table (store layer) */
@@ -340,6 +342,13 @@ struct walrus_s {
   walrus__stats_t stats;        /* counters (atomics) */
   walrus__err_t err;            /* the last failure */
 };
+
+/* ---- lock.c ---- */
+/* Lock helpers: abort on failure, as a failed pthread call on a valid
+ * object means memory corruption. */
+void walrus__lock_shared(walrus_t *w);
+void walrus__lock_excl(walrus_t *w);
+void walrus__unlock(walrus_t *w);
 
 /* ---- alloc.c ---- */
 void *walrus__malloc(walrus_t *w, size_t n);
@@ -422,8 +431,13 @@ void walrus__os_wake_word(walrus_t *w, uint32_t *addr);
 void walrus__os_populate(walrus_t *w, const void *addr, uint64_t len);
 /* n random bytes: 0 or a negative errno. */
 int walrus__random(walrus_t *w, void *buf, size_t n);
+/* Resolve the system methods used on every append (the clock) once, at
+ * open. */
+void walrus__sys_init(walrus_t *w);
 /* CLOCK_REALTIME now, in ns: timestamps. */
-int64_t walrus__now_ns(walrus_t *w);
+static inline int64_t walrus__now_ns(walrus_t *w) {
+  return w->clock_ns(w->clock_ctx, 1);
+}
 /* CLOCK_MONOTONIC now, in ns, as the VFS tells it: transaction timeouts.
  * (Sleeps and latencies use the system's, walrus__mono_ns().) */
 int64_t walrus__clock_ns(walrus_t *w);
@@ -485,14 +499,80 @@ typedef enum walrus__found_e {
   WALRUS__FOUND_BAD_CRC    /* the CRC does not match */
 } walrus__found_t;
 
+/* walrus__window_read() when the bytes are already in the window. */
+static inline int walrus__window_get(walrus_t *w, walrus__window_t *win,
+                                     walrus_vfs_file_t *f, const char *name,
+                                     uint64_t off, size_t need, uint64_t limit,
+                                     const unsigned char **out) {
+  if (off >= win->off && off + need <= win->off + win->len) {
+    *out = win->buf + (off - win->off);
+    return WALRUS_OK;
+  }
+  return walrus__window_read(w, win, f, name, off, need, limit, out);
+}
+
 /* Read the record at off: *found says what is there; with
  * WALRUS__FOUND_RECORD *r is decoded and *rec points at its header and
  * body in the window (valid until the next read through it); from
  * WALRUS__FOUND_MALFORMED on, *r holds the header.  Returns WALRUS_OK, or
- * the error of a read. */
-int walrus__scan_record(walrus_t *w, const walrus__scan_t *sc, uint64_t off,
-                        walrus__rec_t *r, const unsigned char **rec,
-                        walrus__found_t *found);
+ * the error of a read.  Inline: a pread iterator runs it for every
+ * entry. */
+static inline int walrus__is_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return 0;
+  return 1;
+}
+
+static WALRUS__ALWAYS_INLINE int walrus__scan_record(
+    walrus_t *w, const walrus__scan_t *sc, uint64_t off, walrus__rec_t *r,
+    const unsigned char **rec, walrus__found_t *found) {
+  const unsigned char *p;
+  *rec = NULL;
+  int rc = walrus__window_get(w, sc->win, sc->file, sc->name, off,
+                              WALRUS__REC_HEADER_BYTES, sc->limit, &p);
+  if (rc != WALRUS_OK) return rc;
+  if (p == NULL) {
+    *found = WALRUS__FOUND_SHORT;
+    return WALRUS_OK;
+  }
+  /* A header of zero bytes (what a preallocated or extended file holds
+   * where nothing was written) is told apart only when the header does not
+   * pass, so that a record costs no scan of it: such a header decodes, as
+   * body_len 0 and no flags, and then fails its CRC. */
+  if (walrus__rec_header_decode(p, r) != WALRUS__FMT_OK) {
+    *found = walrus__is_zero(p, WALRUS__REC_HEADER_BYTES)
+                 ? WALRUS__FOUND_ZEROS
+                 : WALRUS__FOUND_MALFORMED;
+    return WALRUS_OK;
+  }
+  if (sc->limit != UINT64_MAX &&
+      off + walrus__rec_size(r->body_len) > sc->limit) {
+    *found = WALRUS__FOUND_TOO_LONG;
+    return WALRUS_OK;
+  }
+  if (sc->stop_at_index && (r->flags & WALRUS__REC_INDEX)) {
+    *found = WALRUS__FOUND_INDEX;
+    return WALRUS_OK;
+  }
+  rc =
+      walrus__window_get(w, sc->win, sc->file, sc->name, off,
+                         WALRUS__REC_HEADER_BYTES + r->body_len, sc->limit, &p);
+  if (rc != WALRUS_OK) return rc;
+  if (p == NULL) {
+    *found = WALRUS__FOUND_PARTIAL;
+    return WALRUS_OK;
+  }
+  if (walrus__crc32c(sc->seed, p + 4,
+                     WALRUS__REC_HEADER_BYTES - 4 + r->body_len) != r->crc) {
+    *found = walrus__is_zero(p, WALRUS__REC_HEADER_BYTES)
+                 ? WALRUS__FOUND_ZEROS
+                 : WALRUS__FOUND_BAD_CRC;
+    return WALRUS_OK;
+  }
+  *rec = p;
+  *found = WALRUS__FOUND_RECORD;
+  return WALRUS_OK;
+}
 
 /* ---- rmap.c ---- */
 /* The mapping of s covering [0, need), mapped now if it is not; NULL with
@@ -592,13 +672,94 @@ int walrus__write_mark(walrus_t *w, walrus__seg_t *t, uint64_t off,
 /* WALRUS_OK, or why the handle cannot write now.  Caller holds wlock. */
 int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);
-int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
-                        walrus__seg_t **tail);
-uint8_t walrus__commit_flags(walrus_t *w, int unit_start);
-int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n,
-                        uint64_t end, uint64_t *first);
+int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
+                             walrus__seg_t **tail);
+int walrus__commit_wait(walrus_t *w, uint64_t seq);
 int walrus__commit_fail(walrus_t *w, int rc);
-int walrus__seg_seal(walrus_t *w);
+
+/* The write path's three steps into the commit layer, inline: they run on
+ * every append.  Caller holds wlock. */
+
+/* The tail, if a unit of total bytes and n records fits in it now; else
+ * NULL, with *full set when the tail is there but full. */
+static inline walrus__seg_t *walrus__commit_tail(walrus_t *w, uint64_t total,
+                                                 size_t n, int *full) {
+  walrus__seg_t *s = w->store.nsegs ? w->store.segs[w->store.nsegs - 1] : NULL;
+  *full = 0;
+  if (s == NULL || s->sealed) return NULL;
+  if (s->written > 0) {
+    uint64_t after = w->commit.write_off + total;
+    uint64_t seal =
+        walrus__rec_size(4 * (s->written + n)) + WALRUS__TRAILER_BYTES;
+    *full =
+        after > w->cfg.segment_bytes || after + seal >= WALRUS__SEG_MAX_BYTES;
+  }
+  return *full ? NULL : s;
+}
+
+/* Make room in the tail for a unit of total bytes and n records (sealing a
+ * full tail, starting a new one, retention after a rotation: commit.c).
+ * *tail gets the tail to write to. */
+static inline int walrus__commit_room(walrus_t *w, uint64_t total, size_t n,
+                                      walrus__seg_t **tail) {
+  int full;
+  walrus__seg_t *s = walrus__commit_tail(w, total, n, &full);
+  if (s == NULL) return walrus__commit_make_room(w, total, n, tail);
+  *tail = s;
+  return WALRUS_OK;
+}
+
+/* The sync-group flags of the next record (GROUP for the first record of a
+ * group, OVERLAP for every record of a group that began while the
+ * previous group's sync ran: format.h), given whether it starts a unit. */
+static inline uint8_t walrus__commit_flags(walrus_t *w, int unit_start) {
+  uint8_t f = 0;
+  if (unit_start && !w->commit.group_open) {
+    f |= WALRUS__REC_GROUP;
+    w->commit.group_overlap = w->commit.sync_running;
+  }
+  /* Every record of a group that began during the previous group's sync
+   * says so, so that the evidence survives the loss of its first. */
+  if (w->commit.group_overlap) f |= WALRUS__REC_OVERLAP;
+  return f;
+}
+
+/* Make the entries written up to count records of the tail t (ending at
+ * end) and the next index visible to readers.  Never moves anything
+ * backwards. */
+static inline void walrus__commit_publish(walrus_t *w, walrus__seg_t *t,
+                                          uint64_t count, uint64_t end,
+                                          uint64_t next) {
+  walrus__lock_excl(w);
+  if (t->count < count) {
+    t->count = count;
+    t->end = end;
+  }
+  if (w->store.next_index < next) w->store.next_index = next;
+  walrus__unlock(w);
+}
+
+/* A unit of n records was written to the tail s, ending at end: count it,
+ * then make it durable and visible as the sync policy says (under
+ * SYNC_ALWAYS, by group commit; else it has reached the kernel, so a
+ * process crash cannot lose it, and it is published now).  *first gets
+ * the unit's first index. */
+static inline int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n,
+                                      uint64_t end, uint64_t *first) {
+  w->commit.group_open = 1;
+  *first = w->commit.write_next;
+  s->written += n;
+  w->commit.write_next += n;
+  w->commit.write_off = end;
+  w->commit.dirty = 1;
+  w->commit.need_mark = 1;
+  uint64_t seq = ++w->commit.write_seq;
+  if (w->cfg.sync == WALRUS_SYNC_ALWAYS) return walrus__commit_wait(w, seq);
+  walrus__commit_publish(w, s, s->written, end, w->commit.write_next);
+  w->commit.durable_seq = seq;
+  return WALRUS_OK;
+}
+int walrus__commit_seal(walrus_t *w);
 /* Retention: keep at most max_segments segments (after a rotation). */
 int walrus__retain(walrus_t *w);
 /* Move the first index to first_kept (META first, durably) and remove the
@@ -639,11 +800,5 @@ int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
 /* ---- truncate.c ---- */
 int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
                                  walrus_vfs_file_t *pre);
-
-/* Lock helpers: abort on failure, as a failed pthread call on a valid
- * object means memory corruption. */
-void walrus__lock_shared(walrus_t *w);
-void walrus__lock_excl(walrus_t *w);
-void walrus__unlock(walrus_t *w);
 
 #endif /* WALRUS_INTERNAL_H */

@@ -4,13 +4,13 @@
  *
  * A window (walrus__window_t) holds a run of the file read ahead, so that
  * a step costs a decode and a checksum and, once per window, one pread.
- * walrus__scan_record() reads the record at an offset through it: a whole
- * header, which must decode, then the whole record, whose CRC-32C must
- * match.  It says what it found instead (walrus__found_t), so that each
- * caller can give damage its own meaning: recovery tells a torn tail from
- * corruption, a follower reports ECORRUPT, an iterator ECHECKSUM.  What
- * the record means (its index, its place in a batch, a sync mark) is the
- * caller's to judge.
+ * walrus__scan_record() (inline in internal.h: every pread iterator step
+ * runs it) reads the record at an offset through it: a whole header, which
+ * must decode, then the whole record, whose CRC-32C must match.  It says what
+ * it found instead (walrus__found_t), so that each caller can give damage its
+ * own meaning: recovery tells a torn tail from corruption, a follower reports
+ * ECORRUPT, an iterator ECHECKSUM.  What the record means (its index, its place
+ * in a batch, a sync mark) is the caller's to judge.
  *
  * Mapped reads check records in place instead (iter.c, read.c, and
  * walrus__rec_view() in internal.h): there is no window to fill.  And
@@ -56,57 +56,4 @@ void walrus__window_free(walrus_t *w, walrus__window_t *win) {
   walrus__free(w, win->buf);
   win->buf = NULL;
   win->cap = win->len = 0;
-}
-
-static int is_zero(const unsigned char *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != 0) return 0;
-  return 1;
-}
-
-int walrus__scan_record(walrus_t *w, const walrus__scan_t *sc, uint64_t off,
-                        walrus__rec_t *r, const unsigned char **rec,
-                        walrus__found_t *found) {
-  const unsigned char *p;
-  *rec = NULL;
-  int rc = walrus__window_read(w, sc->win, sc->file, sc->name, off,
-                               WALRUS__REC_HEADER_BYTES, sc->limit, &p);
-  if (rc != WALRUS_OK) return rc;
-  if (p == NULL) {
-    *found = WALRUS__FOUND_SHORT;
-    return WALRUS_OK;
-  }
-  if (is_zero(p, WALRUS__REC_HEADER_BYTES)) {
-    *found = WALRUS__FOUND_ZEROS;
-    return WALRUS_OK;
-  }
-  if (walrus__rec_header_decode(p, r) != WALRUS__FMT_OK) {
-    *found = WALRUS__FOUND_MALFORMED;
-    return WALRUS_OK;
-  }
-  if (sc->limit != UINT64_MAX &&
-      off + walrus__rec_size(r->body_len) > sc->limit) {
-    *found = WALRUS__FOUND_TOO_LONG;
-    return WALRUS_OK;
-  }
-  if (sc->stop_at_index && (r->flags & WALRUS__REC_INDEX)) {
-    *found = WALRUS__FOUND_INDEX;
-    return WALRUS_OK;
-  }
-  rc = walrus__window_read(w, sc->win, sc->file, sc->name, off,
-                           WALRUS__REC_HEADER_BYTES + r->body_len, sc->limit,
-                           &p);
-  if (rc != WALRUS_OK) return rc;
-  if (p == NULL) {
-    *found = WALRUS__FOUND_PARTIAL;
-    return WALRUS_OK;
-  }
-  if (walrus__crc32c(sc->seed, p + 4,
-                     WALRUS__REC_HEADER_BYTES - 4 + r->body_len) != r->crc) {
-    *found = WALRUS__FOUND_BAD_CRC;
-    return WALRUS_OK;
-  }
-  *rec = p;
-  *found = WALRUS__FOUND_RECORD;
-  return WALRUS_OK;
 }

@@ -283,14 +283,14 @@ int walrus__random(walrus_t *w, void *buf, size_t n) {
   return v->random(v->ctx, buf, n);
 }
 
-int64_t walrus__now_ns(walrus_t *w) {
+void walrus__sys_init(walrus_t *w) {
   const walrus_vfs_t *v = SYS_VFS(w, clock_ns);
-  return v->clock_ns(v->ctx, 1);
+  w->clock_ns = v->clock_ns;
+  w->clock_ctx = v->ctx;
 }
 
 int64_t walrus__clock_ns(walrus_t *w) {
-  const walrus_vfs_t *v = SYS_VFS(w, clock_ns);
-  return v->clock_ns(v->ctx, 0);
+  return w->clock_ns(w->clock_ctx, 0);
 }
 
 /* CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on a condition

@@ -141,6 +141,7 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   w->cfg = *cfg;
   w->alloc = alloc;
   w->vfs = cfg->vfs != NULL ? cfg->vfs : walrus_vfs_posix();
+  walrus__sys_init(w);
   w->commit.mapped = cfg->mapped_writes && cfg->sync != WALRUS_SYNC_ALWAYS &&
                      !cfg->read_only && w->vfs->version >= 2 &&
                      w->vfs->map != NULL;
