@@ -461,6 +461,7 @@ int walrus__durable_read(walrus_t *w, walrus__durable_t *d) {
   }
   return 0;
 }
+
 /* The writer's DURABLE: open (creating it), read what the last writer
  * left, extend it to its full size and map it shared, then publish.  Not
  * data: on any failure followers in other processes just see no
@@ -470,7 +471,6 @@ int walrus__durable_writer_open(walrus_t *w) {
   walrus__durable_t d;
   int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
   if (rc != WALRUS_OK) return rc;
-  atomic_store(&w->commit.durable_next, w->store.next_index);
   /* The writer publishes only through a VFS that maps both ways: stores
    * into DURABLE, and followers that read through mappings. */
   if (w->vfs->version < 3 || w->vfs->map == NULL || w->vfs->map_read == NULL)

@@ -192,7 +192,6 @@ int walrus__durable_open(walrus_t *w) {
   walrus__durable_t d;
   int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
   if (rc != WALRUS_OK) return rc;
-  atomic_store(&w->commit.durable_next, w->store.next_index);
   if (w->commit.durable_file == NULL &&
       walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->commit.durable_file) !=
           0) {

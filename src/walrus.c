@@ -201,9 +201,13 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
                       "%s: the writer changed the log while it was being "
                       "opened (%s); open it again",
                       w->dir, walrus_errname(rc));
-  if (rc == WALRUS_OK)
+  if (rc == WALRUS_OK) {
+    /* Every entry the open found counts as durable: a writable open made
+     * it so; a read-only open counts what it found (walrus.h). */
+    atomic_store(&w->commit.durable_next, w->store.next_index);
     rc = cfg->read_only ? walrus__durable_open(w)
                         : walrus__durable_writer_open(w);
+  }
   if (rc != WALRUS_OK) goto fail;
   if (cfg->sync == WALRUS_SYNC_INTERVAL && !cfg->read_only) {
     if (pthread_create(&w->commit.syncer, NULL, walrus__syncer_main, w) != 0) {
