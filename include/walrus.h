@@ -109,32 +109,33 @@ extern "C" {
  * The error list: X(NAME, value, message).  The values are frozen; a new code
  * is only ever appended with the next free value.
  */
-#define WALRUS_ERRNO_MAP(X)                                                  \
-  X(EINVAL, -1, "invalid argument")                                          \
-  X(ECLOSED, -2, "log is closed")                                            \
-  X(EINDEX, -3, "index out of range")                                        \
-  X(ECHECKSUM, -4, "checksum mismatch")                                      \
-  X(ECORRUPT, -5, "log is corrupted")                                        \
-  X(ENOSEGMENT, -6, "segment not found")                                     \
-  X(ETOOLARGE, -7, "entry too large")                                        \
-  X(ELOCKED, -8, "log is locked by another writer")                          \
-  X(EREADONLY, -9, "log is open read-only")                                  \
-  X(EIO_WRITE, -10, "I/O error while writing")                               \
-  X(EIO_FSYNC, -11, "I/O error while syncing to stable storage")             \
-  X(EIO_READ, -12, "I/O error while reading")                                \
-  X(ENOSPC, -13, "no space left on device")                                  \
-  X(EPOISONED, -14, "handle poisoned by an earlier I/O failure; reopen")     \
-  X(ENOMEM, -15, "out of memory")                                            \
-  X(ENOTSUP, -16, "not supported")                                           \
-  X(EFORMAT, -17, "unsupported format or version")                           \
-  X(ETXNOTFOUND, -18, "transaction not found")                               \
-  X(ETXNOTPENDING, -19, "transaction is not pending")                        \
-  X(ETXEXPIRED, -20, "transaction expired")                                  \
-  X(ETXTOOLARGE, -21, "transaction too large")                               \
-  X(EIO, -22, "I/O error on a file or directory operation")                 \
-  X(EBUSY, -23, "resource busy")                                            \
-  X(ETIMEDOUT, -24, "timed out")                                             \
-  X(ESTALE, -25, "the writer rewrote the log; reopen to follow it")
+#define WALRUS_ERRNO_MAP(X)                                              \
+  X(EINVAL, -1, "invalid argument")                                      \
+  X(ECLOSED, -2, "log is closed")                                        \
+  X(EINDEX, -3, "index out of range")                                    \
+  X(ECHECKSUM, -4, "checksum mismatch")                                  \
+  X(ECORRUPT, -5, "log is corrupted")                                    \
+  X(ENOSEGMENT, -6, "segment not found")                                 \
+  X(ETOOLARGE, -7, "entry too large")                                    \
+  X(ELOCKED, -8, "log is locked by another writer")                      \
+  X(EREADONLY, -9, "log is open read-only")                              \
+  X(EIO_WRITE, -10, "I/O error while writing")                           \
+  X(EIO_FSYNC, -11, "I/O error while syncing to stable storage")         \
+  X(EIO_READ, -12, "I/O error while reading")                            \
+  X(ENOSPC, -13, "no space left on device")                              \
+  X(EPOISONED, -14, "handle poisoned by an earlier I/O failure; reopen") \
+  X(ENOMEM, -15, "out of memory")                                        \
+  X(ENOTSUP, -16, "not supported")                                       \
+  X(EFORMAT, -17, "unsupported format or version")                       \
+  X(ETXNOTFOUND, -18, "transaction not found")                           \
+  X(ETXNOTPENDING, -19, "transaction is not pending")                    \
+  X(ETXEXPIRED, -20, "transaction expired")                              \
+  X(ETXTOOLARGE, -21, "transaction too large")                           \
+  X(EIO, -22, "I/O error on a file or directory operation")              \
+  X(EBUSY, -23, "resource busy")                                         \
+  X(ETIMEDOUT, -24, "timed out")                                         \
+  X(ESTALE, -25, "the writer rewrote the log; reopen to follow it")      \
+  X(EUNSAFE, -26, "a file in the log directory is not a plain file of its own")
 
 /** The largest index an entry can have (2^63 - 1). */
 #define WALRUS_INDEX_MAX ((uint64_t)INT64_MAX)
@@ -146,7 +147,7 @@ typedef enum walrus_code {
 #define WALRUS_ERRNO_ENUM_(name, value, msg) WALRUS_##name = (value),
   WALRUS_ERRNO_MAP(WALRUS_ERRNO_ENUM_)
 #undef WALRUS_ERRNO_ENUM_
-  WALRUS__ELAST = -26 /**< Internal sentinel: one below the lowest code. */
+      WALRUS__ELAST = -27 /**< Internal sentinel: one below the lowest code. */
 } walrus_code_t;
 
 /** An open log.  Opaque. */
@@ -389,7 +390,9 @@ WALRUS_API int walrus_config_check(const walrus_config_t *cfg, char *msg,
  *   listed or created; see walrus_open_ex for the message);
  *   WALRUS_EIO_READ; WALRUS_EIO_FSYNC (making what it found durable, or a
  *   cut); WALRUS_EIO_WRITE, WALRUS_ENOSPC (while cutting a torn tail);
- *   WALRUS_ENOMEM; WALRUS_ESTALE (read-only:
+ *   WALRUS_ENOMEM; WALRUS_EUNSAFE (a file of the log is a symbolic link,
+ *   not a regular file, or, to be written, has another hard link: nothing
+ *   is changed); WALRUS_ESTALE (read-only:
  *   the writer truncated back or reset the log while it was being read;
  *   open again).
  */

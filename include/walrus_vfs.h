@@ -61,7 +61,12 @@ struct walrus_vfs_s {
   int version; /**< WALRUS_VFS_VERSION the table was written for. */
   void *ctx;   /**< Passed back as every method's first argument. */
 
-  /** Open path with WALRUS_VFS_* flags; files are created with mode 0644. */
+  /** Open path with WALRUS_VFS_* flags; files are created with mode 0644.
+   *  A log directory is input: a back end should not follow a symbolic
+   *  link in the last component (-ELOOP), nor open anything but a regular
+   *  file (-EISDIR, -ENODEV), nor open for writing a file with another
+   *  hard link (-EMLINK), and must not hang on a FIFO.  walrus reports each
+   *  as WALRUS_EUNSAFE.  The POSIX back end does all of this. */
   int (*open)(void *ctx, const char *path, int flags,
               walrus_vfs_file_t **out);
   /** Close a file.  The file is gone even when an error is returned. */

@@ -377,6 +377,11 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len);
 int walrus__path(walrus_t *w, const char *name, char out[WALRUS__PATH_MAX]);
 int walrus__os_open(walrus_t *w, const char *name, int flags,
                     walrus_vfs_file_t **out);
+/* The error of a failed open of name (rc: the back end's negative errno):
+ * WALRUS_EUNSAFE for a symbolic link, a file that is not a regular one or
+ * one with another hard link; WALRUS_ENOSPC, WALRUS_ENOMEM, else
+ * WALRUS_EIO.  With a message naming the file. */
+int walrus__os_open_failed(walrus_t *w, const char *name, int rc);
 void walrus__os_close(walrus_t *w, walrus_vfs_file_t *f);
 int walrus__os_read(walrus_t *w, walrus_vfs_file_t *f, const char *name,
                     void *buf, size_t n, uint64_t off, size_t *got);

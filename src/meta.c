@@ -25,7 +25,7 @@ int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found) {
     *found = 0;
     return WALRUS_OK;
   }
-  if (rc != 0) return walrus__fail(w, WALRUS_EIO, -rc, "open %s/META", w->dir);
+  if (rc != 0) return walrus__os_open_failed(w, "META", rc);
   rc = walrus__os_size(w, f, "META", &size);
   if (rc == WALRUS_OK && size != WALRUS__META_BYTES)
     rc = walrus__fail(w, WALRUS_ECORRUPT, 0, "%s/META: %llu bytes, not %u",

@@ -23,6 +23,33 @@ int walrus__path(walrus_t *w, const char *name, char out[WALRUS__PATH_MAX]) {
   return WALRUS_OK;
 }
 
+int walrus__os_open_failed(walrus_t *w, const char *name, int rc) {
+  switch (-rc) {
+    case ENOMEM:
+      return walrus__fail(w, WALRUS_ENOMEM, 0, "open %s", name);
+    case ENOSPC:
+    case EDQUOT:
+      return walrus__fail(w, WALRUS_ENOSPC, -rc, "create %s", name);
+    case ELOOP:
+      return walrus__fail(w, WALRUS_EUNSAFE, -rc,
+                          "%s/%s is a symbolic link; walrus does not follow "
+                          "links inside a log directory",
+                          w->dir, name);
+    case EISDIR:
+    case ENODEV:
+    case ENXIO:
+      return walrus__fail(w, WALRUS_EUNSAFE, -rc, "%s/%s is not a regular file",
+                          w->dir, name);
+    case EMLINK:
+      return walrus__fail(w, WALRUS_EUNSAFE, -rc,
+                          "%s/%s has another hard link; walrus writes only "
+                          "files of its own",
+                          w->dir, name);
+    default:
+      return walrus__fail(w, WALRUS_EIO, -rc, "open %s in %s", name, w->dir);
+  }
+}
+
 int walrus__os_open(walrus_t *w, const char *name, int flags,
                     walrus_vfs_file_t **out) {
   char path[WALRUS__PATH_MAX];
@@ -30,10 +57,7 @@ int walrus__os_open(walrus_t *w, const char *name, int flags,
   if (rc != WALRUS_OK) return rc;
   rc = w->vfs->open(w->vfs->ctx, path, flags, out);
   if (rc == 0) return WALRUS_OK;
-  if (rc == -ENOMEM) return walrus__fail(w, WALRUS_ENOMEM, 0, "open %s", name);
-  if (rc == -ENOSPC || rc == -EDQUOT)
-    return walrus__fail(w, WALRUS_ENOSPC, -rc, "create %s", name);
-  return walrus__fail(w, WALRUS_EIO, -rc, "open %s in %s", name, w->dir);
+  return walrus__os_open_failed(w, name, rc);
 }
 
 void walrus__os_close(walrus_t *w, walrus_vfs_file_t *f) {

@@ -49,9 +49,18 @@ struct walrus_vfs_file_s {
   int fd; /* the descriptor */
 };
 
+/* A log directory is input: its last path component is never followed if
+ * it is a symbolic link (O_NOFOLLOW: -ELOOP), a FIFO cannot make the open
+ * hang (O_NONBLOCK, cleared after), and anything but a regular file is
+ * refused once open (-EISDIR for a directory, -ENODEV for a FIFO, socket
+ * or device).  A file opened for writing must have no other hard link
+ * (-EMLINK): a link to a file outside the directory would let walrus write
+ * it.  The directory itself may be a symbolic link; only the file's own
+ * name is checked. */
 static int px_open(void *ctx, const char *path, int flags,
                    walrus_vfs_file_t **out) {
-  int oflags = O_CLOEXEC;
+  int oflags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  struct stat st;
   (void)ctx;
   oflags |= (flags & WALRUS_VFS_WRITE) ? O_RDWR : O_RDONLY;
   if (flags & WALRUS_VFS_CREATE) oflags |= O_CREAT | O_EXCL;
@@ -60,8 +69,15 @@ static int px_open(void *ctx, const char *path, int flags,
   do {
     f->fd = open(path, oflags, 0644);
   } while (f->fd < 0 && errno == EINTR);
-  if (f->fd < 0) {
-    int e = errno;
+  int e = f->fd < 0 ? errno : 0;
+  if (e == 0 && fstat(f->fd, &st) != 0) e = errno;
+  if (e == 0 && S_ISDIR(st.st_mode)) e = EISDIR;
+  if (e == 0 && !S_ISREG(st.st_mode)) e = ENODEV;
+  if (e == 0 && (flags & WALRUS_VFS_WRITE) && st.st_nlink > 1) e = EMLINK;
+  if (e == 0 && fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) & ~O_NONBLOCK) != 0)
+    e = errno;
+  if (e != 0) {
+    if (f->fd >= 0) close(f->fd);
     free(f);
     return -e;
   }

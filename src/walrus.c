@@ -90,7 +90,7 @@ static int take_lock(walrus_t *w) {
       return walrus__fail(w, WALRUS_EIO, ENOENT,
                           "%s does not exist (create_if_missing is 0)",
                           w->dir);
-    return walrus__fail(w, WALRUS_EIO, -rc, "open %s/LOCK", w->dir);
+    return walrus__os_open_failed(w, "LOCK", rc);
   }
   rc = walrus__os_lock(w, w->lock_file);
   if (rc == -EWOULDBLOCK || rc == -EAGAIN)
