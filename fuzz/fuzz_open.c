@@ -11,7 +11,14 @@
  * META.tmp, a segment "<20 digits>.seg" whose first index is one of a few
  * small numbers or the 2 bytes after the selector, a ".seg.tmp" or
  * ".seg.salvage" side file, or a foreign name.  A later chunk with the same
- * name replaces the earlier one.
+ * name replaces the earlier one.  Selectors 0x10..0x1f put an impostor
+ * under a name of the log (META, LOCK, segment 1 or segment 17): a
+ * symbolic link, a FIFO, a directory or a file with another hard link,
+ * which the in-memory back end refuses as the POSIX one does (-ELOOP,
+ * -ENODEV, -EISDIR; -EMLINK when opened for writing).  An open must then
+ * fail with WALRUS_EUNSAFE wherever the file is one it needs: an open
+ * never succeeds past an impostor META, nor a writable one past an
+ * impostor LOCK.
  *
  * The files live in an in-memory walrus_vfs_t implemented here (fast, and
  * nothing is left behind).  The directory is opened STRICT, read-only,
@@ -63,7 +70,11 @@ typedef struct fo_node {
   size_t len, cap;
   int refs;            /* open handles */
   int unlinked;        /* removed while open */
+  int impostor;        /* FO_LINK, FO_FIFO, FO_LINKED or 0 */
 } fo_node_t;
+
+/* What an impostor node is (is_dir covers a directory). */
+enum { FO_REGULAR, FO_LINK, FO_FIFO, FO_LINKED };
 
 typedef struct fo_fs {
   fo_node_t *nodes[FO_MAX_FILES];
@@ -150,6 +161,9 @@ static int fo_open(void *ctx, const char *path, int flags,
     return -ENOENT;
   }
   if (n->is_dir) return -EISDIR;
+  if (n->impostor == FO_LINK) return -ELOOP;
+  if (n->impostor == FO_FIFO) return -ENODEV;
+  if (n->impostor == FO_LINKED && (flags & WALRUS_VFS_WRITE)) return -EMLINK;
   walrus_vfs_file_t *f = calloc(1, sizeof *f);
   if (f == NULL) return -ENOMEM;
   f->node = n;
@@ -342,11 +356,16 @@ typedef struct fo_file {
   char name[64];
   const uint8_t *data;
   size_t len;
+  int impostor; /* 0, or 1 + FO_LINK.. / 4 for a directory, see fo_name */
 } fo_file_t;
 
+/* The names an impostor selector (0x10..0x1f) may take, by its bits 2-3. */
+static const char *const fo_impostor_names[] = {
+    "META", "LOCK", "00000000000000000001.seg", "00000000000000000017.seg"};
+
 /* Decode the selector at in[*pos] into a file name. */
-static void fo_name(const uint8_t *in, size_t size, size_t *pos,
-                    char out[64]) {
+static void fo_name(const uint8_t *in, size_t size, size_t *pos, char out[64],
+                    int *impostor) {
   static const char *const fixed[] = {
       "META",
       "LOCK",
@@ -360,9 +379,13 @@ static void fo_name(const uint8_t *in, size_t size, size_t *pos,
   uint8_t s = in[(*pos)++];
   unsigned kind = s >> 4, arg = s & 15u;
   uint64_t idx;
+  *impostor = 0;
   switch (kind) {
+    case 1: /* an impostor: bits 0-1 its kind, bits 2-3 its name */
+      *impostor = 1 + (int)(arg & 3u);
+      snprintf(out, 64, "%s", fo_impostor_names[arg >> 2]);
+      return;
     case 0:
-    case 1:
       snprintf(out, 64, "%s", fixed[arg % (sizeof fixed / sizeof fixed[0])]);
       return;
     case 2: /* a segment whose first index is given by 2 more bytes */
@@ -389,7 +412,8 @@ static size_t fo_parse(const uint8_t *in, size_t size, fo_file_t *files,
   size_t pos = 0, n = 0;
   while (pos < size && n < max) {
     char name[64];
-    fo_name(in, size, &pos, name);
+    int impostor;
+    fo_name(in, size, &pos, name, &impostor);
     size_t len = 0;
     if (pos + 2 <= size) {
       len = (size_t)in[pos] | ((size_t)in[pos + 1] << 8);
@@ -407,6 +431,7 @@ static size_t fo_parse(const uint8_t *in, size_t size, fo_file_t *files,
     snprintf(files[j].name, sizeof files[j].name, "%s", name);
     files[j].data = data;
     files[j].len = len;
+    files[j].impostor = impostor;
   }
   return n;
 }
@@ -419,8 +444,11 @@ static void fo_fs_load(fo_fs_t *fs, const fo_file_t *files, size_t n) {
   for (size_t i = 0; i < n; i++) {
     char path[128];
     snprintf(path, sizeof path, "%s/%s", FO_DIR, files[i].name);
-    fo_node_t *nd = fo_add(fs, path, 0);
+    /* impostor 1..3: FO_LINK, FO_FIFO, FO_LINKED; 4: a directory */
+    fo_node_t *nd = fo_add(fs, path, files[i].impostor == 4);
     FO_CHECK(nd != NULL, "add %s", path);
+    if (files[i].impostor >= 1 && files[i].impostor <= 3)
+      nd->impostor = files[i].impostor;
     if (files[i].len > 0) {
       FO_CHECK(fo_reserve(nd, files[i].len) == 0, "reserve");
       memcpy(nd->data, files[i].data, files[i].len);
@@ -444,7 +472,18 @@ static int fo_damage_code(int rc) {
 /* Errors an open of a damaged directory may give. */
 static int fo_open_code(int rc) {
   return fo_damage_code(rc) || rc == WALRUS_EIO_WRITE ||
-         rc == WALRUS_EIO_FSYNC || rc == WALRUS_ENOSPC;
+         rc == WALRUS_EIO_FSYNC || rc == WALRUS_ENOSPC || rc == WALRUS_EUNSAFE;
+}
+
+/* Is the file name in files an impostor that refuses opens of this kind
+ * (any open; with writing, a hard-linked one too)? */
+static int fo_refused(const fo_file_t *files, size_t n, const char *name,
+                      int writing) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(files[i].name, name) == 0)
+      return files[i].impostor != 0 &&
+             (writing || files[i].impostor != FO_LINKED);
+  return 0;
 }
 
 /* What a read of every entry found: the ones read OK, by hash. */
@@ -578,6 +617,10 @@ static void fo_read_all(walrus_t *w, size_t input_size, fo_seen_t *seen) {
   walrus_iter_close(it);
 }
 
+/* The input's files, for the impostor checks of fo_open_log. */
+static const fo_file_t *fo_cur_files;
+static size_t fo_cur_n;
+
 static walrus_t *fo_open_log(const walrus_vfs_t *vfs, walrus_recovery_t mode,
                              int read_only, int *rc_out) {
   walrus_config_t cfg;
@@ -602,6 +645,11 @@ static walrus_t *fo_open_log(const walrus_vfs_t *vfs, walrus_recovery_t mode,
     return NULL;
   }
   FO_CHECK(w != NULL, "open OK without a handle");
+  FO_CHECK(!fo_refused(fo_cur_files, fo_cur_n, "META", 0),
+           "open (mode %d, ro %d) went past an impostor META", (int)mode,
+           read_only);
+  FO_CHECK(read_only || !fo_refused(fo_cur_files, fo_cur_n, "LOCK", 1),
+           "writable open (mode %d) went past an impostor LOCK", (int)mode);
   return w;
 }
 
@@ -617,6 +665,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fo_file_t files[FO_MAX_FILES - 8];
   size_t n = fo_parse(data, size, files, sizeof files / sizeof files[0]);
+  fo_cur_files = files;
+  fo_cur_n = n;
   fo_fs_t fs;
   walrus_vfs_t vfs;
   memset(&fs, 0, sizeof fs);

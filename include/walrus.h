@@ -340,6 +340,15 @@ typedef struct walrus_config {
                                     Default 50. */
   int create_if_missing;       /**< Create the directory and a new log if
                                     absent.  Default 1 (ignored read-only). */
+  unsigned file_mode;          /**< Mode of the files walrus creates, less
+                                    the umask; directories (the log's own,
+                                    salvage/) get the search bit beside each
+                                    read bit (0600 -> 0700, 0640 -> 0750).
+                                    Existing files keep theirs.  0600..0777,
+                                    owner read and write required.
+                                    Default 0600: only the owner reads the
+                                    log.  Applies through a VFS of version
+                                    5 (the POSIX one is). */
   walrus_logger_fn logger;     /**< NULL: no log messages.  Default NULL. */
   void *logger_ud;             /**< Passed to logger. */
   walrus_log_level_t log_level; /**< Most verbose level passed to logger.
@@ -391,8 +400,10 @@ WALRUS_API int walrus_config_check(const walrus_config_t *cfg, char *msg,
  *   WALRUS_EIO_READ; WALRUS_EIO_FSYNC (making what it found durable, or a
  *   cut); WALRUS_EIO_WRITE, WALRUS_ENOSPC (while cutting a torn tail);
  *   WALRUS_ENOMEM; WALRUS_EUNSAFE (a file of the log is a symbolic link,
- *   not a regular file, or, to be written, has another hard link: nothing
- *   is changed); WALRUS_ESTALE (read-only:
+ *   not a regular file, or, to be written, has another hard link or is
+ *   another user's; salvage/ is a link or a file: nothing is changed);
+ *   WALRUS_EREADONLY (a writable open on a read-only file system: open it
+ *   read_only); WALRUS_ESTALE (read-only:
  *   the writer truncated back or reset the log while it was being read;
  *   open again).
  */

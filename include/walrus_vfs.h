@@ -9,9 +9,17 @@
  * walrus_config_t.vfs to inject faults, simulate power loss, count calls,
  * keep files in memory or control time.
  *
+ * From version 5 the log directory is held open for the handle's life (a
+ * walrus_vfs_dir_t) and every file in it is named relative to that, so
+ * that renaming or replacing the directory's path under an open handle
+ * cannot redirect what the handle writes, and no link in the path of a
+ * file of the log is followed.  A table without the version 5 methods
+ * gets the path methods of version 1, with full paths.
+ *
  * Conventions for every method:
  *  - ctx is walrus_vfs_t.ctx, passed back unchanged.
- *  - Paths are full paths (the log directory joined with a file name).
+ *  - Paths are full paths (the log directory joined with a file name);
+ *    names given with a walrus_vfs_dir_t are single components.
  *  - A method returns 0 (or a byte count, for pread) on success and a
  *    negative errno value on failure (-EIO, -ENOSPC, -ENOENT, ...).  walrus
  *    maps the errno to its own code by the kind of call: a failed pwrite is
@@ -38,7 +46,7 @@ extern "C" {
 #endif
 
 /** The current version of walrus_vfs_t. */
-#define WALRUS_VFS_VERSION 4
+#define WALRUS_VFS_VERSION 5
 
 /** Flags for walrus_vfs_t.open. */
 #define WALRUS_VFS_READ 0x1   /**< Open for reading. */
@@ -47,6 +55,9 @@ extern "C" {
 
 /** A back end's open file.  Opaque to walrus. */
 typedef struct walrus_vfs_file_s walrus_vfs_file_t;
+
+/** A back end's open directory (version 5).  Opaque to walrus. */
+typedef struct walrus_vfs_dir_s walrus_vfs_dir_t;
 
 /**
  * Called by walrus_vfs_t.list for every entry of a directory (not "." or
@@ -61,7 +72,7 @@ struct walrus_vfs_s {
   int version; /**< WALRUS_VFS_VERSION the table was written for. */
   void *ctx;   /**< Passed back as every method's first argument. */
 
-  /** Open path with WALRUS_VFS_* flags; files are created with mode 0644.
+  /** Open path with WALRUS_VFS_* flags; files are created with mode 0600.
    *  A log directory is input: a back end should not follow a symbolic
    *  link in the last component (-ELOOP), nor open anything but a regular
    *  file (-EISDIR, -ENODEV), nor open for writing a file with another
@@ -98,7 +109,7 @@ struct walrus_vfs_s {
   int (*sync_dir)(void *ctx, const char *path);
   /** Call fn for every name in the directory. */
   int (*list)(void *ctx, const char *path, walrus_vfs_list_fn fn, void *arg);
-  /** Create a directory (mode 0755); -EEXIST if it is there. */
+  /** Create a directory (mode 0700); -EEXIST if it is there. */
   int (*mkdir)(void *ctx, const char *path);
 
   /* Version 2.  Optional: NULL (or -EOPNOTSUPP) means walrus writes with
@@ -152,6 +163,40 @@ struct walrus_vfs_s {
    *  segment timestamps), else of CLOCK_MONOTONIC (transaction
    *  timeouts). */
   int64_t (*clock_ns)(void *ctx, int realtime);
+
+  /* Version 5: the log directory held open, and its files named relative
+   * to it.  A table sets all seven or none; without them walrus uses the
+   * path methods above. */
+
+  /** Open a directory and keep it for the handle's life.  With parent
+   *  NULL, name is the log directory's path, and a symbolic link there is
+   *  followed (a log moved to another disk by a link keeps working); with
+   *  a parent, name is a directory inside it (salvage/), and a link is not
+   *  followed (-ELOOP).  Anything but a directory is -ENOTDIR.  With
+   *  create set, a missing directory is made with mode (less the umask)
+   *  first; a missing one is otherwise -ENOENT. */
+  int (*dir_open)(void *ctx, walrus_vfs_dir_t *parent, const char *name,
+                  int create, unsigned mode, walrus_vfs_dir_t **out);
+  /** Close a directory opened by dir_open. */
+  int (*dir_close)(void *ctx, walrus_vfs_dir_t *d);
+  /** open, for the file name in d.  A new file (WALRUS_VFS_CREATE) gets
+   *  mode, less the umask.  Besides what open refuses, a file opened for
+   *  writing must belong to the process's user or to the directory's
+   *  owner (-EPERM): a file someone else put there could change under
+   *  the writer. */
+  int (*open_at)(void *ctx, walrus_vfs_dir_t *d, const char *name, int flags,
+                 unsigned mode, walrus_vfs_file_t **out);
+  /** rename, from the name from in d_from to the name to in d_to.  A
+   *  symbolic link is renamed, never followed. */
+  int (*rename_at)(void *ctx, walrus_vfs_dir_t *d_from, const char *from,
+                   walrus_vfs_dir_t *d_to, const char *to);
+  /** unlink of the name in d (a symbolic link is removed, not followed). */
+  int (*unlink_at)(void *ctx, walrus_vfs_dir_t *d, const char *name);
+  /** sync_dir of d. */
+  int (*sync_dir_at)(void *ctx, walrus_vfs_dir_t *d);
+  /** list of d. */
+  int (*list_at)(void *ctx, walrus_vfs_dir_t *d, walrus_vfs_list_fn fn,
+                 void *arg);
 };
 
 /** @brief The POSIX table walrus uses when walrus_config_t.vfs is NULL. */

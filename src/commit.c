@@ -467,18 +467,16 @@ int walrus__durable_read(walrus_t *w, walrus__durable_t *d) {
  * data: on any failure followers in other processes just see no
  * progress. */
 int walrus__durable_writer_open(walrus_t *w) {
-  char path[WALRUS__PATH_MAX];
   walrus__durable_t d;
-  int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
-  if (rc != WALRUS_OK) return rc;
   /* The writer publishes only through a VFS that maps both ways: stores
    * into DURABLE, and followers that read through mappings. */
   if (w->vfs->version < 3 || w->vfs->map == NULL || w->vfs->map_read == NULL)
     return WALRUS_OK;
-  int e =
-      walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->commit.durable_file);
+  int e = walrus__os_try_open(w, WALRUS__DURABLE_NAME, WALRUS_VFS_WRITE,
+                              &w->commit.durable_file);
   if (e == -ENOENT)
-    e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+    e = walrus__os_try_open(w, WALRUS__DURABLE_NAME,
+                            WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
                             &w->commit.durable_file);
   uint64_t size = 0;
   if (e == 0) {

@@ -35,6 +35,7 @@ void walrus_config_default(walrus_config_t *cfg) {
   cfg->read_only = 0;
   cfg->follow_poll_ms = 50;
   cfg->create_if_missing = 1;
+  cfg->file_mode = 0600;
   cfg->log_level = WALRUS_LOG_INFO;
 }
 
@@ -121,6 +122,11 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
     BAD(WALRUS_EINVAL, "mapped_writes: %d is not 0 or 1", cfg->mapped_writes);
   if (cfg->zero_copy != 0 && cfg->zero_copy != 1)
     BAD(WALRUS_EINVAL, "zero_copy: %d is not 0 or 1", cfg->zero_copy);
+  if ((cfg->file_mode & ~0777u) != 0 || (cfg->file_mode & 0600u) != 0600u)
+    BAD(WALRUS_EINVAL,
+        "file_mode: %04o is not a mode of 0600..0777 that "
+        "lets its owner read and write",
+        cfg->file_mode);
   if (cfg->follow_poll_ms < 1 || cfg->follow_poll_ms > 60000)
     BAD(WALRUS_EINVAL, "follow_poll_ms: %u is outside 1..60000",
         cfg->follow_poll_ms);
@@ -144,12 +150,25 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
       BAD(WALRUS_EINVAL, "vfs: a version 1 method is NULL");
     if (v->version >= 2 && (v->map == NULL) != (v->unmap == NULL))
       BAD(WALRUS_EINVAL, "vfs: map and unmap must both be set or both NULL");
+    if (v->version >= 5) {
+      int n = !!v->dir_open + !!v->dir_close + !!v->open_at + !!v->rename_at +
+              !!v->unlink_at + !!v->sync_dir_at + !!v->list_at;
+      if (n != 0 && n != 7)
+        BAD(WALRUS_EINVAL, "vfs: the seven version 5 methods (dir_open ... "
+                           "list_at) must all be set or all NULL");
+    }
   }
   if (cfg->allocator != NULL &&
       (!cfg->allocator->malloc_fn || !cfg->allocator->realloc_fn ||
        !cfg->allocator->free_fn))
     BAD(WALRUS_EINVAL, "allocator: a function is NULL");
   return WALRUS_OK;
+}
+
+/* Each read bit of the file mode gives the directory the search bit
+ * beside it: 0600 makes 0700, 0640 makes 0750, 0664 makes 0775. */
+unsigned walrus__dir_mode(unsigned file_mode) {
+  return file_mode | ((file_mode & 0444u) >> 2);
 }
 
 int walrus_config_check(const walrus_config_t *cfg, char *msg,

@@ -86,7 +86,6 @@ static void follow_map_open(walrus_t *w) {
  * the handle's views are then not protected from the writer's truncate_back
  * (walrus.h). */
 static void reader_register(walrus_t *w) {
-  char path[WALRUS__PATH_MAX];
   unsigned char r[8];
   if (walrus__random(w, r, sizeof r) != 0) return;
   int n = snprintf(w->follow.reader_name, sizeof w->follow.reader_name,
@@ -94,14 +93,14 @@ static void reader_register(walrus_t *w) {
   for (size_t i = 0; i < sizeof r; i++)
     n += snprintf(w->follow.reader_name + n,
                   sizeof w->follow.reader_name - (size_t)n, "%02x", r[i]);
-  if (walrus__path(w, w->follow.reader_name, path) != WALRUS_OK) return;
-  int e = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+  int e = walrus__os_try_open(w, w->follow.reader_name,
+                              WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
                               &w->follow.reader_file);
   if (e == 0) e = walrus__os_lock(w, w->follow.reader_file);
   if (e != 0) {
     if (w->follow.reader_file != NULL) {
       walrus__os_close(w, w->follow.reader_file);
-      walrus__os_try_unlink(w, path);
+      walrus__os_try_unlink(w, w->follow.reader_name);
     }
     w->follow.reader_file = NULL;
     walrus__log(w, WALRUS_LOG_WARN,
@@ -112,12 +111,10 @@ static void reader_register(walrus_t *w) {
 }
 
 static void reader_unregister(walrus_t *w) {
-  char path[WALRUS__PATH_MAX];
   if (w->follow.reader_file == NULL) return;
   walrus__os_close(w, w->follow.reader_file);
   w->follow.reader_file = NULL;
-  if (walrus__path(w, w->follow.reader_name, path) == WALRUS_OK)
-    walrus__os_try_unlink(w, path);
+  walrus__os_try_unlink(w, w->follow.reader_name);
 }
 
 typedef struct readers_s {
@@ -129,16 +126,14 @@ typedef struct readers_s {
 static int reader_check(void *arg, const char *name) {
   readers_t *rs = arg;
   walrus_t *w = rs->w;
-  char path[WALRUS__PATH_MAX];
   walrus_vfs_file_t *f = NULL;
   if (strncmp(name, READER_PREFIX, sizeof READER_PREFIX - 1) != 0) return 0;
-  if (walrus__path(w, name, path) != WALRUS_OK) return 0;
-  if (walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &f) != 0)
+  if (walrus__os_try_open(w, name, WALRUS_VFS_WRITE, &f) != 0)
     return 0; /* gone meanwhile */
   int e = walrus__os_lock(w, f);
   walrus__os_close(w, f);
   if (e == 0) {
-    walrus__os_try_unlink(w, path); /* its handle is gone */
+    walrus__os_try_unlink(w, name); /* its handle is gone */
     return 0;
   }
   rs->present = 1;
@@ -154,13 +149,11 @@ int walrus__readers_present(walrus_t *w) {
 }
 
 void walrus__durable_peek(walrus_t *w) {
-  char path[WALRUS__PATH_MAX];
   walrus__durable_t d;
   if (w->store.can_map) reader_register(w);
   /* The writer may create DURABLE later; refresh retries. */
-  if (walrus__path(w, WALRUS__DURABLE_NAME, path) != WALRUS_OK ||
-      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->commit.durable_file) !=
-          0) {
+  if (walrus__os_try_open(w, WALRUS__DURABLE_NAME, WALRUS_VFS_READ,
+                          &w->commit.durable_file) != 0) {
     w->commit.durable_file = NULL;
     return;
   }
@@ -188,13 +181,10 @@ int walrus__durable_moved(walrus_t *w, int first_too) {
 }
 
 int walrus__durable_open(walrus_t *w) {
-  char path[WALRUS__PATH_MAX];
   walrus__durable_t d;
-  int rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
-  if (rc != WALRUS_OK) return rc;
   if (w->commit.durable_file == NULL &&
-      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->commit.durable_file) !=
-          0) {
+      walrus__os_try_open(w, WALRUS__DURABLE_NAME, WALRUS_VFS_READ,
+                          &w->commit.durable_file) != 0) {
     w->commit.durable_file = NULL;
     return WALRUS_OK;
   }
@@ -337,13 +327,10 @@ int walrus_refresh(walrus_t *w) {
   if (w == NULL) return WALRUS_EINVAL;
   if (!w->cfg.read_only) return WALRUS_OK;
   pthread_mutex_lock(&w->wlock);
-  if (w->commit.durable_file == NULL) {
-    char path[WALRUS__PATH_MAX];
-    rc = walrus__path(w, WALRUS__DURABLE_NAME, path);
-    if (rc == WALRUS_OK && walrus__os_try_open(w, path, WALRUS_VFS_READ,
-                                               &w->commit.durable_file) != 0)
-      w->commit.durable_file = NULL;
-  }
+  if (w->commit.durable_file == NULL &&
+      walrus__os_try_open(w, WALRUS__DURABLE_NAME, WALRUS_VFS_READ,
+                          &w->commit.durable_file) != 0)
+    w->commit.durable_file = NULL;
   if (rc == WALRUS_OK) follow_map_open(w);
   if (rc != WALRUS_OK || w->commit.durable_file == NULL ||
       !walrus__durable_read(w, &d))

@@ -331,6 +331,10 @@ struct walrus_s {
   const walrus_vfs_t *vfs;      /* file system seam */
   walrus_allocator_t alloc;     /* memory hooks */
   walrus_vfs_file_t *lock_file; /* LOCK, held while writable */
+  walrus_vfs_dir_t *dirh;       /* the log directory, held open (VFS
+                                   version 5), or NULL: paths are used */
+  walrus_vfs_dir_t *salvage_dirh;   /* salvage/, once recovery needs it */
+  unsigned dir_mode;                /* mode of directories walrus creates */
   int64_t (*clock_ns)(void *, int); /* the VFS's clock, or the POSIX one */
   void *clock_ctx;                  /* its ctx */
   pthread_mutex_t wlock;        /* serializes writers; guards commit and
@@ -369,6 +373,8 @@ int walrus__poison(walrus_t *w, int code);
 
 /* ---- config.c ---- */
 int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len);
+/* The mode of a directory walrus creates, from cfg.file_mode. */
+unsigned walrus__dir_mode(unsigned file_mode);
 
 /* ---- vfs.c: wrappers that map errno to walrus codes and name the file ---- */
 /* Longest path walrus builds: the directory plus a file name it uses. */
@@ -378,9 +384,10 @@ int walrus__path(walrus_t *w, const char *name, char out[WALRUS__PATH_MAX]);
 int walrus__os_open(walrus_t *w, const char *name, int flags,
                     walrus_vfs_file_t **out);
 /* The error of a failed open of name (rc: the back end's negative errno):
- * WALRUS_EUNSAFE for a symbolic link, a file that is not a regular one or
- * one with another hard link; WALRUS_ENOSPC, WALRUS_ENOMEM, else
- * WALRUS_EIO.  With a message naming the file. */
+ * WALRUS_EUNSAFE for a symbolic link, a file that is not a regular one,
+ * one with another hard link or, to be written, another user's;
+ * WALRUS_EREADONLY on a read-only file system; WALRUS_ENOSPC,
+ * WALRUS_ENOMEM, else WALRUS_EIO.  With a message naming the file. */
 int walrus__os_open_failed(walrus_t *w, const char *name, int rc);
 void walrus__os_close(walrus_t *w, walrus_vfs_file_t *f);
 int walrus__os_read(walrus_t *w, walrus_vfs_file_t *f, const char *name,
@@ -402,22 +409,30 @@ int walrus__os_map(walrus_t *w, walrus_vfs_file_t *f, const char *name,
 int walrus__os_rename(walrus_t *w, const char *from, const char *to);
 int walrus__os_unlink(walrus_t *w, const char *name);
 int walrus__os_sync_dir(walrus_t *w);
-/* fsync the directory name inside the log directory. */
-int walrus__os_sync_subdir(walrus_t *w, const char *name);
+/* Open the log directory for the handle's life (creating it first when
+ * create is set), and close it and salvage/ again. */
+int walrus__os_dir_open(walrus_t *w, int create);
+void walrus__os_dir_close(walrus_t *w);
+/* Move the file name of the log directory to salvage/to, making salvage/
+ * first if it is missing; salvage/ must be a directory of the log, not a
+ * link out of it (WALRUS_EUNSAFE). */
+int walrus__os_move_to_salvage(walrus_t *w, const char *name, const char *to);
+/* fsync salvage/. */
+int walrus__os_sync_salvage(walrus_t *w);
 /* fsync the directory that holds the log directory, so that the log
  * directory's own name is durable. */
 int walrus__os_sync_parent(walrus_t *w);
-/* Raw calls (vfs.c): 0 or the back end's negative errno, no message. */
-int walrus__os_try_open(walrus_t *w, const char *path, int flags,
+/* Raw calls (vfs.c): 0 or the back end's negative errno, no message.
+ * Names are of files in the log directory. */
+int walrus__os_try_open(walrus_t *w, const char *name, int flags,
                         walrus_vfs_file_t **out);
-int walrus__os_try_unlink(walrus_t *w, const char *path);
+int walrus__os_try_unlink(walrus_t *w, const char *name);
 int64_t walrus__os_try_read(walrus_t *w, walrus_vfs_file_t *f, void *buf,
                             size_t n, uint64_t off);
 int walrus__os_try_size(walrus_t *w, walrus_vfs_file_t *f, uint64_t *size);
 int walrus__os_try_truncate(walrus_t *w, walrus_vfs_file_t *f,
                             uint64_t size);
 int walrus__os_lock(walrus_t *w, walrus_vfs_file_t *f);
-int walrus__os_mkdir(walrus_t *w, const char *path);
 int walrus__os_list(walrus_t *w, walrus_vfs_list_fn fn, void *arg);
 int walrus__os_try_map(walrus_t *w, walrus_vfs_file_t *f, uint64_t len,
                        void **addr);

@@ -16,11 +16,8 @@
 int walrus__meta_read(walrus_t *w, walrus__meta_t *m, int *found) {
   unsigned char buf[WALRUS__META_BYTES];
   walrus_vfs_file_t *f;
-  char path[WALRUS__PATH_MAX];
   uint64_t size;
-  int rc = walrus__path(w, "META", path);
-  if (rc != WALRUS_OK) return rc;
-  rc = walrus__os_try_open(w, path, WALRUS_VFS_READ, &f);
+  int rc = walrus__os_try_open(w, "META", WALRUS_VFS_READ, &f);
   if (rc == -ENOENT) {
     *found = 0;
     return WALRUS_OK;

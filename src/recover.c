@@ -337,25 +337,19 @@ static int save_side(walrus_t *w, walrus__seg_t *s, uint64_t from,
 static int move_aside(walrus_t *w, const uint64_t *firsts, size_t from,
                       size_t n) {
   char name[WALRUS__SEG_NAME_LEN + 1], to[WALRUS__SEG_NAME_LEN + 48];
-  char dir[WALRUS__PATH_MAX];
   int rc;
   if (from >= n) return WALRUS_OK;
-  rc = walrus__path(w, "salvage", dir);
-  if (rc != WALRUS_OK) return rc;
-  int e = walrus__os_mkdir(w, dir);
-  if (e != 0 && e != -EEXIST)
-    return walrus__fail(w, WALRUS_EIO, -e, "mkdir %s/salvage", w->dir);
   for (size_t i = from; i < n; i++) {
     walrus__fmt_seg_name(name, firsts[i]);
-    snprintf(to, sizeof to, "salvage/%s.%lld", name,
-             (long long)walrus__now_ns(w));
-    rc = walrus__os_rename(w, name, to);
+    snprintf(to, sizeof to, "%s.%lld", name, (long long)walrus__now_ns(w));
+    rc = walrus__os_move_to_salvage(w, name, to);
     if (rc != WALRUS_OK) return rc;
-    walrus__log(w, WALRUS_LOG_WARN, "salvage: moved %s to %s", name, to);
+    walrus__log(w, WALRUS_LOG_WARN, "salvage: moved %s to salvage/%s", name,
+                to);
   }
   /* A rename across directories: the new name is durable once salvage/
    * is synced, the old one gone once the log directory is. */
-  rc = walrus__os_sync_subdir(w, "salvage");
+  rc = walrus__os_sync_salvage(w);
   return rc == WALRUS_OK ? walrus__os_sync_dir(w) : rc;
 }
 
@@ -586,7 +580,7 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
  * what is already durable costs little (docs/FORMAT.md, "Recovery"). */
 static int make_durable(walrus_t *w, int salvage_dir) {
   int rc = walrus__os_sync_dir(w);
-  if (rc == WALRUS_OK && salvage_dir) rc = walrus__os_sync_subdir(w, "salvage");
+  if (rc == WALRUS_OK && salvage_dir) rc = walrus__os_sync_salvage(w);
   if (rc == WALRUS_OK) rc = walrus__meta_sync(w);
   return rc;
 }

@@ -4,6 +4,11 @@
  * of call (WALRUS_EIO_WRITE, WALRUS_EIO_FSYNC, WALRUS_ENOSPC, ...), records
  * a message naming the file, and returns that code.  Poisoning is left to
  * the caller, which knows whether the log's state is still certain.
+ *
+ * Files of the log are named relative to the log directory, held open for
+ * the handle's life when the VFS can (version 5: w->dirh), so that a
+ * rename of the directory's path cannot redirect them; with an older VFS
+ * the directory's path is joined to each name.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -45,17 +50,124 @@ int walrus__os_open_failed(walrus_t *w, const char *name, int rc) {
                           "%s/%s has another hard link; walrus writes only "
                           "files of its own",
                           w->dir, name);
+    case EPERM:
+      return walrus__fail(w, WALRUS_EUNSAFE, -rc,
+                          "%s/%s belongs to another user (or may not be "
+                          "written); walrus writes only files of its own",
+                          w->dir, name);
+    case EROFS:
+      return walrus__fail(w, WALRUS_EREADONLY, -rc,
+                          "%s is on a read-only file system (EROFS); open it "
+                          "with read_only set",
+                          w->dir);
     default:
       return walrus__fail(w, WALRUS_EIO, -rc, "open %s in %s", name, w->dir);
   }
 }
 
+/* ---- the log directory ------------------------------------------------------
+ *
+ * The seven methods of version 5 come as a set (walrus_open() checks). */
+static int held(const walrus_t *w) {
+  return w->vfs->version >= 5 && w->vfs->open_at != NULL;
+}
+
+int walrus__os_dir_open(walrus_t *w, int create) {
+  int rc;
+  if (held(w)) {
+    rc = w->vfs->dir_open(w->vfs->ctx, NULL, w->dir, create, w->dir_mode,
+                          &w->dirh);
+    if (rc != 0) w->dirh = NULL;
+  } else {
+    rc = create ? w->vfs->mkdir(w->vfs->ctx, w->dir) : 0;
+    if (rc == -EEXIST) rc = 0;
+  }
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -ENOENT)
+    return walrus__fail(w, WALRUS_EIO, ENOENT, "%s does not exist%s", w->dir,
+                        w->cfg.read_only || w->cfg.create_if_missing
+                            ? ""
+                            : " (create_if_missing is 0)");
+  if (rc == -ENOTDIR)
+    return walrus__fail(w, WALRUS_EIO, ENOTDIR, "%s is not a directory",
+                        w->dir);
+  if (rc == -EROFS || rc == -ENOMEM) return walrus__os_open_failed(w, ".", rc);
+  return walrus__fail(w, WALRUS_EIO, -rc, "%s %s", create ? "mkdir" : "open",
+                      w->dir);
+}
+
+void walrus__os_dir_close(walrus_t *w) {
+  if (w->salvage_dirh != NULL) w->vfs->dir_close(w->vfs->ctx, w->salvage_dirh);
+  if (w->dirh != NULL) w->vfs->dir_close(w->vfs->ctx, w->dirh);
+  w->salvage_dirh = w->dirh = NULL;
+}
+
+/* Open salvage/ (making it when create is set) once; 0 or a negative
+ * errno.  Only the held directory's version: the path one needs none. */
+static int salvage_open(walrus_t *w, int create) {
+  if (w->salvage_dirh != NULL) return 0;
+  int rc = w->vfs->dir_open(w->vfs->ctx, w->dirh, "salvage", create,
+                            w->dir_mode, &w->salvage_dirh);
+  if (rc != 0) w->salvage_dirh = NULL;
+  return rc;
+}
+
+static int salvage_failed(walrus_t *w, int rc) {
+  if (rc == -ELOOP || rc == -ENOTDIR)
+    return walrus__fail(w, WALRUS_EUNSAFE, -rc,
+                        "%s/salvage is not a directory of the log (%s); "
+                        "walrus moves data only within the log directory",
+                        w->dir, rc == -ELOOP ? "a symbolic link" : "a file");
+  if (rc == -ENOSPC || rc == -EDQUOT)
+    return walrus__fail(w, WALRUS_ENOSPC, -rc, "mkdir %s/salvage", w->dir);
+  return walrus__fail(w, WALRUS_EIO, -rc, "open %s/salvage", w->dir);
+}
+
+int walrus__os_move_to_salvage(walrus_t *w, const char *name, const char *to) {
+  int rc;
+  if (held(w)) {
+    rc = salvage_open(w, 1);
+    if (rc != 0) return salvage_failed(w, rc);
+    rc = w->vfs->rename_at(w->vfs->ctx, w->dirh, name, w->salvage_dirh, to);
+  } else {
+    char pf[WALRUS__PATH_MAX], pd[WALRUS__PATH_MAX], pt[WALRUS__PATH_MAX];
+    rc = walrus__path(w, name, pf);
+    if (rc == WALRUS_OK) rc = walrus__path(w, "salvage", pd);
+    if (rc != WALRUS_OK) return rc;
+    if ((size_t)snprintf(pt, sizeof pt, "%s/%s", pd, to) >= sizeof pt)
+      return walrus__fail(w, WALRUS_EINVAL, 0, "path %s/%s is too long", pd,
+                          to);
+    rc = w->vfs->mkdir(w->vfs->ctx, pd);
+    if (rc != 0 && rc != -EEXIST) return salvage_failed(w, rc);
+    rc = w->vfs->rename(w->vfs->ctx, pf, pt);
+  }
+  if (rc == 0) return WALRUS_OK;
+  if (rc == -ENOSPC || rc == -EDQUOT)
+    return walrus__fail(w, WALRUS_ENOSPC, -rc, "rename %s to salvage/%s", name,
+                        to);
+  return walrus__fail(w, WALRUS_EIO, -rc, "rename %s to salvage/%s", name, to);
+}
+
+int walrus__os_sync_salvage(walrus_t *w) {
+  int rc;
+  if (held(w)) {
+    rc = salvage_open(w, 0);
+    if (rc != 0) return salvage_failed(w, rc);
+    rc = w->vfs->sync_dir_at(w->vfs->ctx, w->salvage_dirh);
+  } else {
+    char p[WALRUS__PATH_MAX];
+    rc = walrus__path(w, "salvage", p);
+    if (rc != WALRUS_OK) return rc;
+    rc = w->vfs->sync_dir(w->vfs->ctx, p);
+  }
+  if (rc == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync directory %s/salvage",
+                      w->dir);
+}
+
 int walrus__os_open(walrus_t *w, const char *name, int flags,
                     walrus_vfs_file_t **out) {
-  char path[WALRUS__PATH_MAX];
-  int rc = walrus__path(w, name, path);
-  if (rc != WALRUS_OK) return rc;
-  rc = w->vfs->open(w->vfs->ctx, path, flags, out);
+  int rc = walrus__os_try_open(w, name, flags, out);
   if (rc == 0) return WALRUS_OK;
   return walrus__os_open_failed(w, name, rc);
 }
@@ -149,11 +261,16 @@ int walrus__os_size(walrus_t *w, walrus_vfs_file_t *f, const char *name,
 }
 
 int walrus__os_rename(walrus_t *w, const char *from, const char *to) {
-  char pf[WALRUS__PATH_MAX], pt[WALRUS__PATH_MAX];
-  int rc = walrus__path(w, from, pf);
-  if (rc == WALRUS_OK) rc = walrus__path(w, to, pt);
-  if (rc != WALRUS_OK) return rc;
-  rc = w->vfs->rename(w->vfs->ctx, pf, pt);
+  int rc;
+  if (held(w)) {
+    rc = w->vfs->rename_at(w->vfs->ctx, w->dirh, from, w->dirh, to);
+  } else {
+    char pf[WALRUS__PATH_MAX], pt[WALRUS__PATH_MAX];
+    rc = walrus__path(w, from, pf);
+    if (rc == WALRUS_OK) rc = walrus__path(w, to, pt);
+    if (rc != WALRUS_OK) return rc;
+    rc = w->vfs->rename(w->vfs->ctx, pf, pt);
+  }
   if (rc == 0) return WALRUS_OK;
   if (rc == -ENOSPC || rc == -EDQUOT)
     return walrus__fail(w, WALRUS_ENOSPC, -rc, "rename %s to %s", from, to);
@@ -161,27 +278,16 @@ int walrus__os_rename(walrus_t *w, const char *from, const char *to) {
 }
 
 int walrus__os_unlink(walrus_t *w, const char *name) {
-  char p[WALRUS__PATH_MAX];
-  int rc = walrus__path(w, name, p);
-  if (rc != WALRUS_OK) return rc;
-  rc = w->vfs->unlink(w->vfs->ctx, p);
+  int rc = walrus__os_try_unlink(w, name);
   if (rc == 0 || rc == -ENOENT) return WALRUS_OK;
   return walrus__fail(w, WALRUS_EIO, -rc, "unlink %s", name);
 }
 
 int walrus__os_sync_dir(walrus_t *w) {
-  int rc = w->vfs->sync_dir(w->vfs->ctx, w->dir);
+  int rc = held(w) ? w->vfs->sync_dir_at(w->vfs->ctx, w->dirh)
+                   : w->vfs->sync_dir(w->vfs->ctx, w->dir);
   if (rc == 0) return WALRUS_OK;
   return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync directory %s", w->dir);
-}
-
-int walrus__os_sync_subdir(walrus_t *w, const char *name) {
-  char p[WALRUS__PATH_MAX];
-  int rc = walrus__path(w, name, p);
-  if (rc != WALRUS_OK) return rc;
-  rc = w->vfs->sync_dir(w->vfs->ctx, p);
-  if (rc == 0) return WALRUS_OK;
-  return walrus__fail(w, WALRUS_EIO_FSYNC, -rc, "fsync directory %s", p);
 }
 
 /* The parent is the path up to the last '/' that is not at its end; "."
@@ -212,15 +318,28 @@ int walrus__os_sync_parent(walrus_t *w) {
  * has already failed and poisoned the handle): the back end's 0 or
  * negative errno, and no message. */
 
-/* path is a whole path (walrus__path()). */
-int walrus__os_try_open(walrus_t *w, const char *path, int flags,
+/* walrus_open() refuses a directory too long for any name walrus uses;
+ * -ENAMETOOLONG should a path still not fit. */
+int walrus__os_try_open(walrus_t *w, const char *name, int flags,
                         walrus_vfs_file_t **out) {
-  int rc = w->vfs->open(w->vfs->ctx, path, flags, out);
+  int rc;
+  *out = NULL;
+  if (held(w)) {
+    rc = w->vfs->open_at(w->vfs->ctx, w->dirh, name, flags, w->cfg.file_mode,
+                         out);
+  } else {
+    char path[WALRUS__PATH_MAX];
+    if (walrus__path(w, name, path) != WALRUS_OK) return -ENAMETOOLONG;
+    rc = w->vfs->open(w->vfs->ctx, path, flags, out);
+  }
   if (rc != 0) *out = NULL;
   return rc;
 }
 
-int walrus__os_try_unlink(walrus_t *w, const char *path) {
+int walrus__os_try_unlink(walrus_t *w, const char *name) {
+  if (held(w)) return w->vfs->unlink_at(w->vfs->ctx, w->dirh, name);
+  char path[WALRUS__PATH_MAX];
+  if (walrus__path(w, name, path) != WALRUS_OK) return -ENAMETOOLONG;
   return w->vfs->unlink(w->vfs->ctx, path);
 }
 
@@ -242,11 +361,8 @@ int walrus__os_lock(walrus_t *w, walrus_vfs_file_t *f) {
   return w->vfs->lock(w->vfs->ctx, f);
 }
 
-int walrus__os_mkdir(walrus_t *w, const char *path) {
-  return w->vfs->mkdir(w->vfs->ctx, path);
-}
-
 int walrus__os_list(walrus_t *w, walrus_vfs_list_fn fn, void *arg) {
+  if (held(w)) return w->vfs->list_at(w->vfs->ctx, w->dirh, fn, arg);
   return w->vfs->list(w->vfs->ctx, w->dir, fn, arg);
 }
 

@@ -13,6 +13,9 @@
  * fdatasync writes them back.  map_read is a read-only MAP_SHARED mapping,
  * which outlives the descriptor and the file's name; advise is
  * posix_fadvise(WILLNEED).
+ *
+ * The log directory is held as a descriptor, and its files are opened,
+ * renamed and removed with openat, renameat and unlinkat relative to it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,31 +52,40 @@ struct walrus_vfs_file_s {
   int fd; /* the descriptor */
 };
 
+struct walrus_vfs_dir_s {
+  int fd;    /* the directory, O_RDONLY | O_DIRECTORY */
+  uid_t uid; /* its owner */
+};
+
 /* A log directory is input: its last path component is never followed if
  * it is a symbolic link (O_NOFOLLOW: -ELOOP), a FIFO cannot make the open
  * hang (O_NONBLOCK, cleared after), and anything but a regular file is
  * refused once open (-EISDIR for a directory, -ENODEV for a FIFO, socket
  * or device).  A file opened for writing must have no other hard link
  * (-EMLINK): a link to a file outside the directory would let walrus write
- * it.  The directory itself may be a symbolic link; only the file's own
- * name is checked. */
-static int px_open(void *ctx, const char *path, int flags,
-                   walrus_vfs_file_t **out) {
+ * it.  When the file is named in a held directory (d), one opened for
+ * writing must also belong to this process's user or to the directory's
+ * owner (-EPERM).  The directory itself may be a symbolic link; only the
+ * file's own name is checked. */
+static int open_file(const walrus_vfs_dir_t *d, const char *path, int flags,
+                     unsigned mode, walrus_vfs_file_t **out) {
   int oflags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
   struct stat st;
-  (void)ctx;
   oflags |= (flags & WALRUS_VFS_WRITE) ? O_RDWR : O_RDONLY;
   if (flags & WALRUS_VFS_CREATE) oflags |= O_CREAT | O_EXCL;
   walrus_vfs_file_t *f = malloc(sizeof *f);
   if (f == NULL) return -ENOMEM;
   do {
-    f->fd = open(path, oflags, 0644);
+    f->fd = openat(d != NULL ? d->fd : AT_FDCWD, path, oflags, (mode_t)mode);
   } while (f->fd < 0 && errno == EINTR);
   int e = f->fd < 0 ? errno : 0;
   if (e == 0 && fstat(f->fd, &st) != 0) e = errno;
   if (e == 0 && S_ISDIR(st.st_mode)) e = EISDIR;
   if (e == 0 && !S_ISREG(st.st_mode)) e = ENODEV;
   if (e == 0 && (flags & WALRUS_VFS_WRITE) && st.st_nlink > 1) e = EMLINK;
+  if (e == 0 && d != NULL && (flags & WALRUS_VFS_WRITE) &&
+      st.st_uid != geteuid() && st.st_uid != d->uid)
+    e = EPERM;
   if (e == 0 && fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) & ~O_NONBLOCK) != 0)
     e = errno;
   if (e != 0) {
@@ -83,6 +95,12 @@ static int px_open(void *ctx, const char *path, int flags,
   }
   *out = f;
   return 0;
+}
+
+static int px_open(void *ctx, const char *path, int flags,
+                   walrus_vfs_file_t **out) {
+  (void)ctx;
+  return open_file(NULL, path, flags, 0600, out);
 }
 
 static int px_close(void *ctx, walrus_vfs_file_t *f) {
@@ -200,11 +218,8 @@ static int px_sync_dir(void *ctx, const char *path) {
   return rc;
 }
 
-static int px_list(void *ctx, const char *path, walrus_vfs_list_fn fn,
-                   void *arg) {
-  (void)ctx;
-  DIR *d = opendir(path);
-  if (d == NULL) return -errno;
+/* Call fn for each entry of d but "." and ".."; closes d. */
+static int list_entries(DIR *d, walrus_vfs_list_fn fn, void *arg) {
   int rc = 0;
   for (;;) {
     errno = 0;
@@ -222,9 +237,17 @@ static int px_list(void *ctx, const char *path, walrus_vfs_list_fn fn,
   return rc;
 }
 
+static int px_list(void *ctx, const char *path, walrus_vfs_list_fn fn,
+                   void *arg) {
+  (void)ctx;
+  DIR *d = opendir(path);
+  if (d == NULL) return -errno;
+  return list_entries(d, fn, arg);
+}
+
 static int px_mkdir(void *ctx, const char *path) {
   (void)ctx;
-  return mkdir(path, 0755) == 0 ? 0 : -errno;
+  return mkdir(path, 0700) == 0 ? 0 : -errno;
 }
 
 static int px_map(void *ctx, walrus_vfs_file_t *f, uint64_t len,
@@ -320,13 +343,127 @@ static int64_t px_clock_ns(void *ctx, int realtime) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* ---- version 5: the held directory ----------------------------------------
+ */
+
+/* A name inside a held directory is one component: no '/', not "." or
+ * "..", so that nothing can climb out of the directory. */
+static int bad_name(const char *name) {
+  return name[0] == '\0' || strchr(name, '/') != NULL ||
+         strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+static int px_dir_open(void *ctx, walrus_vfs_dir_t *parent, const char *name,
+                       int create, unsigned mode, walrus_vfs_dir_t **out) {
+  int at = parent != NULL ? parent->fd : AT_FDCWD;
+  int oflags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  struct stat st;
+  (void)ctx;
+  if (parent != NULL) {
+    if (bad_name(name)) return -EINVAL;
+    oflags |= O_NOFOLLOW; /* a link named salvage is not followed out */
+  }
+  if (create && mkdirat(at, name, (mode_t)mode) != 0 && errno != EEXIST)
+    return -errno;
+  walrus_vfs_dir_t *d = malloc(sizeof *d);
+  if (d == NULL) return -ENOMEM;
+  do {
+    d->fd = openat(at, name, oflags);
+  } while (d->fd < 0 && errno == EINTR);
+  int e = d->fd < 0 ? errno : 0;
+  if (e == 0 && fstat(d->fd, &st) != 0) e = errno;
+  if (e != 0) {
+    if (d->fd >= 0) close(d->fd);
+    free(d);
+    return -e;
+  }
+  d->uid = st.st_uid;
+  *out = d;
+  return 0;
+}
+
+static int px_dir_close(void *ctx, walrus_vfs_dir_t *d) {
+  (void)ctx;
+  int rc = close(d->fd) == 0 ? 0 : -errno;
+  free(d);
+  return rc == -EINTR ? 0 : rc;
+}
+
+static int px_open_at(void *ctx, walrus_vfs_dir_t *d, const char *name,
+                      int flags, unsigned mode, walrus_vfs_file_t **out) {
+  (void)ctx;
+  if (bad_name(name)) return -EINVAL;
+  return open_file(d, name, flags, mode, out);
+}
+
+static int px_rename_at(void *ctx, walrus_vfs_dir_t *d_from, const char *from,
+                        walrus_vfs_dir_t *d_to, const char *to) {
+  (void)ctx;
+  if (bad_name(from) || bad_name(to)) return -EINVAL;
+  return renameat(d_from->fd, from, d_to->fd, to) == 0 ? 0 : -errno;
+}
+
+static int px_unlink_at(void *ctx, walrus_vfs_dir_t *d, const char *name) {
+  (void)ctx;
+  if (bad_name(name)) return -EINVAL;
+  return unlinkat(d->fd, name, 0) == 0 ? 0 : -errno;
+}
+
+static int px_sync_dir_at(void *ctx, walrus_vfs_dir_t *d) {
+  (void)ctx;
+  return fsync(d->fd) == 0 ? 0 : -errno;
+}
+
+/* A listing gets a descriptor of its own ("." opened again), so that two
+ * listings at once do not share a read position. */
+static int px_list_at(void *ctx, walrus_vfs_dir_t *d, walrus_vfs_list_fn fn,
+                      void *arg) {
+  (void)ctx;
+  int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return list_entries(dir, fn, arg);
+}
+
 static const walrus_vfs_t posix_vfs = {
-    WALRUS_VFS_VERSION, NULL,        px_open,     px_close, px_pread,
-    px_pwrite,          px_sync,     px_truncate, px_allocate, px_size,
-    px_lock,            px_rename,   px_unlink,   px_sync_dir, px_list,
-    px_mkdir,           px_map,      px_unmap,    px_map_read,
-    px_unmap_read,      px_advise,   px_wait_word, px_wake_word,
-    px_populate,        px_random,   px_clock_ns,
+    WALRUS_VFS_VERSION,
+    NULL,
+    px_open,
+    px_close,
+    px_pread,
+    px_pwrite,
+    px_sync,
+    px_truncate,
+    px_allocate,
+    px_size,
+    px_lock,
+    px_rename,
+    px_unlink,
+    px_sync_dir,
+    px_list,
+    px_mkdir,
+    px_map,
+    px_unmap,
+    px_map_read,
+    px_unmap_read,
+    px_advise,
+    px_wait_word,
+    px_wake_word,
+    px_populate,
+    px_random,
+    px_clock_ns,
+    px_dir_open,
+    px_dir_close,
+    px_open_at,
+    px_rename_at,
+    px_unlink_at,
+    px_sync_dir_at,
+    px_list_at,
 };
 
 const walrus_vfs_t *walrus_vfs_posix(void) { return &posix_vfs; }

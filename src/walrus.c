@@ -31,6 +31,7 @@ static void destroy(walrus_t *w) {
     walrus__seg_free(w, w->store.segs[i]);
   walrus__free(w, w->store.segs);
   walrus__os_close(w, w->lock_file);
+  walrus__os_dir_close(w);
   walrus__free(w, w->commit.buf);
   walrus__free(w, w->dir);
   walrus__tx_destroy(w);
@@ -63,33 +64,16 @@ static void stop_threads(walrus_t *w) {
   w->tx.cleaner_running = 0;
 }
 
-/* Create the log directory if asked to.  Its name is made durable later,
- * by walrus__os_sync_parent(), whether this call created it or found it:
- * a process that died between its mkdir and that fsync leaves a directory
- * that exists only in the page cache. */
-static int make_dir(walrus_t *w) {
-  int rc = walrus__os_mkdir(w, w->dir);
-  if (rc == 0 || rc == -EEXIST) return WALRUS_OK;
-  return walrus__fail(w, WALRUS_EIO, -rc, "mkdir %s", w->dir);
-}
-
 /* Take the LOCK file: one writer per directory. */
 static int take_lock(walrus_t *w) {
-  char path[WALRUS__PATH_MAX];
-  int rc = walrus__path(w, "LOCK", path);
-  if (rc != WALRUS_OK) return rc;
-  rc = walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->lock_file);
+  int rc = walrus__os_try_open(w, "LOCK", WALRUS_VFS_WRITE, &w->lock_file);
   if (rc == -ENOENT)
-    rc = walrus__os_try_open(w, path, WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
-                      &w->lock_file);
+    rc = walrus__os_try_open(w, "LOCK", WALRUS_VFS_WRITE | WALRUS_VFS_CREATE,
+                             &w->lock_file);
   if (rc == -EEXIST)
-    rc = walrus__os_try_open(w, path, WALRUS_VFS_WRITE, &w->lock_file);
+    rc = walrus__os_try_open(w, "LOCK", WALRUS_VFS_WRITE, &w->lock_file);
   if (rc != 0) {
     w->lock_file = NULL;
-    if (rc == -ENOENT && !w->cfg.create_if_missing)
-      return walrus__fail(w, WALRUS_EIO, ENOENT,
-                          "%s does not exist (create_if_missing is 0)",
-                          w->dir);
     return walrus__os_open_failed(w, "LOCK", rc);
   }
   rc = walrus__os_lock(w, w->lock_file);
@@ -185,11 +169,15 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   }
   memcpy(w->dir, dir, dl + 1);
 
+  /* The directory is held open from here on, so that a rename of its path
+   * cannot redirect the handle; a new one is made durable below, by
+   * walrus__os_sync_parent(), whether this call created it or found it: a
+   * process that died between its mkdir and that fsync leaves a directory
+   * that exists only in the page cache. */
+  w->dir_mode = walrus__dir_mode(cfg->file_mode);
+  rc = walrus__os_dir_open(w, !cfg->read_only && cfg->create_if_missing);
+  if (rc != WALRUS_OK) goto fail;
   if (!cfg->read_only) {
-    if (cfg->create_if_missing) {
-      rc = make_dir(w);
-      if (rc != WALRUS_OK) goto fail;
-    }
     rc = take_lock(w);
     if (rc == WALRUS_OK) rc = walrus__os_sync_parent(w);
     if (rc != WALRUS_OK) goto fail;

@@ -209,6 +209,10 @@ MUT(vfs_null_pwrite, g_vfs_copy = *walrus_vfs_posix();
     g_vfs_copy.pwrite = NULL; c->vfs = &g_vfs_copy)
 MUT(vfs_null_mkdir, g_vfs_copy = *walrus_vfs_posix(); g_vfs_copy.mkdir = NULL;
     c->vfs = &g_vfs_copy)
+MUT(vfs_half_v5, g_vfs_copy = *walrus_vfs_posix(); g_vfs_copy.list_at = NULL;
+    c->vfs = &g_vfs_copy)
+MUT(file_mode_no_owner_write, c->file_mode = 0400)
+MUT(file_mode_setuid, c->file_mode = 04600)
 MUT(alloc_null_malloc, g_alloc_copy.malloc_fn = NULL;
     g_alloc_copy.realloc_fn = dummy_realloc; g_alloc_copy.free_fn = dummy_free;
     c->allocator = &g_alloc_copy)
@@ -245,6 +249,9 @@ static const bad_case_t bad_cases[] = {
     {"vfs", vfs_version, WALRUS_EINVAL},
     {"vfs", vfs_null_pwrite, WALRUS_EINVAL},
     {"vfs", vfs_null_mkdir, WALRUS_EINVAL},
+    {"vfs", vfs_half_v5, WALRUS_EINVAL},
+    {"file_mode", file_mode_no_owner_write, WALRUS_EINVAL},
+    {"file_mode", file_mode_setuid, WALRUS_EINVAL},
     {"allocator", alloc_null_malloc, WALRUS_EINVAL},
     {"allocator", alloc_null_free, WALRUS_EINVAL},
     {"allocator", alloc_null_realloc, WALRUS_EINVAL},

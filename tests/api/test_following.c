@@ -343,9 +343,9 @@ Test(following, open_racing_truncate_back_is_stale) {
 
 /* A VFS for a read-only open that, right after the open lists the
  * directory, lets the writer's truncate_front remove the first segments. */
-static int race_list(void *ctx, const char *path, walrus_vfs_list_fn fn,
+static int race_list(void *ctx, walrus_vfs_dir_t *d, walrus_vfs_list_fn fn,
                      void *arg) {
-  int rc = walrus_vfs_posix()->list(ctx, path, fn, arg);
+  int rc = walrus_vfs_posix()->list_at(ctx, d, fn, arg);
   if (g_race_writer != NULL && !g_race_fired) {
     g_race_fired = 1;
     if (walrus_truncate_front(g_race_writer, 150) != WALRUS_OK) return -EIO;
@@ -361,7 +361,7 @@ Test(following, open_racing_truncate_front_skips_removed_segments) {
   walrus_t *w = tu_open(tu_dir, &cfg);
   tu_append_n(w, 200, SEED, MAXLEN);
   g_race_vfs = *walrus_vfs_posix();
-  g_race_vfs.list = race_list;
+  g_race_vfs.list_at = race_list;
   walrus_t *r;
   char msg[256] = "";
   int rc = race_open(cfg, w, &r, msg, sizeof msg);
@@ -405,14 +405,14 @@ Test(following, follower_opened_beside_unsynced_entries) {
  * that truncate_back stops after recording its intent in META. */
 static int g_fail_rewrite;
 
-static int fail_rewrite_open(void *ctx, const char *path, int flags,
-                             walrus_vfs_file_t **f) {
-  size_t n = strlen(path);
-  if (g_fail_rewrite && n > 8 && strcmp(path + n - 8, ".seg.tmp") == 0) {
+static int fail_rewrite_open(void *ctx, walrus_vfs_dir_t *d, const char *name,
+                             int flags, unsigned mode, walrus_vfs_file_t **f) {
+  size_t n = strlen(name);
+  if (g_fail_rewrite && n > 8 && strcmp(name + n - 8, ".seg.tmp") == 0) {
     g_fail_rewrite = 0;
     return -EIO;
   }
-  return walrus_vfs_posix()->open(ctx, path, flags, f);
+  return walrus_vfs_posix()->open_at(ctx, d, name, flags, mode, f);
 }
 
 /* A follower opened while a truncate_back is unfinished (its writer died
@@ -422,7 +422,7 @@ static int fail_rewrite_open(void *ctx, const char *path, int flags,
 Test(following, opened_during_unfinished_truncate_back_is_stale) {
   walrus_config_t cfg = cfg_sync(WALRUS_SYNC_ALWAYS);
   g_race_vfs = *walrus_vfs_posix();
-  g_race_vfs.open = fail_rewrite_open;
+  g_race_vfs.open_at = fail_rewrite_open;
   walrus_config_t wcfg = cfg;
   wcfg.vfs = &g_race_vfs;
   walrus_t *w = tu_open(tu_dir, &wcfg);

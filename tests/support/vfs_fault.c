@@ -69,10 +69,9 @@ struct vf_s {
 };
 
 static const char *const method_names[VF__COUNT] = {
-    "any",    "open",     "close",    "pread", "pwrite",
-    "sync",   "truncate", "allocate", "size",  "lock",
-    "rename", "unlink",   "sync_dir", "list",  "mkdir",
-    "map",    "unmap"};
+    "any",      "open",     "close", "pread", "pwrite", "sync",
+    "truncate", "allocate", "size",  "lock",  "rename", "unlink",
+    "sync_dir", "list",     "mkdir", "map",   "unmap",  "dir_open"};
 
 const char *vf_method_name(vf_method_t m) {
   if ((int)m < 0 || m >= VF__COUNT) return "?";
@@ -140,9 +139,17 @@ static void check_unmapped(vf_t *vf, vf_file_t *f, const char *what) {
   pthread_mutex_unlock(&vf->mu);
 }
 
-static int vf_open(void *ctx, const char *path, int flags,
-                   walrus_vfs_file_t **out) {
-  vf_t *vf = ctx;
+/* A held directory: the back end's, and its base name for the history. */
+typedef struct vf_dir_s {
+  walrus_vfs_dir_t *inner;
+  char name[VF_NAME_MAX];
+} vf_dir_t;
+
+#define INNER_DIR(d) (((vf_dir_t *)(d))->inner)
+
+/* open (d NULL: path is a whole path) or open_at (path is a name in d). */
+static int open_either(vf_t *vf, walrus_vfs_dir_t *d, const char *path,
+                       int flags, unsigned mode, walrus_vfs_file_t **out) {
   char name[VF_NAME_MAX];
   base_name(name, path);
   int rc = on_call(vf, VF_OPEN, name);
@@ -151,7 +158,11 @@ static int vf_open(void *ctx, const char *path, int flags,
   if (f == NULL) return -ENOMEM;
   memcpy(f->name, name, sizeof f->name);
   f->maps = 0;
-  rc = vf->posix->open(vf->posix->ctx, path, flags, &f->inner);
+  if (d == NULL)
+    rc = vf->posix->open(vf->posix->ctx, path, flags, &f->inner);
+  else
+    rc = vf->posix->open_at(vf->posix->ctx, INNER_DIR(d), path, flags, mode,
+                            &f->inner);
   if (rc != 0) {
     free(f);
     return rc;
@@ -164,6 +175,11 @@ static int vf_open(void *ctx, const char *path, int flags,
   pthread_mutex_unlock(&vf->mu);
   *out = (walrus_vfs_file_t *)f;
   return 0;
+}
+
+static int vf_open(void *ctx, const char *path, int flags,
+                   walrus_vfs_file_t **out) {
+  return open_either(ctx, NULL, path, flags, 0, out);
 }
 
 static int vf_close(void *ctx, walrus_vfs_file_t *file) {
@@ -254,13 +270,18 @@ static int vf_lock(void *ctx, walrus_vfs_file_t *file) {
   return vf->posix->lock(vf->posix->ctx, f->inner);
 }
 
-static int vf_rename(void *ctx, const char *from, const char *to) {
-  vf_t *vf = ctx;
+/* rename (d_from NULL: whole paths) or rename_at. */
+static int rename_either(vf_t *vf, walrus_vfs_dir_t *d_from, const char *from,
+                         walrus_vfs_dir_t *d_to, const char *to) {
   char name[VF_NAME_MAX];
   base_name(name, to);
   int rc = on_call(vf, VF_RENAME, name);
   if (rc != 0) return rc;
-  rc = vf->posix->rename(vf->posix->ctx, from, to);
+  if (d_from == NULL)
+    rc = vf->posix->rename(vf->posix->ctx, from, to);
+  else
+    rc = vf->posix->rename_at(vf->posix->ctx, INNER_DIR(d_from), from,
+                              INNER_DIR(d_to), to);
   if (rc == 0) {
     /* Open files now go by their new name in the history. */
     char old[VF_NAME_MAX];
@@ -271,6 +292,10 @@ static int vf_rename(void *ctx, const char *from, const char *to) {
     pthread_mutex_unlock(&vf->mu);
   }
   return rc;
+}
+
+static int vf_rename(void *ctx, const char *from, const char *to) {
+  return rename_either(ctx, NULL, from, NULL, to);
 }
 
 static int vf_unlink(void *ctx, const char *path) {
@@ -351,6 +376,67 @@ static int vf_unmap(void *ctx, walrus_vfs_file_t *file, void *addr,
   return rc != 0 ? rc : rc2;
 }
 
+/* ---- version 5: the held directory ---- */
+
+static int vf_dir_open(void *ctx, walrus_vfs_dir_t *parent, const char *name,
+                       int create, unsigned mode, walrus_vfs_dir_t **out) {
+  vf_t *vf = ctx;
+  vf_dir_t *d = malloc(sizeof *d);
+  if (d == NULL) return -ENOMEM;
+  base_name(d->name, name);
+  int rc = on_call(vf, VF_DIR_OPEN, d->name);
+  if (rc == 0)
+    rc = vf->posix->dir_open(vf->posix->ctx,
+                             parent != NULL ? INNER_DIR(parent) : NULL, name,
+                             create, mode, &d->inner);
+  if (rc != 0) {
+    free(d);
+    return rc;
+  }
+  *out = (walrus_vfs_dir_t *)d;
+  return 0;
+}
+
+static int vf_dir_close(void *ctx, walrus_vfs_dir_t *dir) {
+  vf_t *vf = ctx;
+  vf_dir_t *d = (vf_dir_t *)dir;
+  int rc = vf->posix->dir_close(vf->posix->ctx, d->inner);
+  free(d);
+  return rc;
+}
+
+static int vf_open_at(void *ctx, walrus_vfs_dir_t *d, const char *name,
+                      int flags, unsigned mode, walrus_vfs_file_t **out) {
+  return open_either(ctx, d, name, flags, mode, out);
+}
+
+static int vf_rename_at(void *ctx, walrus_vfs_dir_t *d_from, const char *from,
+                        walrus_vfs_dir_t *d_to, const char *to) {
+  return rename_either(ctx, d_from, from, d_to, to);
+}
+
+static int vf_unlink_at(void *ctx, walrus_vfs_dir_t *d, const char *name) {
+  vf_t *vf = ctx;
+  int rc = on_call(vf, VF_UNLINK, name);
+  if (rc != 0) return rc;
+  return vf->posix->unlink_at(vf->posix->ctx, INNER_DIR(d), name);
+}
+
+static int vf_sync_dir_at(void *ctx, walrus_vfs_dir_t *d) {
+  vf_t *vf = ctx;
+  int rc = on_call(vf, VF_SYNC_DIR, ((vf_dir_t *)d)->name);
+  if (rc != 0) return rc;
+  return vf->posix->sync_dir_at(vf->posix->ctx, INNER_DIR(d));
+}
+
+static int vf_list_at(void *ctx, walrus_vfs_dir_t *d, walrus_vfs_list_fn fn,
+                      void *arg) {
+  vf_t *vf = ctx;
+  int rc = on_call(vf, VF_LIST, ((vf_dir_t *)d)->name);
+  if (rc != 0) return rc;
+  return vf->posix->list_at(vf->posix->ctx, INNER_DIR(d), fn, arg);
+}
+
 vf_t *vf_new(void) {
   vf_t *vf = calloc(1, sizeof *vf);
   if (vf == NULL) return NULL;
@@ -377,6 +463,13 @@ vf_t *vf_new(void) {
   vf->vfs.mkdir = vf_mkdir;
   vf->vfs.map = vf_map;     /* version 2 */
   vf->vfs.unmap = vf_unmap; /* version 2 */
+  vf->vfs.dir_open = vf_dir_open; /* version 5 */
+  vf->vfs.dir_close = vf_dir_close;
+  vf->vfs.open_at = vf_open_at;
+  vf->vfs.rename_at = vf_rename_at;
+  vf->vfs.unlink_at = vf_unlink_at;
+  vf->vfs.sync_dir_at = vf_sync_dir_at;
+  vf->vfs.list_at = vf_list_at;
   vf->mode = VF_MODE_NONE;
   return vf;
 }

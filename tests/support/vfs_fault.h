@@ -19,9 +19,13 @@
  *       SIGKILL.  Meant for a forked child: everything written before that
  *       call has reached the kernel, nothing of the call itself has.
  *
- * The table is version 2 (WALRUS_VFS_VERSION): map and unmap are wrapped
- * like every other method, so a log opened with cfg.mapped_writes writes
- * through mappings of the POSIX back end.  A failed map is not performed
+ * The table is version 5 (WALRUS_VFS_VERSION): the log directory is held
+ * open, and the methods that name a file in it (open_at, rename_at,
+ * unlink_at, sync_dir_at, list_at) are counted, failed and crashed as the
+ * path methods they stand for (VF_OPEN, VF_RENAME, ...); dir_open is
+ * VF_DIR_OPEN; dir_close is performed and not counted.  map and unmap are
+ * wrapped like every other method, so a log opened with cfg.mapped_writes
+ * writes through mappings of the POSIX back end.  A failed map is not performed
  * and returns the armed errno (-ENOMEM, -EIO, -EOPNOTSUPP: the last makes
  * walrus go back to pwrite); a failed unmap, like a failed close, is
  * performed all the same (walrus treats the mapping as gone either way)
@@ -70,6 +74,7 @@ typedef enum vf_method {
   VF_MKDIR,    /**< walrus_vfs_t.mkdir */
   VF_MAP,      /**< walrus_vfs_t.map (version 2) */
   VF_UNMAP,    /**< walrus_vfs_t.unmap (version 2) */
+  VF_DIR_OPEN, /**< walrus_vfs_t.dir_open (version 5) */
   VF__COUNT    /**< Number of entries above. */
 } vf_method_t;
 

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -718,6 +719,90 @@ done:
   return rc;
 }
 
+/* ---- version 5: a held directory is its path ------------------------------
+ *
+ * Nothing here renames a directory, so a directory handle is just its
+ * path, and the methods on a name in it are the path methods on the
+ * joined path.  Modes are not kept. */
+struct walrus_vfs_dir_s {
+  char path[4096];
+};
+
+/* dir/name into out; -ENAMETOOLONG if it does not fit. */
+static int join(const walrus_vfs_dir_t *d, const char *name, char *out,
+                size_t cap) {
+  int n = snprintf(out, cap, "%s/%s", d->path, name);
+  return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int m_dir_open(void *ctx, walrus_vfs_dir_t *parent, const char *name,
+                      int create, unsigned mode, walrus_vfs_dir_t **out) {
+  pl_t *pl = ctx;
+  (void)mode;
+  walrus_vfs_dir_t *d = malloc(sizeof *d);
+  if (d == NULL) return -ENOMEM;
+  int rc = 0;
+  if (parent != NULL) {
+    rc = join(parent, name, d->path, sizeof d->path);
+  } else {
+    char nb[4096];
+    snprintf(d->path, sizeof d->path, "%s", norm(name, nb, sizeof nb));
+  }
+  if (rc == 0 && create) {
+    rc = m_mkdir(ctx, d->path);
+    if (rc == -EEXIST) rc = 0;
+  }
+  if (rc == 0) {
+    pthread_mutex_lock(&pl->mu);
+    if (!ns_isdir(&pl->cur, d->path))
+      rc = ns_find(&pl->cur, d->path) != NULL ? -ENOTDIR : -ENOENT;
+    pthread_mutex_unlock(&pl->mu);
+  }
+  if (rc != 0) {
+    free(d);
+    return rc;
+  }
+  *out = d;
+  return 0;
+}
+
+static int m_dir_close(void *ctx, walrus_vfs_dir_t *d) {
+  (void)ctx;
+  free(d);
+  return 0;
+}
+
+static int m_open_at(void *ctx, walrus_vfs_dir_t *d, const char *name,
+                     int flags, unsigned mode, walrus_vfs_file_t **out) {
+  char p[4096];
+  (void)mode;
+  int rc = join(d, name, p, sizeof p);
+  return rc != 0 ? rc : m_open(ctx, p, flags, out);
+}
+
+static int m_rename_at(void *ctx, walrus_vfs_dir_t *d_from, const char *from,
+                       walrus_vfs_dir_t *d_to, const char *to) {
+  char pf[4096], pt[4096];
+  int rc = join(d_from, from, pf, sizeof pf);
+  if (rc == 0) rc = join(d_to, to, pt, sizeof pt);
+  return rc != 0 ? rc : m_rename(ctx, pf, pt);
+}
+
+static int m_unlink_at(void *ctx, walrus_vfs_dir_t *d, const char *name) {
+  char p[4096];
+  int rc = join(d, name, p, sizeof p);
+  return rc != 0 ? rc : m_unlink(ctx, p);
+}
+
+static int m_sync_dir_at(void *ctx, walrus_vfs_dir_t *d) {
+  return m_sync_dir(ctx, d->path);
+}
+
+static int m_list_at(void *ctx, walrus_vfs_dir_t *d, walrus_vfs_list_fn fn,
+                     void *arg) {
+  return m_list(ctx, d->path, fn, arg);
+}
+
 static int m_map(void *ctx, walrus_vfs_file_t *f, uint64_t len, void **addr) {
   pl_t *pl = ctx;
   int rc;
@@ -794,6 +879,13 @@ pl_t *pl_new(void) {
   pl->vfs.mkdir = m_mkdir;
   pl->vfs.map = m_map;
   pl->vfs.unmap = m_unmap;
+  pl->vfs.dir_open = m_dir_open;
+  pl->vfs.dir_close = m_dir_close;
+  pl->vfs.open_at = m_open_at;
+  pl->vfs.rename_at = m_rename_at;
+  pl->vfs.unlink_at = m_unlink_at;
+  pl->vfs.sync_dir_at = m_sync_dir_at;
+  pl->vfs.list_at = m_list_at;
   pl->gen = 1;
   return pl;
 }
