@@ -456,6 +456,32 @@ WALRUS_API int walrus_append(walrus_t *w, const walrus_entry_t *e,
                              uint64_t *index);
 
 /**
+ * @brief walrus_append() that gives up after timeout_ms
+ * (AppendWithContext).
+ *
+ * The deadline bounds the two waits of an append: for the writer lock,
+ * which another writer holds, and, under SYNC_ALWAYS, for the group
+ * commit fdatasync of another writer that this entry waits to share.  A
+ * caller that leads a group commit itself runs its fdatasync to the end.
+ * On WALRUS_ETIMEDOUT, *index says what became of the entry:
+ *  - 0: the lock stayed busy; nothing was written and the log is
+ *    unchanged.
+ *  - the entry's index: it is written (in the page cache, so a process
+ *    crash keeps it) but not yet durable nor visible to readers.  The next
+ *    fdatasync of the handle makes it durable: another writer's group
+ *    commit, walrus_sync(), the SYNC_INTERVAL thread, walrus_close().
+ *    Should a write or fsync fail first, the handle is poisoned and the
+ *    entry cut: it is then not in the log after reopening, and its index
+ *    may be given to another entry.  walrus_sync() returns which.
+ * @param[in]  timeout_ms how long the call may wait; 0 fails at once
+ *   unless nothing is in the way.
+ * @param[out] index if not NULL, the entry's index, or 0 (above).
+ * @return as walrus_append(); WALRUS_ETIMEDOUT as above.
+ */
+WALRUS_API int walrus_append_deadline(walrus_t *w, const walrus_entry_t *e,
+                                      uint32_t timeout_ms, uint64_t *index);
+
+/**
  * @brief Append n entries atomically at a contiguous run of indexes.
  *
  * After any crash either all n entries are in the log or none is.  A batch
@@ -812,6 +838,29 @@ WALRUS_API int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
                                 uint64_t *first_index, size_t *count);
 
 /**
+ * @brief Commit n pending transactions as one durable step.
+ *
+ * Each transaction is written as its own atomic unit, in the order given,
+ * and all of them are made durable by one fdatasync (under SYNC_ALWAYS;
+ * other writers may share it): a crash leaves a prefix of the n, each
+ * whole or absent, never a part of one.  Equivalent to n calls of
+ * walrus_tx_commit() but for the one wait.
+ * @param[in]  ids n distinct pending transaction ids.
+ * @param[out] first_index, count if not NULL, arrays of n: each
+ *   transaction's first index (0 if not committed) and entry count.
+ * @return WALRUS_OK when all n committed.  WALRUS_EINVAL (NULL w or ids, n
+ *   0), WALRUS_ETXNOTFOUND, WALRUS_ETXNOTPENDING (also an id given twice),
+ *   WALRUS_ETXEXPIRED, WALRUS_ETOOLARGE: nothing written, all stay
+ *   pending, first_index and count untouched.  WALRUS_ENOMEM: those written
+ * before it are committed, the rest stay pending.  An I/O error (the handle is
+ * poisoned): those a rotation had already made durable are committed, the rest
+ * aborted; walrus_tx_state() tells each.
+ */
+WALRUS_API int walrus_tx_commit_many(walrus_t *w, const walrus_txid_t *ids,
+                                     size_t n, uint64_t *first_index,
+                                     size_t *count);
+
+/**
  * @brief Discard a pending transaction (RollbackTransaction).
  * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ETXNOTFOUND;
  *   WALRUS_ETXNOTPENDING; WALRUS_ETXEXPIRED.
@@ -872,6 +921,22 @@ WALRUS_API int walrus_stats(walrus_t *w, walrus_stats_t *out);
  * "no handle" when w is NULL.
  */
 WALRUS_API const char *walrus_errmsg(walrus_t *w);
+
+/**
+ * @brief Whether the handle can still write, and if not why (the Go
+ * library's status).
+ *
+ * A write or fsync that fails poisons the handle (fail-stop): every later
+ * write returns WALRUS_EPOISONED until the log is reopened.  This says
+ * whether that happened, with the first failure's code and message, which
+ * later errors do not overwrite.
+ * @param[out] why if not NULL, receives the message of the failure that
+ *   poisoned the handle ("" when healthy), cut to len bytes.
+ * @return WALRUS_OK (healthy, or a read-only handle); the code of the
+ *   failure that poisoned it (WALRUS_EIO_FSYNC, WALRUS_EIO_WRITE,
+ *   WALRUS_ENOSPC, ...); WALRUS_EINVAL for NULL w.
+ */
+WALRUS_API int walrus_health(walrus_t *w, char *why, size_t len);
 
 /** @brief The OS errno behind the handle's last I/O error, or 0 (also
  *  when w is NULL). */

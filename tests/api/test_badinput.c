@@ -912,6 +912,42 @@ static int64_t txadd_200(fx_t *f) {
   e.len = 200;
   return txadd(f, f->w, &f->tx, &e);
 }
+/* walrus_append_deadline: the same bad entries as walrus_append. */
+static int64_t appendd(fx_t *f, walrus_t *h, const walrus_entry_t *e) {
+  f->target = h;
+  return walrus_append_deadline(h, e, 1000, &f->o.index);
+}
+static int64_t appendd_null_w(fx_t *f) {
+  return walrus_append_deadline(NULL, &f->e, 1000, &f->o.index);
+}
+static int64_t appendd_null_e(fx_t *f) {
+  return appendd(f, f->w, NULL);
+}
+static int64_t appendd_data_null(fx_t *f) {
+  walrus_entry_t e = f->e;
+  e.data = NULL;
+  e.len = 5;
+  return appendd(f, f->w, &e);
+}
+static int64_t appendd_too_large(fx_t *f) {
+  walrus_entry_t e = f->e;
+  e.data = f->big;
+  e.len = MAX_ENTRY + 1;
+  return appendd(f, f->w, &e);
+}
+static int64_t appendd_ro(fx_t *f) {
+  return appendd(f, f->ro, &f->e);
+}
+static int64_t appendd_poisoned(fx_t *f) {
+  return appendd(f, f->w, &f->e);
+}
+
+/* walrus_health */
+static int64_t health_null_w(fx_t *f) {
+  (void)f;
+  return walrus_health(NULL, NULL, 0);
+}
+
 static int64_t txadd_ro(fx_t *f) {
   walrus_txid_t id = unknown_id();
   return txadd(f, f->ro, &id, &f->e);
@@ -955,6 +991,38 @@ static int64_t txcommit_poisoned(fx_t *f) {
 static int64_t txcommit_ro(fx_t *f) {
   walrus_txid_t id = unknown_id();
   return txcommit(f, f->ro, &id);
+}
+
+/* walrus_tx_commit_many, with one id: arrays of one are f->o's fields. */
+static int64_t txmany(fx_t *f, walrus_t *h, const walrus_txid_t *ids,
+                      size_t n) {
+  f->target = h;
+  return walrus_tx_commit_many(h, ids, n, &f->o.index, &f->o.count);
+}
+static int64_t txmany_null_w(fx_t *f) {
+  return walrus_tx_commit_many(NULL, &f->tx, 1, &f->o.index, &f->o.count);
+}
+static int64_t txmany_null_ids(fx_t *f) {
+  return txmany(f, f->w, NULL, 1);
+}
+static int64_t txmany_n_0(fx_t *f) {
+  return txmany(f, f->w, &f->tx, 0);
+}
+static int64_t txmany_unknown(fx_t *f) {
+  walrus_txid_t id = unknown_id();
+  return txmany(f, f->w, &id, 1);
+}
+static int64_t txmany_done(fx_t *f) {
+  return txmany(f, f->w, &f->done, 1);
+}
+static int64_t txmany_twice(fx_t *f) {
+  walrus_txid_t ids[2] = {f->tx, f->tx};
+  f->target = f->w;
+  return walrus_tx_commit_many(f->w, ids, 2, NULL, NULL);
+}
+static int64_t txmany_ro(fx_t *f) {
+  walrus_txid_t id = unknown_id();
+  return txmany(f, f->ro, &id, 1);
 }
 
 /* walrus_tx_rollback */
@@ -1118,6 +1186,21 @@ static const row_t rows[] = {
      WALRUS_EREADONLY, "read-only", 0},
     {"walrus_append", "poisoned handle", S_POISON, append_poisoned,
      WALRUS_EPOISONED, "poison", 0},
+
+    {"walrus_append_deadline", "NULL w", 0, appendd_null_w, WALRUS_EINVAL, NULL,
+     0},
+    {"walrus_append_deadline", "NULL e", 0, appendd_null_e, WALRUS_EINVAL,
+     "NULL&entry", 0},
+    {"walrus_append_deadline", "data NULL, len 5", 0, appendd_data_null,
+     WALRUS_EINVAL, "data&NULL", 0},
+    {"walrus_append_deadline", "len max_entry_bytes + 1", 0, appendd_too_large,
+     WALRUS_ETOOLARGE, "max_entry_bytes", 0},
+    {"walrus_append_deadline", "read-only beside the writer", S_RO_BESIDE,
+     appendd_ro, WALRUS_EREADONLY, "read-only", 0},
+    {"walrus_append_deadline", "poisoned handle", S_POISON, appendd_poisoned,
+     WALRUS_EPOISONED, "poison", 0},
+
+    {"walrus_health", "NULL w", 0, health_null_w, WALRUS_EINVAL, NULL, 0},
 
     {"walrus_write_batch", "NULL w", 0, batch_null_w, WALRUS_EINVAL, NULL, 0},
     {"walrus_write_batch", "NULL e, n 3", 0, batch_null_e, WALRUS_EINVAL,
@@ -1430,6 +1513,20 @@ static const row_t rows[] = {
     {"walrus_tx_commit", "empty transaction, poisoned handle",
      S_TX_EMPTY | S_POISON, txcommit_poisoned, WALRUS_EPOISONED, "poison", 0},
     {"walrus_tx_commit", "read-only handle", S_RO_BESIDE, txcommit_ro,
+     WALRUS_ETXNOTFOUND, "unknown", 0},
+    {"walrus_tx_commit_many", "NULL w", S_TX, txmany_null_w, WALRUS_EINVAL,
+     NULL, 0},
+    {"walrus_tx_commit_many", "NULL ids", S_TX, txmany_null_ids, WALRUS_EINVAL,
+     "NULL", 0},
+    {"walrus_tx_commit_many", "n 0", S_TX, txmany_n_0, WALRUS_EINVAL,
+     "no transaction", 0},
+    {"walrus_tx_commit_many", "unknown id", S_TX, txmany_unknown,
+     WALRUS_ETXNOTFOUND, "unknown", 0},
+    {"walrus_tx_commit_many", "committed id", S_DONE_COMMIT, txmany_done,
+     WALRUS_ETXNOTPENDING, "committed", 0},
+    {"walrus_tx_commit_many", "the same id twice", S_TX, txmany_twice,
+     WALRUS_ETXNOTPENDING, "being committed", 0},
+    {"walrus_tx_commit_many", "read-only handle", S_RO_BESIDE, txmany_ro,
      WALRUS_ETXNOTFOUND, "unknown", 0},
 
     {"walrus_tx_rollback", "NULL w", S_TX, txrollback_null_w, WALRUS_EINVAL,
