@@ -969,13 +969,13 @@ typedef struct walrus_inspect {
  * nothing.
  * @param[in]  cfg NULL, or options whose vfs and allocator are used.
  * @param[out] out the report; on failure it is left untouched.
- * @return WALRUS_OK (also for a damaged log: see out->damaged);
- *   WALRUS_EINVAL (NULL dir or out); WALRUS_EIO (dir missing, not a
- *   directory, unreadable, or holding no walrus log: no META and no
- *   segment); WALRUS_ECORRUPT (META is damaged, or missing beside
- *   segments: nothing can be read without it); WALRUS_EFORMAT;
- *   WALRUS_EUNSAFE (META is a link or not a regular file);
- *   WALRUS_EIO_READ; WALRUS_ENOMEM.  The message is in errbuf when given.
+ * @return WALRUS_OK (also for a damaged log, a damaged or missing META
+ *   included: see out->damaged and out->problem); WALRUS_EINVAL (NULL
+ *   dir or out); WALRUS_EIO (dir missing, not a directory, unreadable, or
+ *   holding no walrus log: no META and no segment); WALRUS_EFORMAT (META
+ *   of an unknown version); WALRUS_EUNSAFE (META is a link or not a
+ *   regular file); WALRUS_EIO_READ; WALRUS_ENOMEM.  The message is in
+ *   errbuf when given.
  */
 WALRUS_API int walrus_inspect(const char *dir, const walrus_config_t *cfg,
                               walrus_inspect_t *out, char *errbuf,
@@ -1077,7 +1077,9 @@ typedef struct walrus_repair_plan {
  * could change the log between the plan and a repair; the repair's own
  * log messages (WALRUS_LOG_WARN) tell what it did.
  * @param[out] out the plan; free it with walrus_repair_plan_free().
- * @return as walrus_verify().
+ * @return as walrus_verify(); also WALRUS_ECORRUPT (META is damaged or
+ *   missing: salvage cannot run) and the open error of a segment salvage
+ *   could not get past (WALRUS_EUNSAFE, WALRUS_EIO).
  */
 WALRUS_API int walrus_repair_plan(const char *dir, const walrus_config_t *cfg,
                                   walrus_repair_plan_t *out, char *errbuf,
