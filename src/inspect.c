@@ -584,10 +584,16 @@ static void walk_end(walk_t *k) {
   probe_close(k->w);
 }
 
+static int null_out(char *errbuf, size_t errlen) {
+  if (errbuf != NULL && errlen > 0)
+    copy_text(errbuf, errlen, "out must not be NULL");
+  return WALRUS_EINVAL;
+}
+
 int walrus_inspect(const char *dir, const walrus_config_t *cfg,
                    walrus_inspect_t *out, char *errbuf, size_t errlen) {
   walk_t k = {0};
-  if (out == NULL) return WALRUS_EINVAL;
+  if (out == NULL) return null_out(errbuf, errlen);
   int rc = walk_run(&k, dir, cfg, 0, errbuf, errlen);
   if (rc != WALRUS_OK) goto out;
   walrus_inspect_t r = {0};
@@ -755,7 +761,7 @@ int walrus_repair_plan(const char *dir, const walrus_config_t *cfg,
                        walrus_repair_plan_t *out, char *errbuf, size_t errlen) {
   walk_t k = {0};
   walrus_repair_plan_t p = {0};
-  if (out == NULL) return WALRUS_EINVAL;
+  if (out == NULL) return null_out(errbuf, errlen);
   int rc = walk_run(&k, dir, cfg, 1, errbuf, errlen);
   if (rc == WALRUS_OK && !k.have_meta) {
     rc =

@@ -27,17 +27,23 @@ static char *fmt_u64(char *end, uint64_t v) {
   return p;
 }
 
-static void put_u64(uint64_t v) {
-  char buf[24];
-  char *p = fmt_u64(buf + sizeof buf, v);
-  cli_put(p, (size_t)(buf + sizeof buf - p));
-}
-
-/* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (30 bytes) for ns since the epoch, UTC. */
+/* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (30 bytes) for ns since the epoch, UTC.
+ * The date part is formatted once per second of timestamps, the
+ * nanoseconds three digits at a time from a table. */
 static void fmt_time(int64_t ns, char out[32]) {
   static int64_t cached_sec = INT64_MIN;
   static char cached[20];
+  static char digits3[1000][3];
+  static int have_digits;
   int64_t sec = ns / 1000000000, frac = ns % 1000000000;
+  if (!have_digits) {
+    for (int i = 0; i < 1000; i++) {
+      digits3[i][0] = (char)('0' + i / 100);
+      digits3[i][1] = (char)('0' + i / 10 % 10);
+      digits3[i][2] = (char)('0' + i % 10);
+    }
+    have_digits = 1;
+  }
   if (frac < 0) {
     frac += 1000000000;
     sec--;
@@ -50,12 +56,12 @@ static void fmt_time(int64_t ns, char out[32]) {
       memcpy(cached, "0000-00-00T00:00:00", 20);
     cached_sec = sec;
   }
+  uint32_t f = (uint32_t)frac;
   memcpy(out, cached, 19);
   out[19] = '.';
-  for (int i = 28; i >= 20; i--) {
-    out[i] = (char)('0' + frac % 10);
-    frac /= 10;
-  }
+  memcpy(out + 20, digits3[f / 1000000], 3);
+  memcpy(out + 23, digits3[f / 1000 % 1000], 3);
+  memcpy(out + 26, digits3[f % 1000], 3);
   out[29] = 'Z';
   out[30] = '\0';
 }
@@ -88,27 +94,45 @@ static void put_encoded(char *s) {
   free(s);
 }
 
+/* Append s (n bytes) at *q. */
+static char *add(char *q, const char *s, size_t n) {
+  memcpy(q, s, n);
+  return q + n;
+}
+
+static char *add_u64(char *q, uint64_t v) {
+  char buf[24];
+  char *p = fmt_u64(buf + sizeof buf, v);
+  return add(q, p, (size_t)(buf + sizeof buf - p));
+}
+
 static void print_text(const walrus_entry_t *e, cli_data_t data) {
-  char ts[32];
-  fmt_time(e->timestamp_ns, ts);
-  put_u64(e->index);
-  cli_put(" term=", 6);
-  put_u64(e->term);
-  cli_put(" type=", 6);
-  put_u64(e->type);
-  cli_put(" time=", 6);
-  cli_put(ts, 30);
-  cli_put(" tx=", 4);
-  if (e->tx_id != NULL)
+  /* Everything before the data in one buffer and one copy out: at most
+   * 20 + 6 + 20 + 6 + 5 + 6 + 30 + 4 + 1 + 5 + 20 bytes. */
+  char line[160], *q = line;
+  q = add_u64(q, e->index);
+  q = add(q, " term=", 6);
+  q = add_u64(q, e->term);
+  q = add(q, " type=", 6);
+  q = add_u64(q, e->type);
+  q = add(q, " time=", 6);
+  fmt_time(e->timestamp_ns, q);
+  q = add(q + 30, " tx=", 4);
+  if (e->tx_id != NULL) {
+    cli_put(line, (size_t)(q - line));
     put_text((const unsigned char *)e->tx_id, strlen(e->tx_id));
-  else
-    cli_putc('-');
-  cli_put(" len=", 5);
-  put_u64(e->len);
+    q = line;
+  } else {
+    *q++ = '-';
+  }
+  q = add(q, " len=", 5);
+  q = add_u64(q, e->len);
+  if (data == CLI_DATA_NONE) *q++ = '\n';
+  cli_put(line, (size_t)(q - line));
   const unsigned char *p = e->data;
   switch (data) {
     case CLI_DATA_NONE:
-      break;
+      return;
     case CLI_DATA_HEX:
       cli_putc(' ');
       put_encoded(cli_hex(p, e->len));
