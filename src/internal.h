@@ -683,6 +683,25 @@ int walrus__readers_present(walrus_t *w);
 
 /* ---- recover.c ---- */
 int walrus__recover(walrus_t *w);
+/* What walrus__recover_scan() found in a segment's records. */
+typedef struct walrus__scan_report_s {
+  uint64_t good_end;   /* offset after the last whole unit */
+  uint64_t good_count; /* entries in whole units (s->offs holds them) */
+  uint64_t stop;       /* offset where the scan stopped (size if clean) */
+  int stopped;         /* something that is not a record ended it */
+  int at_index;        /* it stopped at an index record */
+  int torn;            /* judged: what stopped it is a torn tail */
+  int zero_end;        /* judged: zeros and nothing valid after good_end
+                          (a preallocated tail: not damage) */
+  char why[160];       /* what stopped it */
+  char evidence[200];  /* judged, not torn: the valid record after it */
+} walrus__scan_report_t;
+/* Scan the records of s (file, salt and seed set) as open does, filling
+ * s->offs; with judge, tell a torn tail from damage as open would.  Reads
+ * only. */
+int walrus__recover_scan(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                         uint64_t void_after, int judge,
+                         walrus__scan_report_t *out);
 
 /* ---- commit.c ---- */
 int walrus__sync_locked(walrus_t *w);

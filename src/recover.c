@@ -959,3 +959,28 @@ out:
   listing_free(&rv.l);
   return rc;
 }
+
+/* For inspect.c (walrus_inspect, walrus_verify, walrus_repair_plan): the
+ * scan of s's records that open makes, and, with judge, open's judgement
+ * of what stopped it, without applying anything.  Only reads. */
+int walrus__recover_scan(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                         uint64_t void_after, int judge,
+                         walrus__scan_report_t *out) {
+  scan_t sc;
+  int any = 0;
+  int rc = scan_records(w, s, size, void_after, &sc);
+  memset(out, 0, sizeof *out);
+  if (rc != WALRUS_OK) return rc;
+  out->good_end = sc.good_end;
+  out->good_count = sc.good_count;
+  out->stop = sc.stop;
+  out->stopped = sc.stopped;
+  out->at_index = sc.at_index;
+  out->torn = 1;
+  snprintf(out->why, sizeof out->why, "%s", sc.why);
+  if (!judge || !sc.stopped) return WALRUS_OK;
+  rc = classify(w, s, size, &sc, &out->torn, &any, out->evidence,
+                sizeof out->evidence);
+  out->zero_end = sc.at_zeros && sc.stop == sc.good_end && !any;
+  return rc;
+}

@@ -99,6 +99,9 @@ typedef struct outs {
   walrus_tx_state_t state; /* a transaction state */
   walrus_stats_t stats;    /* counters */
   walrus_view_t view;      /* a view */
+  walrus_inspect_t inspect;        /* walrus_inspect's report */
+  walrus_verify_result_t verified; /* walrus_verify's counts */
+  walrus_repair_plan_t plan;       /* walrus_repair_plan's plan */
 } outs_t;
 
 /* One row's world. */
@@ -1091,6 +1094,27 @@ static int64_t stats_null_out(fx_t *f) {
   return walrus_stats(f->w, NULL);
 }
 
+/* walrus_inspect, walrus_verify, walrus_repair_plan */
+static int64_t inspect_null_dir(fx_t *f) {
+  return walrus_inspect(NULL, NULL, &f->o.inspect, f->msg, sizeof f->msg);
+}
+static int64_t inspect_empty_dir(fx_t *f) {
+  return walrus_inspect("", NULL, &f->o.inspect, f->msg, sizeof f->msg);
+}
+static int64_t inspect_null_out(fx_t *f) {
+  return walrus_inspect(f->dir, NULL, NULL, f->msg, sizeof f->msg);
+}
+static int64_t verify_null_dir(fx_t *f) {
+  return walrus_verify(NULL, NULL, NULL, NULL, NULL, &f->o.verified, f->msg,
+                       sizeof f->msg);
+}
+static int64_t plan_null_dir(fx_t *f) {
+  return walrus_repair_plan(NULL, NULL, &f->o.plan, f->msg, sizeof f->msg);
+}
+static int64_t plan_null_out(fx_t *f) {
+  return walrus_repair_plan(f->dir, NULL, NULL, f->msg, sizeof f->msg);
+}
+
 /* walrus_strerror, walrus_errname: codes outside the list */
 /* WALRUS__ELAST is the sentinel one below the lowest code, so it and the
  * value below it are unknown whatever codes are added. */
@@ -1560,6 +1584,17 @@ static const row_t rows[] = {
      0},
     {"walrus_stats", "NULL w", 0, stats_null_w, WALRUS_EINVAL, NULL, 0},
     {"walrus_stats", "NULL out", 0, stats_null_out, WALRUS_EINVAL, "NULL", 0},
+    {"walrus_inspect", "NULL dir", 0, inspect_null_dir, WALRUS_EINVAL, "dir",
+     0},
+    {"walrus_inspect", "empty dir", 0, inspect_empty_dir, WALRUS_EINVAL, "dir",
+     0},
+    {"walrus_inspect", "NULL out", 0, inspect_null_out, WALRUS_EINVAL, "out",
+     0},
+    {"walrus_verify", "NULL dir", 0, verify_null_dir, WALRUS_EINVAL, "dir", 0},
+    {"walrus_repair_plan", "NULL dir", 0, plan_null_dir, WALRUS_EINVAL, "dir",
+     0},
+    {"walrus_repair_plan", "NULL out", 0, plan_null_out, WALRUS_EINVAL, "out",
+     0},
     {"walrus_strerror", "codes outside the list", 0, strerror_unknown,
      WALRUS_OK, NULL, 0},
     {"walrus_errname", "codes outside the list", 0, errname_unknown, WALRUS_OK,
@@ -2090,13 +2125,15 @@ ParameterizedTest(size_t *pi, badinput, row, .timeout = 120, .fini = row_fini) {
 
 /* Public functions with no row, and why. */
 static const char *const not_applicable[] = {
-    "walrus_config_default", /* NULL is a precondition; no other argument */
-    "walrus_errmsg",         /* NULL behaviour not documented */
-    "walrus_last_errno",     /* NULL behaviour not documented */
-    "walrus_durable_index",  /* NULL behaviour not documented; no other
-                                argument */
-    "walrus_version",        /* no argument */
-    "walrus_version_string", /* no argument */
+    "walrus_config_default",   /* NULL is a precondition; no other argument */
+    "walrus_errmsg",           /* NULL behaviour not documented */
+    "walrus_last_errno",       /* NULL behaviour not documented */
+    "walrus_durable_index",    /* NULL behaviour not documented; no other
+                                  argument */
+    "walrus_version",          /* no argument */
+    "walrus_version_string",   /* no argument */
+    "walrus_inspect_free",     /* NULL is fine; no other argument */
+    "walrus_repair_plan_free", /* NULL is fine; no other argument */
 };
 #define NNA (sizeof not_applicable / sizeof not_applicable[0])
 
