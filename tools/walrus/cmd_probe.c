@@ -379,14 +379,29 @@ static void print_row(const probe_test_t *t, const probe_row_t *r) {
   fflush(stdout);
 }
 
+static const char *sync_name(walrus_sync_t sync) {
+  switch (sync) {
+    case WALRUS_SYNC_ALWAYS:
+      return "always";
+    case WALRUS_SYNC_INTERVAL:
+      return "interval";
+    case WALRUS_SYNC_NONE:
+      return "none";
+  }
+  return "?";
+}
+
 /* Which is fastest, and what walrus's defaults use, from the config the
  * library itself reports. */
 static void print_verdict(const probe_row_t *rows) {
   walrus_config_t cfg;
   size_t best = 0, best_raw = 0;
-  const size_t walrus1 = 4, layout = 1; /* rows of probe_tests */
+  size_t walrus1 = 0, layout = 0; /* walrus's own row, and its method's */
   walrus_config_default(&cfg);
   for (size_t i = 0; i < PROBE_NTESTS; i++) {
+    if (probe_tests[i].method == PWRITE_FDATASYNC) layout = i;
+    if (probe_tests[i].method == WALRUS_APPEND && probe_tests[i].threads == 1)
+      walrus1 = i;
     if (rate(&rows[i]) > rate(&rows[best])) best = i;
     if (probe_tests[i].method != WALRUS_APPEND &&
         rate(&rows[i]) > rate(&rows[best_raw]))
@@ -397,10 +412,7 @@ static void print_verdict(const probe_row_t *rows) {
   printf("fastest single raw writer: %s, %s file (%.0f ops/s)\n",
          probe_tests[best_raw].name, probe_tests[best_raw].file,
          rate(&rows[best_raw]));
-  printf("walrus defaults: sync %s", cfg.sync == WALRUS_SYNC_ALWAYS ? "always"
-                                     : cfg.sync == WALRUS_SYNC_INTERVAL
-                                         ? "interval"
-                                         : "none");
+  printf("walrus defaults: sync %s", sync_name(cfg.sync));
 #if defined(__APPLE__)
   printf(" (fcntl F_FULLFSYNC after every write call");
 #else
