@@ -10,6 +10,9 @@
  * percentile to 1/32 of the value (the middle of the bucket is reported),
  * in under 8 KiB per histogram whatever the run's length.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* POSIX and Linux declarations under -std=c11 */
+#endif
 #include "cli_measure.h"
 
 #include <ctype.h>

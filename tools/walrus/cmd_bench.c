@@ -22,6 +22,9 @@
  * Exit: 0 done; 1 an append or the close failed; 2 usage; 3 DIR cannot be
  * created or opened, is not a directory, or is not empty.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* POSIX and Linux declarations under -std=c11 */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>

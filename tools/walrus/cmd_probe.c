@@ -21,6 +21,9 @@
  * 2 usage; 3 DIR is missing or not a directory, or nothing can be created
  * in it.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fdatasync, O_DSYNC, nftw, statfs, major() */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
