@@ -112,6 +112,16 @@ static int probe_open(const char *dir, const walrus_config_t *cfg,
     return WALRUS_ENOMEM;
   }
   memcpy(w->dir, dir, dl + 1);
+  /* Held open for the walk, as a handle holds it (vfs.c). */
+  int rc = walrus__os_dir_open(w, 0);
+  if (rc != WALRUS_OK) {
+    if (errbuf != NULL && errlen > 0)
+      copy_text(errbuf, errlen, walrus_errmsg(w));
+    walrus__free(w, w->dir);
+    pthread_mutex_destroy(&w->err.mu);
+    alloc.free_fn(alloc.ud, w);
+    return rc;
+  }
   *out = w;
   return WALRUS_OK;
 }
@@ -119,6 +129,7 @@ static int probe_open(const char *dir, const walrus_config_t *cfg,
 static void probe_close(walrus_t *w) {
   if (w == NULL) return;
   walrus__os_close(w, w->commit.durable_file);
+  walrus__os_dir_close(w);
   walrus__free(w, w->dir);
   pthread_mutex_destroy(&w->err.mu);
   w->alloc.free_fn(w->alloc.ud, w);
@@ -479,11 +490,9 @@ out:
 /* How far the writer says the log is durable (DURABLE), or 0. */
 static uint64_t durable_next(walk_t *k) {
   walrus_t *w = k->w;
-  char path[WALRUS__PATH_MAX];
   walrus__durable_t d;
-  if (walrus__path(w, WALRUS__DURABLE_NAME, path) != WALRUS_OK ||
-      walrus__os_try_open(w, path, WALRUS_VFS_READ, &w->commit.durable_file) !=
-          0) {
+  if (walrus__os_try_open(w, WALRUS__DURABLE_NAME, WALRUS_VFS_READ,
+                          &w->commit.durable_file) != 0) {
     w->commit.durable_file = NULL;
     return 0;
   }
@@ -686,12 +695,10 @@ static int add_step(walrus_t *w, walrus_repair_plan_t *p, size_t *cap,
 /* The side file salvage would copy a cut to: <name>.salvage, or the first
  * <name>.salvage.N that does not exist (recover.c's save_side()). */
 static void side_name(walrus_t *w, const char *seg, char *out, size_t len) {
-  char path[WALRUS__PATH_MAX];
   snprintf(out, len, "%s.salvage", seg);
   for (int i = 1; i < 1000; i++) {
     walrus_vfs_file_t *f;
-    if (walrus__path(w, out, path) != WALRUS_OK) return;
-    int rc = walrus__os_try_open(w, path, WALRUS_VFS_READ, &f);
+    int rc = walrus__os_try_open(w, out, WALRUS_VFS_READ, &f);
     if (rc == -ENOENT) return;
     if (rc == 0) walrus__os_close(w, f);
     snprintf(out, len, "%s.salvage.%d", seg, i);
