@@ -324,6 +324,19 @@ jqs "append: NUL and invalid UTF-8 as base64" '.[0].encoding == "base64" and .[0
 "$W" dump "$T/app2" --data hex | sed 's/ time=[^ ]*//' >"$T/a2"
 cmp -s "$T/a1" "$T/a2" && ok "append | dump: binary round trip through --json" ||
   { bad "append | dump round trip differs"; diff "$T/a1" "$T/a2" | sed 's/^/     /'; }
+# 64-bit numbers are printed exactly (jq reads them as doubles: grep).
+B=$T/big
+printf 'big\n' | "$W" append "$B" --term 18446744073709551615 >/dev/null 2>"$T/err"
+run 0 "$W" dump "$B" --json
+has "dump --json: a term above 2^53 keeps every digit" '"term":18446744073709551615,' "$T/out"
+printf '{"data":"q","term":9007199254740993}\n' | "$W" append "$B" --json >"$T/out" 2>"$T/err"
+[ $? -eq 2 ] && ok "append --json: a term above 2^53 is refused (exit 2)" ||
+  bad "append --json: a term above 2^53 was accepted"
+# A tx id that is not UTF-8 travels as base64 both ways.
+X=$T/txid
+printf '{"data":"q","tx_id":"/3g=","tx_id_encoding":"base64"}\n' | "$W" append "$X" --json >/dev/null 2>"$T/err"
+run 0 "$W" dump "$X" --json
+jqt "dump --json: a tx id that is not UTF-8 is base64" '.tx_id == "/3g=" and .tx_id_encoding == "base64"'
 printf 'x\ny\nz\n' | "$W" append "$A" --batch --sync none >"$T/out" 2>"$T/err"
 printf '4\n5\n6\n' | same "append --batch --sync none"
 printf '{"data":"q","term":2}\n' | "$W" append "$A" --json --sync interval >"$T/out" 2>&1

@@ -97,6 +97,10 @@ int cli_utf8_valid(const unsigned char *p, size_t n);
 /* Encode n bytes of p as base64 or hex into a new NUL-terminated string
  * (NULL when out of memory). */
 char *cli_base64(const unsigned char *p, size_t n);
+/* Add a uint64_t to a cJSON object as an exact JSON number (cJSON's
+ * numbers are doubles, exact only up to 2^53); NULL on failure. */
+struct cJSON;
+struct cJSON *cli_json_u64(struct cJSON *o, const char *name, uint64_t v);
 char *cli_hex(const unsigned char *p, size_t n);
 /* Decode s into a new buffer (*n bytes); NULL if s is not valid. */
 unsigned char *cli_unbase64(const char *s, size_t *n);

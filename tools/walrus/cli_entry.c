@@ -177,18 +177,30 @@ static int add_data(cJSON *o, const walrus_entry_t *e, cli_data_t data) {
   return ok;
 }
 
+/* tx_id as a string when it is UTF-8; else base64, with tx_id_encoding
+ * saying so (a JSON string must be UTF-8). */
+static int add_tx_id(cJSON *o, const char *tx_id) {
+  if (tx_id == NULL) return cJSON_AddNullToObject(o, "tx_id") != NULL;
+  size_t n = strlen(tx_id);
+  if (cli_utf8_valid((const unsigned char *)tx_id, n))
+    return cJSON_AddStringToObject(o, "tx_id", tx_id) != NULL;
+  char *b = cli_base64((const unsigned char *)tx_id, n);
+  int ok = b != NULL && cJSON_AddStringToObject(o, "tx_id", b) != NULL &&
+           cJSON_AddStringToObject(o, "tx_id_encoding", "base64") != NULL;
+  free(b);
+  return ok;
+}
+
 static void print_json(const walrus_entry_t *e, cli_data_t data) {
   char ts[32];
   cJSON *o = cJSON_CreateObject();
   fmt_time(e->timestamp_ns, ts);
-  int ok = o != NULL &&
-           cJSON_AddNumberToObject(o, "index", (double)e->index) != NULL &&
-           cJSON_AddNumberToObject(o, "term", (double)e->term) != NULL &&
+  int ok = o != NULL && cli_json_u64(o, "index", (uint64_t)e->index) != NULL &&
+           cli_json_u64(o, "term", (uint64_t)e->term) != NULL &&
            cJSON_AddNumberToObject(o, "type", e->type) != NULL &&
            cJSON_AddStringToObject(o, "time", ts) != NULL &&
-           (e->tx_id != NULL ? cJSON_AddStringToObject(o, "tx_id", e->tx_id)
-                             : cJSON_AddNullToObject(o, "tx_id")) != NULL &&
-           cJSON_AddNumberToObject(o, "len", (double)e->len) != NULL &&
+           add_tx_id(o, e->tx_id) &&
+           cli_json_u64(o, "len", (uint64_t)e->len) != NULL &&
            add_data(o, e, data);
   char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
   if (s != NULL) {

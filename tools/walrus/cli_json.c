@@ -1,10 +1,13 @@
 /*
  * cli_json.c: how payloads travel through JSON and text: UTF-8
- * validation, base64 and hex in both directions.  (The JSON itself is
- * cJSON's, in cli_entry.c and each subcommand.)
+ * validation, base64 and hex in both directions, and exact 64-bit numbers.
+ * (The JSON itself is cJSON's, in cli_entry.c and each subcommand.)
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 
@@ -127,4 +130,11 @@ unsigned char *cli_unhex(const char *s, size_t *n) {
   }
   *n = len / 2;
   return out;
+}
+
+/* Written as raw text, so a value above 2^53 keeps every digit. */
+cJSON *cli_json_u64(cJSON *o, const char *name, uint64_t v) {
+  char num[24];
+  snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+  return cJSON_AddRawToObject(o, name, num);
 }

@@ -59,8 +59,9 @@ static int get_u64(const cJSON *o, const char *key, uint64_t max,
                    uint64_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (v == NULL) return 1;
+  /* cJSON reads numbers as doubles: from 2^53 on they are not exact. */
   if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
-      v->valuedouble > (double)max ||
+      v->valuedouble > (double)max || v->valuedouble >= 9007199254740992.0 ||
       v->valuedouble != (double)(uint64_t)v->valuedouble)
     return 0;
   *out = (uint64_t)v->valuedouble;
@@ -115,11 +116,25 @@ static const char *parse_json(const char *line, walrus_entry_t *e) {
   e->term = term;
   e->type = (uint16_t)type;
   if (tx != NULL && cJSON_IsString(tx)) {
-    char *t = strdup(tx->valuestring);
-    if (t == NULL) {
+    /* dump --json writes a tx id that is not UTF-8 as base64. */
+    const cJSON *txe = cJSON_GetObjectItemCaseSensitive(o, "tx_id_encoding");
+    char *t = NULL;
+    size_t tl = 0;
+    if (txe != NULL && cJSON_IsString(txe) &&
+        strcmp(txe->valuestring, "base64") == 0) {
+      t = (char *)cli_unbase64(tx->valuestring, &tl);
+      if (t != NULL) t[tl] = '\0';
+      if (t == NULL || strlen(t) != tl) err = "\"tx_id\" is not base64 text";
+    } else if (txe != NULL) {
+      err = "\"tx_id_encoding\" is not \"base64\"";
+    } else {
+      t = strdup(tx->valuestring);
+      if (t == NULL) err = "out of memory";
+    }
+    if (err != NULL) {
+      free(t);
       free(buf);
       e->data = NULL;
-      err = "out of memory";
       goto out;
     }
     e->tx_id = t;

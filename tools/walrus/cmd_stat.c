@@ -119,37 +119,35 @@ static int print_json(const char *dir, const walrus_inspect_t *r, int held) {
   cJSON_AddStringToObject(o, "dir", dir);
   cJSON_AddStringToObject(o, "log_id", id);
   cJSON_AddNumberToObject(o, "format", r->format_version);
-  cJSON_AddNumberToObject(o, "first_index", (double)r->first_index);
-  cJSON_AddNumberToObject(o, "last_index", (double)r->last_index);
-  cJSON_AddNumberToObject(o, "next_index", (double)r->next_index);
+  cli_json_u64(o, "first_index", (uint64_t)r->first_index);
+  cli_json_u64(o, "last_index", (uint64_t)r->last_index);
+  cli_json_u64(o, "next_index", (uint64_t)r->next_index);
   if (r->durable_next == 0)
     cJSON_AddNullToObject(o, "durable_index");
   else
-    cJSON_AddNumberToObject(o, "durable_index", (double)(r->durable_next - 1));
+    cli_json_u64(o, "durable_index", (uint64_t)(r->durable_next - 1));
   cJSON_AddStringToObject(o, "locked", lock_name(held));
   cJSON_AddBoolToObject(o, "truncating", r->truncating);
-  if (r->truncating)
-    cJSON_AddNumberToObject(o, "trunc_last", (double)r->trunc_last);
+  if (r->truncating) cli_json_u64(o, "trunc_last", (uint64_t)r->trunc_last);
   cJSON_AddStringToObject(o, "tail", tail_name(r->tail_state));
-  cJSON_AddNumberToObject(o, "tail_cut_offset", (double)r->tail_cut_offset);
-  cJSON_AddNumberToObject(o, "tail_cut_bytes", (double)r->tail_cut_bytes);
+  cli_json_u64(o, "tail_cut_offset", (uint64_t)r->tail_cut_offset);
+  cli_json_u64(o, "tail_cut_bytes", (uint64_t)r->tail_cut_bytes);
   cJSON_AddBoolToObject(o, "damaged", r->damaged);
   cJSON_AddStringToObject(o, "problem", r->problem);
-  cJSON_AddNumberToObject(o, "total_bytes", (double)r->total_bytes);
+  cli_json_u64(o, "total_bytes", (uint64_t)r->total_bytes);
   for (size_t i = 0; i < r->nsegments; i++) {
     const walrus_segment_info_t *s = &r->segments[i];
     cJSON *g = cJSON_CreateObject();
     if (g == NULL) goto oom;
     cJSON_AddItemToArray(segs, g);
     cJSON_AddStringToObject(g, "file", s->name);
-    cJSON_AddNumberToObject(g, "first_index", (double)s->first_index);
+    cli_json_u64(g, "first_index", (uint64_t)s->first_index);
     if (s->count == 0)
       cJSON_AddNullToObject(g, "last_index");
     else
-      cJSON_AddNumberToObject(g, "last_index",
-                              (double)(s->first_index + s->count - 1));
-    cJSON_AddNumberToObject(g, "entries", (double)s->count);
-    cJSON_AddNumberToObject(g, "bytes", (double)s->bytes);
+      cli_json_u64(g, "last_index", (uint64_t)(s->first_index + s->count - 1));
+    cli_json_u64(g, "entries", (uint64_t)s->count);
+    cli_json_u64(g, "bytes", (uint64_t)s->bytes);
     cJSON_AddStringToObject(g, "state", state_name(s->state));
   }
   char *text = cJSON_PrintUnformatted(o);

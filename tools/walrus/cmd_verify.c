@@ -48,7 +48,7 @@ static int on_finding(void *ud, const walrus_finding_t *f) {
     if (o == NULL) return 0;
     cJSON_AddStringToObject(o, "kind", kind_name(f->kind));
     cJSON_AddStringToObject(o, "file", f->file);
-    cJSON_AddNumberToObject(o, "offset", (double)f->offset);
+    cli_json_u64(o, "offset", (uint64_t)f->offset);
     cJSON_AddStringToObject(o, "message", f->message);
     cJSON_AddItemToArray(v->found, o);
   } else if (!v->quiet) {
@@ -90,10 +90,10 @@ static int report_json(const verify_t *v, const walrus_verify_result_t *r,
   cJSON_AddStringToObject(o, "dir", v->dir);
   cJSON_AddBoolToObject(o, "clean", r->damage == 0);
   cJSON_AddBoolToObject(o, "torn_tail", r->torn != 0);
-  cJSON_AddNumberToObject(o, "segments", (double)r->segments);
-  cJSON_AddNumberToObject(o, "entries", (double)r->entries);
-  cJSON_AddNumberToObject(o, "bytes", (double)r->bytes);
-  cJSON_AddNumberToObject(o, "damage", (double)r->damage);
+  cli_json_u64(o, "segments", (uint64_t)r->segments);
+  cli_json_u64(o, "entries", (uint64_t)r->entries);
+  cli_json_u64(o, "bytes", (uint64_t)r->bytes);
+  cli_json_u64(o, "damage", (uint64_t)r->damage);
   cJSON_AddItemToObject(o, "findings", v->found);
   char *s = cJSON_PrintUnformatted(o);
   cJSON_DetachItemFromObject(o, "findings");
