@@ -5,11 +5,14 @@
 #   make test    install test deps; build build/ (-Werror) and run every
 #                test; then build build-asan/ (ASan + UBSan, Debug) and run
 #                every test again; then the thread stress programs under
-#                TSan (build-tsan/); exits non-zero if anything failed
+#                TSan (build-tsan/); then the contract tests on xfs, btrfs
+#                and tmpfs loop mounts (root; skipped, saying so, where
+#                mounting is refused); exits non-zero if anything failed
 #   make bench   build build/ and run the benchmarks, then bench_peers
 #                (walrus beside RocksDB, LevelDB, SQLite, LMDB and raw
 #                loops): build/bench-peers.csv, docs/bench-threads.png
-#   make soak    run the crash tests with WALRUS_SOAK set (more iterations)
+#   make soak    run the crash tests with WALRUS_SOAK set (more iterations),
+#                then every contract test on xfs, btrfs and tmpfs
 #   make fuzz    build build-fuzz/ with clang (libFuzzer + ASan + UBSan) and
 #                run each fuzz/fuzz_*.c target FUZZ_SECONDS on its corpus
 #   make tsan    build build-tsan/ (ThreadSanitizer), run tests/*/stress_*
@@ -38,6 +41,7 @@ TEST_TIMEOUT ?= 300
 SOAK_TIMEOUT ?= 3600
 WALRUS_SOAK ?= 1
 SOAK_LABELS ?= ^crash$$
+FS_LIST ?= xfs btrfs tmpfs
 DEMO_ARGS ?=
 BENCHES ?= bench_crc32c bench_core bench_read bench_follow
 PEERS_ARGS ?=
@@ -58,7 +62,7 @@ RELEASE_LOG := $(BUILD_DIR)/ctest-release.log
 ASAN_LOG := $(ASAN_DIR)/ctest-asan.log
 TSAN_LOG := $(TSAN_DIR)/ctest-tsan.log
 
-.PHONY: build configure demo test test-release test-asan bench soak tsan \
+.PHONY: build configure demo test test-release test-asan test-fs bench soak tsan \
         fuzz clean format tidy help
 
 help:
@@ -103,6 +107,7 @@ test:
 	$(MAKE) --no-print-directory test-release || status=1; \
 	$(MAKE) --no-print-directory test-asan || status=1; \
 	$(MAKE) --no-print-directory tsan || status=1; \
+	$(MAKE) --no-print-directory test-fs || status=1; \
 	passed=0; failed=0; missing=0; \
 	for run in "release:$(RELEASE_LOG)" "asan+ubsan:$(ASAN_LOG)" \
 	           "tsan:$(TSAN_LOG)"; do \
@@ -118,6 +123,16 @@ test:
 	  t=$$(echo "$$line" | sed -E 's/.* out of ([0-9]+).*/\1/'); \
 	  passed=$$((passed + t - f)); failed=$$((failed + f)); \
 	done; \
+	for fs in $(FS_LIST); do \
+	  log=$(BUILD_DIR)/ctest-fs-$$fs.log; \
+	  line=$$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' \
+	          "$$log" 2>/dev/null | tail -n 1 || true); \
+	  [ -n "$$line" ] || continue; \
+	  f=$$(echo "$$line" | sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/'); \
+	  t=$$(echo "$$line" | sed -E 's/.* out of ([0-9]+).*/\1/'); \
+	  passed=$$((passed + t - f)); failed=$$((failed + f)); \
+	done; \
+	cat $(BUILD_DIR)/fs-matrix.log 2>/dev/null || true; \
 	if [ $$missing -eq 0 ]; then \
 	  echo "summary: $$passed passed, $$failed failed"; \
 	else \
@@ -132,6 +147,15 @@ test-release:
 	  -DWALRUS_TEST_TIMEOUT=$(TEST_TIMEOUT)
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 	cd $(BUILD_DIR) && $(CTEST_RUN) 2>&1 | tee $(abspath $(RELEASE_LOG))
+
+# The contract tests again on xfs, btrfs and tmpfs (loop-mounted images,
+# root only; a file system that cannot be mounted is reported as skipped),
+# from build/ as test-release built it.
+test-fs:
+	$(DEPS) test
+	rm -f $(BUILD_DIR)/fs-matrix.log
+	sh scripts/fs-matrix.sh $(BUILD_DIR) $(FS_LIST) 2>&1 | \
+	  tee $(BUILD_DIR)/fs-matrix.log
 
 test-asan:
 	$(DEPS) test
@@ -201,6 +225,7 @@ soak:
 	  -DWALRUS_BUILD_TESTS=ON -DWALRUS_TEST_TIMEOUT=$(SOAK_TIMEOUT)
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 	cd $(BUILD_DIR) && WALRUS_SOAK=$(WALRUS_SOAK) $(CTEST_RUN) -L '$(SOAK_LABELS)'
+	FS_MATRIX=full sh scripts/fs-matrix.sh $(BUILD_DIR) $(FS_LIST)
 
 # ---------------------------------------------------------------------------
 # Fuzzing: clang's libFuzzer with ASan and UBSan, in build-fuzz/.  Each

@@ -19,7 +19,7 @@ set -eu
 
 # The one place the package lists live.
 PKGS_BUILD="cmake make gcc libc6-dev pkg-config libcjson-dev scdoc"
-PKGS_TEST="libcriterion-dev jq"
+PKGS_TEST="libcriterion-dev jq xfsprogs btrfs-progs"
 # Peers for bench/: measured beside walrus when present, skipped when not.
 PKGS_BENCH="librocksdb-dev libleveldb-dev libsqlite3-dev liblmdb-dev gnuplot-nox"
 

@@ -4,6 +4,7 @@
  * opening a log to read it, whether a writer holds its lock, and the
  * buffered standard output that notices a closed stdout.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -211,6 +212,28 @@ int cli_open_read(const char *dir, walrus_t **w) {
 /* /proc/locks lists every flock() lock as "N: FLOCK ADVISORY WRITE pid
  * MAJ:MIN:INODE start end", the device in hex; a blocked waiter's line has
  * "->" after the number.  A lock on LOCK's device and inode is a writer. */
+/* Does process pid hold a descriptor of the file st describes? */
+static int pid_has_file(unsigned long pid, const struct stat *st) {
+  char fds[64], fd[320];
+  snprintf(fds, sizeof fds, "/proc/%lu/fd", pid);
+  DIR *d = opendir(fds);
+  if (d == NULL) return -1; /* gone, or not ours to look at */
+  int found = 0;
+  for (struct dirent *de; !found && (de = readdir(d)) != NULL;) {
+    struct stat fst;
+    if (de->d_name[0] == '.') continue;
+    snprintf(fd, sizeof fd, "%s/%s", fds, de->d_name);
+    found = stat(fd, &fst) == 0 && fst.st_dev == st->st_dev &&
+            fst.st_ino == st->st_ino;
+  }
+  closedir(d);
+  return found;
+}
+
+/* A FLOCK line of /proc/locks names the locked file by device and inode.
+ * The device is the file system's, which on btrfs is not the st_dev that
+ * stat() reports (each subvolume has its own): a line whose inode matches
+ * but whose device does not is confirmed by the holder's descriptors. */
 int cli_lock_held(const char *dir) {
   char path[4096], line[256];
   struct stat st;
@@ -218,20 +241,28 @@ int cli_lock_held(const char *dir) {
   if (lstat(path, &st) != 0) return 0; /* never opened for writing */
   FILE *f = fopen("/proc/locks", "r");
   if (f == NULL) return -1;
-  int held = 0;
+  int held = 0, unsure = 0;
   while (!held && fgets(line, sizeof line, f) != NULL) {
     char kind[16], dev[64];
     unsigned maj, min;
+    unsigned long pid;
     unsigned long long ino;
     if (strstr(line, "->") != NULL) continue;
-    if (sscanf(line, "%*s %15s %*s %*s %*s %63s", kind, dev) != 2) continue;
+    if (sscanf(line, "%*s %15s %*s %*s %lu %63s", kind, &pid, dev) != 3)
+      continue;
     if (strcmp(kind, "FLOCK") != 0) continue;
     if (sscanf(dev, "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
-    held = maj == major(st.st_dev) && min == minor(st.st_dev) &&
-           ino == (unsigned long long)st.st_ino;
+    if (ino != (unsigned long long)st.st_ino) continue;
+    if (maj == major(st.st_dev) && min == minor(st.st_dev)) {
+      held = 1;
+    } else {
+      int has = pid_has_file(pid, &st);
+      held = has == 1;
+      unsure |= has < 0;
+    }
   }
   fclose(f);
-  return held;
+  return held ? 1 : unsure ? -1 : 0;
 }
 
 /* ---- standard output ---- */
