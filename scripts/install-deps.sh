@@ -3,8 +3,9 @@
 #
 # Usage: scripts/install-deps.sh [GROUP...]
 #
-#   build   compiler and build tools: enough to build the library, the
-#           examples and the benchmarks (the default group)
+#   build   compiler, build tools and libzstd-dev: enough to build the
+#           library (with compression), the examples and the benchmarks
+#           (the default group)
 #   test    build, plus the test framework (Criterion)
 #   bench   build, plus the peers the benchmarks compare against
 #   all     every group
@@ -16,7 +17,7 @@
 set -eu
 
 # The one place the package lists live.
-PKGS_BUILD="cmake make gcc libc6-dev pkg-config"
+PKGS_BUILD="cmake make gcc libc6-dev pkg-config libzstd-dev"
 PKGS_TEST="libcriterion-dev"
 # Peers for bench/: measured beside walrus when present, skipped when not.
 PKGS_BENCH="librocksdb-dev libleveldb-dev libsqlite3-dev liblmdb-dev gnuplot-nox"

@@ -402,6 +402,7 @@ static int open_segment(walrus_t *w, uint64_t first, int writable,
   }
   s->salt = h.salt;
   s->seed = walrus__salt_seed(h.salt);
+  s->version = h.version;
   *out = s;
   return WALRUS_OK;
 fail:

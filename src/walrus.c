@@ -33,6 +33,8 @@ static void destroy(walrus_t *w) {
   walrus__os_close(w, w->lock_file);
   walrus__os_dir_close(w);
   walrus__free(w, w->commit.buf);
+  walrus__free(w, w->commit.zbuf);
+  walrus__zstd_cctx_free(w->commit.zctx);
   walrus__free(w, w->dir);
   walrus__tx_destroy(w);
   pthread_cond_destroy(&w->tx.cleaner_cv);

@@ -224,7 +224,10 @@ MUT(alloc_null_realloc, g_alloc_copy.malloc_fn = dummy_malloc;
     c->allocator = &g_alloc_copy)
 MUT(zero_copy_bad, c->zero_copy = 2)
 MUT(format_json, c->format = WALRUS_FORMAT_JSON)
-MUT(compression_zstd, c->compression = WALRUS_COMPRESSION_ZSTD)
+MUT(compression_bad, c->compression = (walrus_compression_t)2)
+MUT(compress_level_low, c->compress_level = -8)
+MUT(compress_level_high, c->compress_level = 20)
+MUT(compress_min_big, c->compress_min_bytes = (1u << 30) + 1)
 MUT(tx_max_zero, c->tx_max_entries = 0)
 MUT(tx_max_big, c->tx_max_entries = 10000001)
 MUT(tx_cleanup_big, c->tx_cleanup_interval_ms = 3600001)
@@ -257,7 +260,10 @@ static const bad_case_t bad_cases[] = {
     {"allocator", alloc_null_realloc, WALRUS_EINVAL},
     {"zero_copy", zero_copy_bad, WALRUS_EINVAL},
     {"format", format_json, WALRUS_ENOTSUP},
-    {"compression", compression_zstd, WALRUS_ENOTSUP},
+    {"compression", compression_bad, WALRUS_EINVAL},
+    {"compress_level", compress_level_low, WALRUS_EINVAL},
+    {"compress_level", compress_level_high, WALRUS_EINVAL},
+    {"compress_min_bytes", compress_min_big, WALRUS_EINVAL},
     {"tx_max_entries", tx_max_zero, WALRUS_EINVAL},
     {"tx_max_entries", tx_max_big, WALRUS_EINVAL},
     {"tx_cleanup_interval_ms", tx_cleanup_big, WALRUS_EINVAL},
