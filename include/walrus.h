@@ -210,7 +210,7 @@ typedef enum walrus_compression {
   WALRUS_COMPRESSION_NONE = 0, /**< Payloads are stored as given. */
   /** Each unit (an append, a batch, a committed transaction) whose
    *  payloads and tx ids come to at least compress_min_bytes is stored
-   *  as one zstd frame, when that is smaller (docs/FORMAT.md §5.7).
+   *  as one zstd frame, when that is smaller (docs/FORMAT.md §5.6).
    *  WALRUS_ENOTSUP when this build of walrus has no zstd
    *  (walrus_open() says so). */
   WALRUS_COMPRESSION_ZSTD = 1
@@ -533,8 +533,13 @@ typedef struct walrus_view {
  * own views, and of any read-only handle (in any process) by the READER-*
  * file that handle holds locked (docs/FORMAT.md).  A read-only handle that
  * cannot create that file (a read-only file system) logs a warning, and its
- * views are then not protected from the writer's truncate_back.  Makes no allocation once
- * the segment is mapped.  Release every view; a view is not thread-safe,
+ * views are then not protected from the writer's truncate_back.  Makes no
+ * allocation once the segment is mapped.  An entry of a compressed unit
+ * (cfg.compression) is the exception: its bytes exist only decompressed,
+ * so view->entry.data points into memory the view owns (allocated with
+ * the handle's allocator, its unit decompressed for the call), valid and
+ * unchanged until walrus_view_release(view), which frees it.  Entries
+ * stored plain stay zero-copy.  Release every view; a view is not thread-safe,
  * but views of one handle may be taken and released on any threads.
  * @return as walrus_get(); view is untouched on failure.
  */

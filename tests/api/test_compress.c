@@ -1,6 +1,6 @@
 /*
  * test_compress.c: cfg.compression = WALRUS_COMPRESSION_ZSTD
- * (docs/FORMAT.md §5.7): units stored as one zstd frame, read back as the
+ * (docs/FORMAT.md §5.6): units stored as one zstd frame, read back as the
  * original bytes by every read path.
  *
  * This file owns:
