@@ -1,6 +1,7 @@
 # Makefile: the README's commands, wrapped around CMake and CTest.
 #
-#   make demo    install build deps, build build/, run the crash demo
+#   make demo    install build deps, build build/, run the crash demo,
+#                then walrus stat and walrus verify on its log
 #   make test    install test deps; build build/ (-Werror) and run every
 #                test; then build build-asan/ (ASan + UBSan, Debug) and run
 #                every test again; then the thread stress programs under
@@ -74,8 +75,9 @@ build: configure
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 
 # ---------------------------------------------------------------------------
-# The demo: writes, SIGKILLs a child writer, reopens, checks.  It needs no
-# test framework, so tests are left out of this configure.  It runs with
+# The demo: writes, SIGKILLs a child writer, reopens, checks, then shows
+# `walrus stat` and `walrus verify` on the demo's log.  It needs no test
+# framework, so tests are left out of this configure.  It runs with
 # build/ as its working directory.
 # ---------------------------------------------------------------------------
 demo:
@@ -83,7 +85,12 @@ demo:
 	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DWALRUS_BUILD_TESTS=OFF
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
-	cd $(BUILD_DIR) && ./examples/crash_demo $(DEMO_ARGS)
+	@args="$(DEMO_ARGS)"; \
+	if [ -z "$$args" ]; then args=$$(mktemp -d /tmp/walrus-demo-XXXXXX); fi; \
+	(cd $(BUILD_DIR) && ./examples/crash_demo $$args); \
+	dir=$${args%% *}; \
+	echo; echo "$$ walrus stat $$dir"; $(BUILD_DIR)/tools/walrus stat "$$dir"; \
+	echo; echo "$$ walrus verify $$dir"; $(BUILD_DIR)/tools/walrus verify "$$dir"
 
 # ---------------------------------------------------------------------------
 # Tests.  Both suites run even when the first fails; the closing line sums

@@ -475,6 +475,32 @@ WALRUS_API int walrus_append(walrus_t *w, const walrus_entry_t *e,
                              uint64_t *index);
 
 /**
+ * @brief walrus_append() that gives up after timeout_ms
+ * (AppendWithContext).
+ *
+ * The deadline bounds the two waits of an append: for the writer lock,
+ * which another writer holds, and, under SYNC_ALWAYS, for the group
+ * commit fdatasync of another writer that this entry waits to share.  A
+ * caller that leads a group commit itself runs its fdatasync to the end.
+ * On WALRUS_ETIMEDOUT, *index says what became of the entry:
+ *  - 0: the lock stayed busy; nothing was written and the log is
+ *    unchanged.
+ *  - the entry's index: it is written (in the page cache, so a process
+ *    crash keeps it) but not yet durable nor visible to readers.  The next
+ *    fdatasync of the handle makes it durable: another writer's group
+ *    commit, walrus_sync(), the SYNC_INTERVAL thread, walrus_close().
+ *    Should a write or fsync fail first, the handle is poisoned and the
+ *    entry cut: it is then not in the log after reopening, and its index
+ *    may be given to another entry.  walrus_sync() returns which.
+ * @param[in]  timeout_ms how long the call may wait; 0 fails at once
+ *   unless nothing is in the way.
+ * @param[out] index if not NULL, the entry's index, or 0 (above).
+ * @return as walrus_append(); WALRUS_ETIMEDOUT as above.
+ */
+WALRUS_API int walrus_append_deadline(walrus_t *w, const walrus_entry_t *e,
+                                      uint32_t timeout_ms, uint64_t *index);
+
+/**
  * @brief Append n entries atomically at a contiguous run of indexes.
  *
  * After any crash either all n entries are in the log or none is.  A batch
@@ -836,6 +862,29 @@ WALRUS_API int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
                                 uint64_t *first_index, size_t *count);
 
 /**
+ * @brief Commit n pending transactions as one durable step.
+ *
+ * Each transaction is written as its own atomic unit, in the order given,
+ * and all of them are made durable by one fdatasync (under SYNC_ALWAYS;
+ * other writers may share it): a crash leaves a prefix of the n, each
+ * whole or absent, never a part of one.  Equivalent to n calls of
+ * walrus_tx_commit() but for the one wait.
+ * @param[in]  ids n distinct pending transaction ids.
+ * @param[out] first_index, count if not NULL, arrays of n: each
+ *   transaction's first index (0 if not committed) and entry count.
+ * @return WALRUS_OK when all n committed.  WALRUS_EINVAL (NULL w or ids, n
+ *   0), WALRUS_ETXNOTFOUND, WALRUS_ETXNOTPENDING (also an id given twice),
+ *   WALRUS_ETXEXPIRED, WALRUS_ETOOLARGE: nothing written, all stay
+ *   pending, first_index and count untouched.  WALRUS_ENOMEM: those written
+ * before it are committed, the rest stay pending.  An I/O error (the handle is
+ * poisoned): those a rotation had already made durable are committed, the rest
+ * aborted; walrus_tx_state() tells each.
+ */
+WALRUS_API int walrus_tx_commit_many(walrus_t *w, const walrus_txid_t *ids,
+                                     size_t n, uint64_t *first_index,
+                                     size_t *count);
+
+/**
  * @brief Discard a pending transaction (RollbackTransaction).
  * @return WALRUS_OK; WALRUS_EINVAL; WALRUS_ETXNOTFOUND;
  *   WALRUS_ETXNOTPENDING; WALRUS_ETXEXPIRED.
@@ -897,6 +946,22 @@ WALRUS_API int walrus_stats(walrus_t *w, walrus_stats_t *out);
  */
 WALRUS_API const char *walrus_errmsg(walrus_t *w);
 
+/**
+ * @brief Whether the handle can still write, and if not why (the Go
+ * library's status).
+ *
+ * A write or fsync that fails poisons the handle (fail-stop): every later
+ * write returns WALRUS_EPOISONED until the log is reopened.  This says
+ * whether that happened, with the first failure's code and message, which
+ * later errors do not overwrite.
+ * @param[out] why if not NULL, receives the message of the failure that
+ *   poisoned the handle ("" when healthy), cut to len bytes.
+ * @return WALRUS_OK (healthy, or a read-only handle); the code of the
+ *   failure that poisoned it (WALRUS_EIO_FSYNC, WALRUS_EIO_WRITE,
+ *   WALRUS_ENOSPC, ...); WALRUS_EINVAL for NULL w.
+ */
+WALRUS_API int walrus_health(walrus_t *w, char *why, size_t len);
+
 /** @brief The OS errno behind the handle's last I/O error, or 0 (also
  *  when w is NULL). */
 WALRUS_API int walrus_last_errno(walrus_t *w);
@@ -912,6 +977,219 @@ WALRUS_API unsigned walrus_version(void);
 
 /** @brief The linked library's version as "major.minor.patch". */
 WALRUS_API const char *walrus_version_string(void);
+
+/**
+ * @section inspect Inspecting a log
+ *
+ * walrus_inspect(), walrus_verify() and walrus_repair_plan() read a log
+ * directory without opening it: they take no lock, create, change and
+ * sync nothing, and work beside a live writer (what they report is then
+ * a snapshot that may already be behind).  They tell what walrus_open()
+ * would find, and damage it would refuse, instead of failing on it.
+ */
+
+/** What walrus_inspect() makes of a segment file. */
+typedef enum walrus_segment_state {
+  WALRUS_SEGMENT_SEALED = 0, /**< Sealed: index record and trailer. */
+  WALRUS_SEGMENT_TAIL = 1,   /**< The unsealed last segment. */
+  WALRUS_SEGMENT_VOID = 2,   /**< Holds no entry of the log: below its
+                                  first index, after an unfinished
+                                  truncate_back, or of the log before a
+                                  reset.  A writable open removes it. */
+  WALRUS_SEGMENT_DAMAGED = 3 /**< A bad header, a foreign log id, not
+                                  sealed though not last, or a gap
+                                  before it. */
+} walrus_segment_state_t;
+
+/** One segment file (walrus_inspect_t.segments). */
+typedef struct walrus_segment_info {
+  char name[32];                /**< File name in the log directory. */
+  uint64_t first_index;         /**< Index of its first entry. */
+  uint64_t count;               /**< Entries: the trailer's count when
+                                     sealed, the whole units scanned in a
+                                     tail; 0 when damaged or void. */
+  uint64_t bytes;               /**< File size. */
+  uint64_t end;                 /**< Offset after its last entry's
+                                     record. */
+  int64_t created_ns;           /**< The header's creation time (0 when
+                                     the header is bad). */
+  walrus_segment_state_t state; /**< See walrus_segment_state_t. */
+} walrus_segment_info_t;
+
+/** The tail as walrus_inspect() finds it. */
+typedef enum walrus_tail_state {
+  WALRUS_TAIL_CLEAN = 0,  /**< Ends after a whole unit (or in zeros of a
+                               preallocated tail), or the log is sealed or
+                               empty. */
+  WALRUS_TAIL_TORN = 1,   /**< Ends in a torn unit: a writable open with
+                               WALRUS_RECOVER_TAIL cuts tail_cut_bytes
+                               from tail_cut_offset. */
+  WALRUS_TAIL_DAMAGED = 2 /**< Damage followed by valid records: open
+                               refuses it with WALRUS_ECORRUPT. */
+} walrus_tail_state_t;
+
+/** A log directory as walrus_inspect() found it.  Free the segment list
+ *  with walrus_inspect_free(). */
+typedef struct walrus_inspect {
+  uint64_t log_id;                 /**< META's log id. */
+  uint32_t format_version;         /**< The on-disk format version. */
+  uint64_t first_index;            /**< First entry; 0 when empty. */
+  uint64_t last_index;             /**< Last entry; 0 when empty. */
+  uint64_t next_index;             /**< Index the next append gets. */
+  uint64_t durable_next;           /**< From DURABLE: the writer has made
+                                        every entry below it durable; 0
+                                        when no writer of this log
+                                        published one. */
+  int truncating;                  /**< META records an unfinished
+                                        truncate_back to trunc_last. */
+  uint64_t trunc_last;             /**< With truncating: the last kept
+                                        entry. */
+  size_t nsegments;                /**< Entries of segments. */
+  walrus_segment_info_t *segments; /**< In index order; owned by the
+                                        report. */
+  uint64_t total_bytes;            /**< Sum of the segment files' sizes. */
+  walrus_tail_state_t tail_state;  /**< See walrus_tail_state_t. */
+  uint64_t tail_cut_offset;        /**< TORN: where open would cut. */
+  uint64_t tail_cut_bytes;         /**< TORN: how many bytes it would. */
+  int damaged;                     /**< Open would refuse the log
+                                        (WALRUS_ECORRUPT): a damaged
+                                        segment, or DAMAGED tail. */
+  char problem[256];               /**< The first damage, or why the tail
+                                        is torn; "" when clean. */
+} walrus_inspect_t;
+
+/**
+ * @brief Describe the log in dir: META, every segment's range, size and
+ * state, how far a writer says it is durable, and what an open would do
+ * with the tail.
+ *
+ * Reads META, each segment's header and trailer, and the records of the
+ * unsealed tail only (as walrus_open() does); the records of sealed
+ * segments are checked by walrus_verify().  Takes no lock and changes
+ * nothing.
+ * @param[in]  cfg NULL, or options whose vfs and allocator are used.
+ * @param[out] out the report; on failure it is left untouched.
+ * @return WALRUS_OK (also for a damaged log, a damaged or missing META
+ *   included: see out->damaged and out->problem); WALRUS_EINVAL (NULL
+ *   dir or out); WALRUS_EIO (dir missing, not a directory, unreadable, or
+ *   holding no walrus log: no META and no segment); WALRUS_EFORMAT (META
+ *   of an unknown version); WALRUS_EUNSAFE (META is a link or not a
+ *   regular file); WALRUS_EIO_READ; WALRUS_ENOMEM.  The message is in
+ *   errbuf when given.
+ */
+WALRUS_API int walrus_inspect(const char *dir, const walrus_config_t *cfg,
+                              walrus_inspect_t *out, char *errbuf,
+                              size_t errlen);
+
+/** @brief Free what walrus_inspect() put in info.  NULL is fine. */
+WALRUS_API void walrus_inspect_free(walrus_inspect_t *info);
+
+/** The kind of a walrus_verify() finding. */
+typedef enum walrus_finding_kind {
+  WALRUS_FINDING_TORN = 1,  /**< A torn tail: an open cuts it. */
+  WALRUS_FINDING_DAMAGE = 2 /**< Damage: an open refuses the log (or, for
+                                 a sealed segment's records, a read of
+                                 them fails); walrus repair salvages it. */
+} walrus_finding_kind_t;
+
+/** One finding of walrus_verify(); borrowed for the callback's call. */
+typedef struct walrus_finding {
+  walrus_finding_kind_t kind; /**< Torn tail or damage. */
+  const char *file;           /**< File name in the log directory. */
+  uint64_t offset;            /**< Byte offset in that file. */
+  const char *message;        /**< What is wrong there. */
+} walrus_finding_t;
+
+/** Called for every finding; return 0 to go on, anything else to stop. */
+typedef int (*walrus_finding_fn)(void *ud, const walrus_finding_t *f);
+/** Called as verification proceeds: bytes of segment files checked so
+ *  far, of total. */
+typedef void (*walrus_progress_fn)(void *ud, uint64_t done, uint64_t total);
+
+/** What walrus_verify() checked and found. */
+typedef struct walrus_verify_result {
+  uint64_t segments; /**< Segment files checked. */
+  uint64_t entries;  /**< Entry records whose checksum matched. */
+  uint64_t bytes;    /**< Bytes of segment files read. */
+  uint64_t torn;     /**< Torn-tail findings (0 or 1). */
+  uint64_t damage;   /**< Damage findings. */
+} walrus_verify_result_t;
+
+/**
+ * @brief Check every checksum of the log in dir: META, every segment's
+ * header, every record, index record and trailer.
+ *
+ * Each finding names the file and byte offset; a torn tail (a unit a
+ * crash cut short, which the next open cuts) is told from damage before
+ * it by the rule walrus_open() uses (docs/FORMAT.md 8.2).  In each
+ * segment the scan stops at the first damage, reported once.  A build
+ * with zstd also decompresses each compressed unit and checks its records
+ * against its frame (a unit a read would refuse, its checksum good, is
+ * damage at its first record; the scan goes on).  Reads each file once,
+ * in order; takes no lock and changes nothing.
+ * @param[in] on_finding NULL, or called for every finding.
+ * @param[in] on_progress NULL, or called after each segment.
+ * @param[out] out NULL, or the counts.
+ * @return WALRUS_OK when the log could be read to the end, damaged or not
+ *   (out->damage, out->torn say); errors as walrus_inspect().
+ */
+WALRUS_API int walrus_verify(const char *dir, const walrus_config_t *cfg,
+                             walrus_finding_fn on_finding,
+                             walrus_progress_fn on_progress, void *ud,
+                             walrus_verify_result_t *out, char *errbuf,
+                             size_t errlen);
+
+/** What one step of a salvage does (walrus_repair_step_t). */
+typedef enum walrus_repair_kind {
+  WALRUS_REPAIR_CUT = 1,   /**< Copy bytes [offset, offset + bytes) of
+                                file to dest, then cut the file there. */
+  WALRUS_REPAIR_MOVE = 2,  /**< Rename file to dest, in salvage/. */
+  WALRUS_REPAIR_REMOVE = 3 /**< Remove file: a *.tmp leftover or a void
+                                segment, which every writable open
+                                removes. */
+} walrus_repair_kind_t;
+
+/** One step of walrus_repair_plan_t. */
+typedef struct walrus_repair_step {
+  walrus_repair_kind_t kind; /**< Cut, move or remove. */
+  char file[64];             /**< The file, in the log directory. */
+  char dest[96];             /**< CUT: the side file; MOVE: the new name,
+                                  salvage/<file>.<ns>, where <ns> is the
+                                  time of the move; REMOVE: "". */
+  uint64_t offset;           /**< CUT: where; else 0. */
+  uint64_t bytes;            /**< Bytes cut, moved or removed. */
+  uint64_t entries;          /**< Entries of the log it takes out. */
+} walrus_repair_step_t;
+
+/** What walrus_open() with WALRUS_RECOVER_SALVAGE would do. */
+typedef struct walrus_repair_plan {
+  size_t nsteps;               /**< Entries of steps; 0: nothing to do. */
+  walrus_repair_step_t *steps; /**< In the order salvage takes them. */
+  uint64_t last_index;         /**< The log's last index after it. */
+  uint64_t entries_removed;    /**< Entries taken out of the log. */
+} walrus_repair_plan_t;
+
+/**
+ * @brief Say exactly what a writable walrus_open() with
+ * WALRUS_RECOVER_SALVAGE would cut, move aside and remove in dir, without
+ * doing it: the dry run of a repair.
+ *
+ * Reads the whole log, as walrus_verify() does.  Nothing salvage removes
+ * is lost: a cut's bytes go to a side file first, a moved segment keeps
+ * its bytes; only files the format counts as void are removed.  A writer
+ * could change the log between the plan and a repair; the repair's own
+ * log messages (WALRUS_LOG_WARN) tell what it did.
+ * @param[out] out the plan; free it with walrus_repair_plan_free().
+ * @return as walrus_verify(); also WALRUS_ECORRUPT (META is damaged or
+ *   missing: salvage cannot run) and the open error of a segment salvage
+ *   could not get past (WALRUS_EUNSAFE, WALRUS_EIO).
+ */
+WALRUS_API int walrus_repair_plan(const char *dir, const walrus_config_t *cfg,
+                                  walrus_repair_plan_t *out, char *errbuf,
+                                  size_t errlen);
+
+/** @brief Free what walrus_repair_plan() put in plan.  NULL is fine. */
+WALRUS_API void walrus_repair_plan_free(walrus_repair_plan_t *plan);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,8 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -320,91 +322,174 @@ static int compress_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
   return WALRUS_OK;
 }
 
-/* One unit: validate, make room, encode and write, then commit it (commit.c:
- * durable and visible as the sync policy says).  A write that fails cuts
- * what it wrote and poisons the handle. */
-static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
-                      uint64_t *first_out) {
-  uint64_t total = 0, bodies = 0, end = 0, first = 0;
+/* Take wlock, by deadline (CLOCK_MONOTONIC nanoseconds) if not 0. */
+static int lock_writer(walrus_t *w, int64_t deadline) {
+  if (deadline == 0) {
+    pthread_mutex_lock(&w->wlock);
+    return WALRUS_OK;
+  }
+  struct timespec ts = {(time_t)(deadline / 1000000000),
+                        (long)(deadline % 1000000000)};
+  int e = pthread_mutex_clocklock(&w->wlock, CLOCK_MONOTONIC, &ts);
+  if (e == 0) return WALRUS_OK;
+  if (e == ETIMEDOUT)
+    return walrus__fail(w, WALRUS_ETIMEDOUT, 0,
+                        "no entry written: the writer lock stayed busy "
+                        "past the deadline");
+  abort(); /* a valid mutex fails only by timing out */
+}
+
+/* Write one unit (validated: its plain records take total bytes, its
+ * bodies bodies; the caller holds wlock): compress it if the handle does
+ * and it pays, make room, encode and write it, and count it (commit.c).
+ * *seq gets its sequence number for walrus__commit_wait().  A write that
+ * fails cuts what it wrote and poisons the handle; ENOMEM leaves nothing
+ * written. */
+static int write_one(walrus_t *w, const walrus__unit_t *u, uint64_t total,
+                     uint64_t bodies, uint64_t *first, uint64_t *seq) {
   walrus__seg_t *s = NULL;
+  uint64_t end = 0;
   unsigned char *zhead = NULL;
   size_t flen = 0;
   int rc;
-
-  if (w == NULL) return WALRUS_EINVAL;
-  rc = check_unit(w, e, n, &total, &bodies);
-  if (rc != WALRUS_OK) return rc;
-
-  pthread_mutex_lock(&w->wlock);
-  rc = walrus__writable(w);
-  if (rc != WALRUS_OK) goto out;
-  if (w->commit.write_next > WALRUS_INDEX_MAX - (n - 1)) {
-    rc = walrus__fail(w, WALRUS_EINDEX, 0,
-                      "indexes would pass WALRUS_INDEX_MAX (%llu)",
-                      (unsigned long long)WALRUS_INDEX_MAX);
-    goto out;
-  }
   if (want_compress(w, bodies)) {
     int ok;
     rc = zstd_tail(w, &ok);
     if (rc == WALRUS_OK && ok)
-      rc = compress_unit(w, e, n, bodies, total, &total, &zhead, &flen);
-    if (rc != WALRUS_OK) goto out;
+      rc = compress_unit(w, u->e, u->n, bodies, total, &total, &zhead, &flen);
+    if (rc != WALRUS_OK) return rc;
   }
   uint64_t zuse = w->commit.zuse;
-  rc = walrus__commit_room(w, total, n, &s);
-  if (rc != WALRUS_OK) goto out;
+  rc = walrus__commit_room(w, total, u->n, &s);
+  if (rc != WALRUS_OK) return rc;
   if (flen > 0 && zuse != w->commit.zuse) {
     /* Another writer compressed into zbuf while room was made (a wait for
      * a sync drops wlock): compress again; zstd is deterministic, so the
      * frame has the same length. */
     uint64_t again = 0;
     size_t flen2 = 0;
-    rc = compress_unit(w, e, n, bodies, UINT64_MAX, &again, &zhead, &flen2);
-    if (rc != WALRUS_OK) goto out;
-    if (flen2 != flen || again != total) {
-      rc = walrus__fail(w, WALRUS_EIO_WRITE, 0, "zstd output changed");
-      goto out;
-    }
+    rc = compress_unit(w, u->e, u->n, bodies, UINT64_MAX, &again, &zhead,
+                       &flen2);
+    if (rc != WALRUS_OK) return rc;
+    if (flen2 != flen || again != total)
+      return walrus__fail(w, WALRUS_EIO_WRITE, 0, "zstd output changed");
   }
   assert(flen == 0 || s->version >= WALRUS__SEG_VERSION_ZSTD);
-  if (s->written + n > s->offs_cap) {
+  if (s->written + u->n > s->offs_cap) {
     walrus__lock_excl(w);
-    rc = walrus__seg_reserve(w, s, s->written - s->count + n);
+    rc = walrus__seg_reserve(w, s, s->written - s->count + u->n);
     walrus__unlock(w);
-    if (rc != WALRUS_OK) goto out; /* ENOMEM: nothing written, still usable */
+    if (rc != WALRUS_OK) return rc; /* ENOMEM: nothing written */
   }
   uint64_t start = w->commit.write_off;
   unsigned char *map;
   rc = unit_map(w, s, total, &map);
-  if (rc != WALRUS_OK) goto out;
-  rc = encode_unit(w, s, map, e, n, zhead, flen, &end);
+  if (rc != WALRUS_OK) return rc;
+  rc = encode_unit(w, s, map, u->e, u->n, zhead, flen, &end);
   if (rc != WALRUS_OK) {
     /* Cut what was written and not made durable, so that reopening does
      * not find it, then refuse further writes: the file's state is
      * uncertain. */
-    walrus__commit_fail(w, rc);
+    return walrus__commit_fail(w, rc);
+  }
+  *seq = walrus__commit_written(w, s, u->n, end, first);
+  walrus__stats_write(w, u->n, end - start);
+  return WALRUS_OK;
+}
+
+int walrus__write_units(walrus_t *w, const walrus__unit_t *u, size_t nu,
+                        uint64_t *firsts, size_t *done, int64_t deadline) {
+  uint64_t total = 0, bodies = 0, seq = 0, count = 0;
+  size_t written = 0;
+  int rc = WALRUS_OK;
+
+  *done = 0;
+  if (w == NULL) return WALRUS_EINVAL;
+  for (size_t i = 0; i < nu && rc == WALRUS_OK; i++) {
+    firsts[i] = 0;
+    rc = check_unit(w, u[i].e, u[i].n, &total, &bodies);
+    count += u[i].n;
+  }
+  if (rc != WALRUS_OK) return rc;
+
+  rc = lock_writer(w, deadline);
+  if (rc != WALRUS_OK) return rc;
+  rc = walrus__writable(w);
+  if (rc != WALRUS_OK) goto out;
+  if (count > WALRUS_INDEX_MAX ||
+      w->commit.write_next > WALRUS_INDEX_MAX - (count - 1)) {
+    rc = walrus__fail(w, WALRUS_EINDEX, 0,
+                      "indexes would pass WALRUS_INDEX_MAX (%llu)",
+                      (unsigned long long)WALRUS_INDEX_MAX);
     goto out;
   }
-  rc = walrus__commit_unit(w, s, n, end, &first);
-  if (rc == WALRUS_OK) {
-    walrus__stats_write(w, n, end - start);
-    if (first_out != NULL) *first_out = first;
+  for (; written < nu; written++) {
+    /* checked above */
+    check_unit(w, u[written].e, u[written].n, &total, &bodies);
+    rc = write_one(w, &u[written], total, bodies, &firsts[written], &seq);
+    if (rc != WALRUS_OK) break;
   }
+  /* What was written becomes durable together: one wait, so one
+   * fdatasync for all the units when no other writer shares it. */
+  if (written > 0 && w->cfg.sync == WALRUS_SYNC_ALWAYS) {
+    int wrc = walrus__commit_wait(w, seq, deadline);
+    if (wrc == WALRUS_ETIMEDOUT)
+      walrus__fail(w, WALRUS_ETIMEDOUT, 0,
+                   "entries %llu..%llu are written but not yet durable: "
+                   "the group commit they wait in ran past the deadline; "
+                   "walrus_sync() makes them durable",
+                   (unsigned long long)firsts[0],
+                   (unsigned long long)(w->commit.write_next - 1));
+    if (rc == WALRUS_OK) rc = wrc;
+  }
+  /* Units are written in order, so those in the log form a prefix: the
+   * ones below the published next index (after a failure, what a seal had
+   * already made durable). */
+  walrus__lock_shared(w);
+  uint64_t next = w->store.next_index;
+  walrus__unlock(w);
+  for (size_t i = 0; i < written; i++) {
+    if (rc == WALRUS_ETIMEDOUT || firsts[i] + u[i].n <= next) {
+      (*done)++;
+    } else {
+      firsts[i] = 0;
+    }
+  }
+  for (size_t i = *done; i < nu; i++) firsts[i] = 0;
 out:
   pthread_mutex_unlock(&w->wlock);
+  return rc;
+}
+
+/* One unit, without a deadline. */
+static int write_unit(walrus_t *w, const walrus_entry_t *e, size_t n,
+                      uint64_t *first_out, int64_t deadline) {
+  walrus__unit_t u = {e, n};
+  uint64_t first = 0;
+  size_t done;
+  int rc = walrus__write_units(w, &u, 1, &first, &done, deadline);
+  if (first_out != NULL && (rc == WALRUS_OK || rc == WALRUS_ETIMEDOUT))
+    *first_out = first;
   return rc;
 }
 
 int walrus_append(walrus_t *w, const walrus_entry_t *e, uint64_t *index) {
   if (w == NULL || e == NULL)
     return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or entry");
-  return write_unit(w, e, 1, index);
+  return write_unit(w, e, 1, index, 0);
+}
+
+int walrus_append_deadline(walrus_t *w, const walrus_entry_t *e,
+                           uint32_t timeout_ms, uint64_t *index) {
+  if (w == NULL || e == NULL)
+    return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or entry");
+  return write_unit(w, e, 1, index,
+                    walrus__mono_ns() + (int64_t)timeout_ms * 1000000);
 }
 
 int walrus_write_batch(walrus_t *w, const walrus_entry_t *e, size_t n,
                        uint64_t *first_index) {
-  return write_unit(w, e, n, first_index);
+  return write_unit(w, e, n, first_index, 0);
 }
 
 int walrus_sync(walrus_t *w) {

@@ -102,12 +102,25 @@ int walrus__sync_locked(walrus_t *w) {
  * the leader: it captures everything written so far, drops wlock for the
  * fdatasync, and publishes what it covered; writers that arrive meanwhile
  * write their units and wait, and the next leader covers them all with
- * one fdatasync.  Caller holds wlock. */
-static int wait_durable(walrus_t *w, uint64_t seq) {
+ * one fdatasync.  With a deadline (CLOCK_MONOTONIC nanoseconds, 0: none),
+ * the wait for another leader's fdatasync ends at it with
+ * WALRUS_ETIMEDOUT; a caller that leads always runs its fdatasync to the
+ * end, so that no unit is left behind for want of a leader.  Caller holds
+ * wlock. */
+static int wait_durable(walrus_t *w, uint64_t seq, int64_t deadline) {
   while (w->commit.durable_seq < seq) {
     if (w->commit.poisoned) return w->commit.poison_code;
     if (w->commit.sync_running) {
-      pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+      if (deadline == 0) {
+        pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+      } else {
+        struct timespec ts = {(time_t)(deadline / 1000000000),
+                              (long)(deadline % 1000000000)};
+        if (pthread_cond_timedwait(&w->commit.sync_cv, &w->wlock, &ts) ==
+                ETIMEDOUT &&
+            w->commit.durable_seq < seq && !w->commit.poisoned)
+          return WALRUS_ETIMEDOUT;
+      }
       continue;
     }
     capture_t c = capture(w);
@@ -245,8 +258,8 @@ int walrus__commit_seal_now(walrus_t *w) {
 
 /* Wait until unit seq is durable (group commit), for
  * walrus__commit_unit(). */
-int walrus__commit_wait(walrus_t *w, uint64_t seq) {
-  return wait_durable(w, seq);
+int walrus__commit_wait(walrus_t *w, uint64_t seq, int64_t deadline) {
+  return wait_durable(w, seq, deadline);
 }
 
 /* A write of the unit being written failed: cut it, poison the handle. */

@@ -78,6 +78,9 @@ int walrus__poison(walrus_t *w, int code) {
   if (!w->commit.poisoned) {
     w->commit.poisoned = 1;
     w->commit.poison_code = code;
+    pthread_mutex_lock(&w->err.mu);
+    memcpy(w->commit.poison_msg, w->err.msg, sizeof w->commit.poison_msg);
+    pthread_mutex_unlock(&w->err.mu);
     atomic_store(&w->commit.broken, 1);
     /* walrus_wait() sleepers must see that they wait in vain. */
     pthread_mutex_lock(&w->commit.wait_mu);
@@ -88,6 +91,17 @@ int walrus__poison(walrus_t *w, int code) {
                 walrus_errname(code));
   }
   return code;
+}
+
+/* The fields are set under wlock (walrus__poison's callers hold it). */
+int walrus_health(walrus_t *w, char *why, size_t len) {
+  if (w == NULL) return WALRUS_EINVAL;
+  pthread_mutex_lock(&w->wlock);
+  int rc = w->commit.poisoned ? w->commit.poison_code : WALRUS_OK;
+  if (why != NULL && len > 0)
+    snprintf(why, len, "%s", w->commit.poisoned ? w->commit.poison_msg : "");
+  pthread_mutex_unlock(&w->wlock);
+  return rc;
 }
 
 const char *walrus_errmsg(walrus_t *w) {

@@ -305,6 +305,7 @@ typedef struct walrus__commit_s {
                                       that zbuf changed under it */
   int poisoned;                    /* a write-side I/O call failed */
   int poison_code;                 /* the failure that poisoned the handle */
+  char poison_msg[512];            /* its message (walrus_health) */
   pthread_t syncer;                /* SYNC_INTERVAL background thread */
   int syncer_running;              /* syncer was started */
   int syncer_stop;                 /* asks the syncer to exit */
@@ -716,6 +717,30 @@ int walrus__readers_present(walrus_t *w);
 
 /* ---- recover.c ---- */
 int walrus__recover(walrus_t *w);
+/* What walrus__recover_scan() found in a segment's records. */
+typedef struct walrus__scan_report_s {
+  uint64_t good_end;   /* offset after the last whole unit */
+  uint64_t good_count; /* entries in whole units (s->offs holds them) */
+  uint64_t stop;       /* offset where the scan stopped (size if clean) */
+  int stopped;         /* something that is not a record ended it */
+  int at_index;        /* it stopped at an index record */
+  int torn;            /* judged: what stopped it is a torn tail */
+  int zero_end;        /* judged: zeros and nothing valid after good_end
+                          (a preallocated tail: not damage) */
+  char why[160];       /* what stopped it */
+  char evidence[200];  /* judged, not torn: the valid record after it */
+  uint64_t zbad_off;   /* deep: offset of the first compressed unit that
+                          cannot be read back, or 0 */
+  char zwhy[200];      /* deep: what is wrong with it */
+} walrus__scan_report_t;
+/* Scan the records of s (file, salt, seed and version set) as open does,
+ * filling s->offs; with judge, tell a torn tail from damage as open
+ * would; with deep (and zstd in this build), also decompress every
+ * compressed unit of whole units and check its records against its frame,
+ * which open does not.  Reads only. */
+int walrus__recover_scan(walrus_t *w, walrus__seg_t *s, uint64_t size,
+                         uint64_t void_after, int judge, int deep,
+                         walrus__scan_report_t *out);
 
 /* ---- commit.c ---- */
 int walrus__sync_locked(walrus_t *w);
@@ -728,7 +753,8 @@ int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);
 int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
                              walrus__seg_t **tail);
-int walrus__commit_wait(walrus_t *w, uint64_t seq);
+/* deadline: CLOCK_MONOTONIC nanoseconds, 0 for none (commit.c). */
+int walrus__commit_wait(walrus_t *w, uint64_t seq, int64_t deadline);
 int walrus__commit_fail(walrus_t *w, int rc);
 
 /* The write path's three steps into the commit layer, inline: they run on
@@ -793,13 +819,14 @@ static inline void walrus__commit_publish(walrus_t *w, walrus__seg_t *t,
   walrus__unlock(w);
 }
 
-/* A unit of n records was written to the tail s, ending at end: count it,
- * then make it durable and visible as the sync policy says (under
- * SYNC_ALWAYS, by group commit; else it has reached the kernel, so a
- * process crash cannot lose it, and it is published now).  *first gets
- * the unit's first index. */
-static inline int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n,
-                                      uint64_t end, uint64_t *first) {
+/* A unit of n records was written to the tail s, ending at end: count it
+ * and, but under SYNC_ALWAYS, publish it (it has reached the kernel, so a
+ * process crash cannot lose it).  Under SYNC_ALWAYS it is made durable and
+ * visible by walrus__commit_wait() on the sequence number returned.
+ * *first gets the unit's first index. */
+static inline uint64_t walrus__commit_written(walrus_t *w, walrus__seg_t *s,
+                                              size_t n, uint64_t end,
+                                              uint64_t *first) {
   w->commit.group_open = 1;
   *first = w->commit.write_next;
   s->written += n;
@@ -808,10 +835,10 @@ static inline int walrus__commit_unit(walrus_t *w, walrus__seg_t *s, size_t n,
   w->commit.dirty = 1;
   w->commit.need_mark = 1;
   uint64_t seq = ++w->commit.write_seq;
-  if (w->cfg.sync == WALRUS_SYNC_ALWAYS) return walrus__commit_wait(w, seq);
+  if (w->cfg.sync == WALRUS_SYNC_ALWAYS) return seq;
   walrus__commit_publish(w, s, s->written, end, w->commit.write_next);
   w->commit.durable_seq = seq;
-  return WALRUS_OK;
+  return seq;
 }
 int walrus__commit_seal(walrus_t *w);
 /* Seal the tail now, once no sync runs, so that the next unit starts a
@@ -861,6 +888,25 @@ int walrus__zstd_decompress(void *dctx, void *dst, size_t n, const void *src,
 void walrus__stats_fsync(walrus_t *w, uint64_t ns);
 void walrus__stats_write(walrus_t *w, uint64_t entries, uint64_t bytes);
 int64_t walrus__mono_ns(void);
+
+/* ---- append.c ---- */
+/* One unit to write: n entries, framed FIRST ... LAST. */
+typedef struct walrus__unit_s {
+  const walrus_entry_t *e;
+  size_t n;
+} walrus__unit_t;
+/* Write nu units in order under one hold of wlock, and wait once for all
+ * of them to be durable (one fdatasync when no other writer shares it).
+ * firsts[i] gets unit i's first index, or 0 if it is not in the log.
+ * *done gets how many units, from the first, are in the log: after an
+ * I/O failure, those a rotation had already made durable; after
+ * WALRUS_ETIMEDOUT, those written and not yet durable; after ENOMEM, those
+ * written before it (durable).  The others were not written, or were cut.
+ * deadline: CLOCK_MONOTONIC nanoseconds, 0 for none; it bounds the wait
+ * for wlock (WALRUS_ETIMEDOUT, nothing written) and for another writer's
+ * group commit (WALRUS_ETIMEDOUT, written, not durable). */
+int walrus__write_units(walrus_t *w, const walrus__unit_t *u, size_t nu,
+                        uint64_t *firsts, size_t *done, int64_t deadline);
 
 /* ---- tx.c ---- */
 void *walrus__tx_cleaner_main(void *arg);

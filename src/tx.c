@@ -218,68 +218,131 @@ out:
   return rc;
 }
 
-int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
-                     uint64_t *first_index, size_t *count) {
-  walrus__tx_t *t;
+/* Commit the n transactions ids as consecutive units with one durable
+ * wait (walrus__write_units).  first_index and count, if not NULL, are
+ * arrays of n. */
+static int commit_txs(walrus_t *w, const walrus_txid_t *ids, size_t n,
+                      uint64_t *first_index, size_t *count) {
+  walrus__tx_t **ts = NULL;
+  walrus__unit_t *units = NULL;
   walrus_entry_t *es = NULL;
-  uint64_t first = 0;
-  int rc;
-  if (w == NULL || id == NULL)
-    return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or id");
+  uint64_t *firsts = NULL;
+  size_t nunits = 0, nent = 0, done = 0;
+  int rc = WALRUS_OK;
+
+  if (w == NULL || ids == NULL || n == 0)
+    return walrus__fail(w, WALRUS_EINVAL, 0,
+                        "NULL handle or ids, or no transaction");
+  ts = walrus__malloc(w, n * sizeof *ts);
+  if (ts == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "commit");
+
+  /* Claim them all, or none: a transaction being committed is no longer
+   * pending to anyone else (an id given twice is found so, too). */
   pthread_mutex_lock(&w->tx.mu);
-  rc = lookup_pending(w, id, &t);
+  size_t claimed = 0;
+  for (; claimed < n && rc == WALRUS_OK; claimed++) {
+    rc = lookup_pending(w, &ids[claimed], &ts[claimed]);
+    if (rc != WALRUS_OK) break;
+    ts[claimed]->committing = 1;
+    nent += ts[claimed]->n;
+  }
+  if (rc != WALRUS_OK)
+    for (size_t i = 0; i < claimed; i++) ts[i]->committing = 0;
+  pthread_mutex_unlock(&w->tx.mu);
   if (rc != WALRUS_OK) {
-    pthread_mutex_unlock(&w->tx.mu);
+    walrus__free(w, ts);
     return rc;
   }
-  t->committing = 1;
-  pthread_mutex_unlock(&w->tx.mu);
 
-  if (t->n > 0) {
-    es = walrus__malloc(w, t->n * sizeof *es);
-    if (es == NULL) {
-      rc = walrus__fail(w, WALRUS_ENOMEM, 0, "commit of %s", t->id.s);
-    } else {
-      for (size_t i = 0; i < t->n; i++) {
-        const walrus__tx_rec_t *r = &t->recs[i];
-        es[i] = (walrus_entry_t){0};
-        es[i].term = r->term;
-        es[i].timestamp_ns = r->timestamp_ns;
-        es[i].type = r->type;
-        es[i].tx_id = t->id.s;
-        es[i].data = t->arena + r->off;
-        es[i].len = r->len;
+  /* One unit per transaction with entries, each record carrying its id. */
+  units = walrus__malloc(w, n * sizeof *units);
+  firsts = walrus__malloc(w, n * sizeof *firsts);
+  es = nent > 0 ? walrus__malloc(w, nent * sizeof *es) : NULL;
+  if (units == NULL || firsts == NULL || (nent > 0 && es == NULL)) {
+    rc = walrus__fail(w, WALRUS_ENOMEM, 0, "commit of %zu transactions", n);
+  } else {
+    walrus_entry_t *e = es;
+    for (size_t i = 0; i < n; i++) {
+      walrus__tx_t *t = ts[i];
+      if (t->n == 0) continue;
+      for (size_t k = 0; k < t->n; k++) {
+        const walrus__tx_rec_t *r = &t->recs[k];
+        e[k] = (walrus_entry_t){0};
+        e[k].term = r->term;
+        e[k].timestamp_ns = r->timestamp_ns;
+        e[k].type = r->type;
+        e[k].tx_id = t->id.s;
+        e[k].data = t->arena + r->off;
+        e[k].len = r->len;
       }
-      rc = walrus_write_batch(w, es, t->n, &first);
-      walrus__free(w, es);
+      units[nunits].e = e;
+      units[nunits].n = t->n;
+      nunits++;
+      e += t->n;
     }
-  } else {
-    /* Nothing to write, but a handle that cannot write commits nothing. */
-    pthread_mutex_lock(&w->wlock);
-    rc = walrus__writable(w);
-    pthread_mutex_unlock(&w->wlock);
-    first = walrus_next_index(w);
+    if (nunits > 0) {
+      rc = walrus__write_units(w, units, nunits, firsts, &done, 0);
+    } else {
+      /* Nothing to write, but a handle that cannot write commits
+       * nothing. */
+      pthread_mutex_lock(&w->wlock);
+      rc = walrus__writable(w);
+      pthread_mutex_unlock(&w->wlock);
+    }
   }
+  uint64_t next = walrus_next_index(w);
 
+  /* Each transaction's fate: written (in the log) is committed; not
+   * written for want of memory or room stays pending, to be retried;
+   * not written or cut because the handle failed is aborted.  An empty
+   * one goes as the units around it. */
+  int nothing_written =
+      rc == WALRUS_ENOMEM || rc == WALRUS_ETOOLARGE || rc == WALRUS_EINVAL;
+  /* The out-arrays are left alone when no transaction changed state. */
+  if (nothing_written && done == 0) first_index = NULL, count = NULL;
   pthread_mutex_lock(&w->tx.mu);
-  size_t n = t->n;
-  if (rc == WALRUS_OK) {
-    finish(w, t, WALRUS_TX_COMMITTED);
-    if (first_index != NULL) *first_index = first;
-    if (count != NULL) *count = n;
-  } else if (rc == WALRUS_ENOMEM || rc == WALRUS_ETOOLARGE ||
-             rc == WALRUS_EINVAL) {
-    t->committing = 0; /* nothing was written: still pending, retry */
-  } else {
-    /* The write failed on I/O (and poisoned the handle) or the handle
-     * cannot write: the transaction is over and none of it is in the log. */
-    finish(w, t, WALRUS_TX_ABORTED);
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++) {
+    walrus__tx_t *t = ts[i];
+    size_t tn = t->n;
+    int in_log = tn == 0 ? rc == WALRUS_OK || u < done : u < done;
+    uint64_t first = 0; /* firsts is NULL if it could not be allocated */
+    if (in_log) first = u < done ? firsts[u] : next;
+    if (tn > 0) u++;
+    if (first_index != NULL) first_index[i] = in_log ? first : 0;
+    if (count != NULL) count[i] = in_log ? tn : 0;
+    if (in_log) {
+      walrus__log(w, WALRUS_LOG_DEBUG, "committed %s: %zu entries at %llu",
+                  t->id.s, tn, (unsigned long long)first);
+      finish(w, t, WALRUS_TX_COMMITTED);
+    } else if (nothing_written) {
+      t->committing = 0;
+    } else {
+      finish(w, t, WALRUS_TX_ABORTED);
+    }
   }
   pthread_mutex_unlock(&w->tx.mu);
-  if (rc == WALRUS_OK)
-    walrus__log(w, WALRUS_LOG_DEBUG, "committed %s: %zu entries at %llu",
-                id->s, n, (unsigned long long)first);
+  walrus__free(w, es);
+  walrus__free(w, firsts);
+  walrus__free(w, units);
+  walrus__free(w, ts);
   return rc;
+}
+
+int walrus_tx_commit(walrus_t *w, const walrus_txid_t *id,
+                     uint64_t *first_index, size_t *count) {
+  uint64_t first;
+  size_t n;
+  if (id == NULL) return walrus__fail(w, WALRUS_EINVAL, 0, "NULL handle or id");
+  int rc = commit_txs(w, id, 1, &first, &n);
+  if (rc == WALRUS_OK && first_index != NULL) *first_index = first;
+  if (rc == WALRUS_OK && count != NULL) *count = n;
+  return rc;
+}
+
+int walrus_tx_commit_many(walrus_t *w, const walrus_txid_t *ids, size_t n,
+                          uint64_t *first_index, size_t *count) {
+  return commit_txs(w, ids, n, first_index, count);
 }
 
 int walrus_tx_rollback(walrus_t *w, const walrus_txid_t *id) {

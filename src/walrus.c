@@ -150,7 +150,7 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
       pthread_mutex_init(&w->tx.mu, NULL) != 0 ||
       pthread_cond_init(&w->tx.cleaner_cv, &ca) != 0 ||
       pthread_cond_init(&w->commit.syncer_cv, &ca) != 0 ||
-      pthread_cond_init(&w->commit.sync_cv, NULL) != 0 ||
+      pthread_cond_init(&w->commit.sync_cv, &ca) != 0 ||
       pthread_mutex_init(&w->commit.wait_mu, NULL) != 0 ||
       pthread_cond_init(&w->commit.wait_cv, &ca) != 0) {
     pthread_rwlockattr_destroy(&ra);

@@ -99,6 +99,9 @@ typedef struct outs {
   walrus_tx_state_t state; /* a transaction state */
   walrus_stats_t stats;    /* counters */
   walrus_view_t view;      /* a view */
+  walrus_inspect_t inspect;        /* walrus_inspect's report */
+  walrus_verify_result_t verified; /* walrus_verify's counts */
+  walrus_repair_plan_t plan;       /* walrus_repair_plan's plan */
 } outs_t;
 
 /* One row's world. */
@@ -912,6 +915,42 @@ static int64_t txadd_200(fx_t *f) {
   e.len = 200;
   return txadd(f, f->w, &f->tx, &e);
 }
+/* walrus_append_deadline: the same bad entries as walrus_append. */
+static int64_t appendd(fx_t *f, walrus_t *h, const walrus_entry_t *e) {
+  f->target = h;
+  return walrus_append_deadline(h, e, 1000, &f->o.index);
+}
+static int64_t appendd_null_w(fx_t *f) {
+  return walrus_append_deadline(NULL, &f->e, 1000, &f->o.index);
+}
+static int64_t appendd_null_e(fx_t *f) {
+  return appendd(f, f->w, NULL);
+}
+static int64_t appendd_data_null(fx_t *f) {
+  walrus_entry_t e = f->e;
+  e.data = NULL;
+  e.len = 5;
+  return appendd(f, f->w, &e);
+}
+static int64_t appendd_too_large(fx_t *f) {
+  walrus_entry_t e = f->e;
+  e.data = f->big;
+  e.len = MAX_ENTRY + 1;
+  return appendd(f, f->w, &e);
+}
+static int64_t appendd_ro(fx_t *f) {
+  return appendd(f, f->ro, &f->e);
+}
+static int64_t appendd_poisoned(fx_t *f) {
+  return appendd(f, f->w, &f->e);
+}
+
+/* walrus_health */
+static int64_t health_null_w(fx_t *f) {
+  (void)f;
+  return walrus_health(NULL, NULL, 0);
+}
+
 static int64_t txadd_ro(fx_t *f) {
   walrus_txid_t id = unknown_id();
   return txadd(f, f->ro, &id, &f->e);
@@ -955,6 +994,38 @@ static int64_t txcommit_poisoned(fx_t *f) {
 static int64_t txcommit_ro(fx_t *f) {
   walrus_txid_t id = unknown_id();
   return txcommit(f, f->ro, &id);
+}
+
+/* walrus_tx_commit_many, with one id: arrays of one are f->o's fields. */
+static int64_t txmany(fx_t *f, walrus_t *h, const walrus_txid_t *ids,
+                      size_t n) {
+  f->target = h;
+  return walrus_tx_commit_many(h, ids, n, &f->o.index, &f->o.count);
+}
+static int64_t txmany_null_w(fx_t *f) {
+  return walrus_tx_commit_many(NULL, &f->tx, 1, &f->o.index, &f->o.count);
+}
+static int64_t txmany_null_ids(fx_t *f) {
+  return txmany(f, f->w, NULL, 1);
+}
+static int64_t txmany_n_0(fx_t *f) {
+  return txmany(f, f->w, &f->tx, 0);
+}
+static int64_t txmany_unknown(fx_t *f) {
+  walrus_txid_t id = unknown_id();
+  return txmany(f, f->w, &id, 1);
+}
+static int64_t txmany_done(fx_t *f) {
+  return txmany(f, f->w, &f->done, 1);
+}
+static int64_t txmany_twice(fx_t *f) {
+  walrus_txid_t ids[2] = {f->tx, f->tx};
+  f->target = f->w;
+  return walrus_tx_commit_many(f->w, ids, 2, NULL, NULL);
+}
+static int64_t txmany_ro(fx_t *f) {
+  walrus_txid_t id = unknown_id();
+  return txmany(f, f->ro, &id, 1);
 }
 
 /* walrus_tx_rollback */
@@ -1021,6 +1092,27 @@ static int64_t stats_null_w(fx_t *f) {
 static int64_t stats_null_out(fx_t *f) {
   f->target = f->w;
   return walrus_stats(f->w, NULL);
+}
+
+/* walrus_inspect, walrus_verify, walrus_repair_plan */
+static int64_t inspect_null_dir(fx_t *f) {
+  return walrus_inspect(NULL, NULL, &f->o.inspect, f->msg, sizeof f->msg);
+}
+static int64_t inspect_empty_dir(fx_t *f) {
+  return walrus_inspect("", NULL, &f->o.inspect, f->msg, sizeof f->msg);
+}
+static int64_t inspect_null_out(fx_t *f) {
+  return walrus_inspect(f->dir, NULL, NULL, f->msg, sizeof f->msg);
+}
+static int64_t verify_null_dir(fx_t *f) {
+  return walrus_verify(NULL, NULL, NULL, NULL, NULL, &f->o.verified, f->msg,
+                       sizeof f->msg);
+}
+static int64_t plan_null_dir(fx_t *f) {
+  return walrus_repair_plan(NULL, NULL, &f->o.plan, f->msg, sizeof f->msg);
+}
+static int64_t plan_null_out(fx_t *f) {
+  return walrus_repair_plan(f->dir, NULL, NULL, f->msg, sizeof f->msg);
 }
 
 /* walrus_strerror, walrus_errname: codes outside the list */
@@ -1118,6 +1210,21 @@ static const row_t rows[] = {
      WALRUS_EREADONLY, "read-only", 0},
     {"walrus_append", "poisoned handle", S_POISON, append_poisoned,
      WALRUS_EPOISONED, "poison", 0},
+
+    {"walrus_append_deadline", "NULL w", 0, appendd_null_w, WALRUS_EINVAL, NULL,
+     0},
+    {"walrus_append_deadline", "NULL e", 0, appendd_null_e, WALRUS_EINVAL,
+     "NULL&entry", 0},
+    {"walrus_append_deadline", "data NULL, len 5", 0, appendd_data_null,
+     WALRUS_EINVAL, "data&NULL", 0},
+    {"walrus_append_deadline", "len max_entry_bytes + 1", 0, appendd_too_large,
+     WALRUS_ETOOLARGE, "max_entry_bytes", 0},
+    {"walrus_append_deadline", "read-only beside the writer", S_RO_BESIDE,
+     appendd_ro, WALRUS_EREADONLY, "read-only", 0},
+    {"walrus_append_deadline", "poisoned handle", S_POISON, appendd_poisoned,
+     WALRUS_EPOISONED, "poison", 0},
+
+    {"walrus_health", "NULL w", 0, health_null_w, WALRUS_EINVAL, NULL, 0},
 
     {"walrus_write_batch", "NULL w", 0, batch_null_w, WALRUS_EINVAL, NULL, 0},
     {"walrus_write_batch", "NULL e, n 3", 0, batch_null_e, WALRUS_EINVAL,
@@ -1431,6 +1538,20 @@ static const row_t rows[] = {
      S_TX_EMPTY | S_POISON, txcommit_poisoned, WALRUS_EPOISONED, "poison", 0},
     {"walrus_tx_commit", "read-only handle", S_RO_BESIDE, txcommit_ro,
      WALRUS_ETXNOTFOUND, "unknown", 0},
+    {"walrus_tx_commit_many", "NULL w", S_TX, txmany_null_w, WALRUS_EINVAL,
+     NULL, 0},
+    {"walrus_tx_commit_many", "NULL ids", S_TX, txmany_null_ids, WALRUS_EINVAL,
+     "NULL", 0},
+    {"walrus_tx_commit_many", "n 0", S_TX, txmany_n_0, WALRUS_EINVAL,
+     "no transaction", 0},
+    {"walrus_tx_commit_many", "unknown id", S_TX, txmany_unknown,
+     WALRUS_ETXNOTFOUND, "unknown", 0},
+    {"walrus_tx_commit_many", "committed id", S_DONE_COMMIT, txmany_done,
+     WALRUS_ETXNOTPENDING, "committed", 0},
+    {"walrus_tx_commit_many", "the same id twice", S_TX, txmany_twice,
+     WALRUS_ETXNOTPENDING, "being committed", 0},
+    {"walrus_tx_commit_many", "read-only handle", S_RO_BESIDE, txmany_ro,
+     WALRUS_ETXNOTFOUND, "unknown", 0},
 
     {"walrus_tx_rollback", "NULL w", S_TX, txrollback_null_w, WALRUS_EINVAL,
      NULL, 0},
@@ -1463,6 +1584,17 @@ static const row_t rows[] = {
      0},
     {"walrus_stats", "NULL w", 0, stats_null_w, WALRUS_EINVAL, NULL, 0},
     {"walrus_stats", "NULL out", 0, stats_null_out, WALRUS_EINVAL, "NULL", 0},
+    {"walrus_inspect", "NULL dir", 0, inspect_null_dir, WALRUS_EINVAL, "dir",
+     0},
+    {"walrus_inspect", "empty dir", 0, inspect_empty_dir, WALRUS_EINVAL, "dir",
+     0},
+    {"walrus_inspect", "NULL out", 0, inspect_null_out, WALRUS_EINVAL, "out",
+     0},
+    {"walrus_verify", "NULL dir", 0, verify_null_dir, WALRUS_EINVAL, "dir", 0},
+    {"walrus_repair_plan", "NULL dir", 0, plan_null_dir, WALRUS_EINVAL, "dir",
+     0},
+    {"walrus_repair_plan", "NULL out", 0, plan_null_out, WALRUS_EINVAL, "out",
+     0},
     {"walrus_strerror", "codes outside the list", 0, strerror_unknown,
      WALRUS_OK, NULL, 0},
     {"walrus_errname", "codes outside the list", 0, errname_unknown, WALRUS_OK,
@@ -1993,13 +2125,15 @@ ParameterizedTest(size_t *pi, badinput, row, .timeout = 120, .fini = row_fini) {
 
 /* Public functions with no row, and why. */
 static const char *const not_applicable[] = {
-    "walrus_config_default", /* NULL is a precondition; no other argument */
-    "walrus_errmsg",         /* NULL behaviour not documented */
-    "walrus_last_errno",     /* NULL behaviour not documented */
-    "walrus_durable_index",  /* NULL behaviour not documented; no other
-                                argument */
-    "walrus_version",        /* no argument */
-    "walrus_version_string", /* no argument */
+    "walrus_config_default",   /* NULL is a precondition; no other argument */
+    "walrus_errmsg",           /* NULL behaviour not documented */
+    "walrus_last_errno",       /* NULL behaviour not documented */
+    "walrus_durable_index",    /* NULL behaviour not documented; no other
+                                  argument */
+    "walrus_version",          /* no argument */
+    "walrus_version_string",   /* no argument */
+    "walrus_inspect_free",     /* NULL is fine; no other argument */
+    "walrus_repair_plan_free", /* NULL is fine; no other argument */
 };
 #define NNA (sizeof not_applicable / sizeof not_applicable[0])
 

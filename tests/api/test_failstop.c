@@ -300,3 +300,40 @@ Test(failstop, out_of_memory_leaves_the_handle_usable) {
   }
   cr_assert_gt(seen, 5u, "the sweep must have failed some allocations");
 }
+
+/* walrus_health: OK and "" while healthy; after a failed fsync, that
+ * failure's code and message, which the EPOISONED refusals after it do
+ * not overwrite. */
+Test(failstop, health_names_the_first_failure) {
+  vf_t *vf = vf_new();
+  walrus_config_t cfg = cfg_with(vf, 1 << 20);
+  walrus_t *w = tu_open(g_dir, &cfg);
+  char why[512] = "x";
+  cr_assert_eq(walrus_health(w, why, sizeof why), WALRUS_OK);
+  cr_assert_str_eq(why, "");
+  tu_append_n(w, 5, SEED, 64);
+  vf_arm_fail(vf, VF_SYNC, 1, -EIO, 0);
+  walrus_entry_t e;
+  unsigned char buf[64];
+  tu_entry_set(&e, 6, SEED, sizeof buf, buf);
+  cr_assert_eq(walrus_append(w, &e, NULL), WALRUS_EIO_FSYNC);
+  cr_assert_eq(walrus_append(w, &e, NULL), WALRUS_EPOISONED);
+  cr_assert_eq(walrus_sync(w), WALRUS_EPOISONED);
+  cr_assert_eq(walrus_health(w, why, sizeof why), WALRUS_EIO_FSYNC);
+  cr_assert(strstr(why, "fdatasync") != NULL && strstr(why, "EIO_FSYNC"),
+            "why: %s", why);
+  cr_assert_eq(walrus_health(w, NULL, 0), WALRUS_EIO_FSYNC);
+  char tiny[8];
+  cr_assert_eq(walrus_health(w, tiny, sizeof tiny), WALRUS_EIO_FSYNC);
+  cr_assert_eq(strlen(tiny), sizeof tiny - 1);
+  cr_assert_eq(walrus_health(NULL, why, sizeof why), WALRUS_EINVAL);
+  walrus_close(w);
+  vf_free(vf);
+  /* A read-only handle is healthy. */
+  walrus_config_t ro;
+  walrus_config_default(&ro);
+  ro.read_only = 1;
+  w = tu_open(g_dir, &ro);
+  cr_assert_eq(walrus_health(w, why, sizeof why), WALRUS_OK);
+  TU_OK(w, walrus_close(w));
+}

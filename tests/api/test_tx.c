@@ -1655,3 +1655,131 @@ Test(tx_threads, concurrent_transactions_are_contiguous_and_complete) {
   }
   TU_OK(w, walrus_close(w));
 }
+
+/* ---- walrus_tx_commit_many ------------------------------------------------
+ */
+
+TestSuite(tx_many, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+
+/* Four transactions (one empty) commit with one fdatasync, each at
+ * contiguous indexes in the order given, and read back whole after a
+ * reopen. */
+Test(tx_many, commits_several_with_one_fsync) {
+  walrus_config_t c = cfg_default();
+  walrus_t *w = tu_open(tu_dir, &c);
+  tu_append_n(w, 3, SEED, 100);
+  walrus_txid_t ids[4];
+  size_t sizes[4] = {5, 0, 1, 40};
+  for (int i = 0; i < 4; i++) {
+    TU_OK(w, walrus_tx_begin(w, 0, &ids[i]));
+    for (size_t p = 0; p < sizes[i]; p++)
+      add_test_entry(w, &ids[i], 10 + (uint64_t)i, p, 300);
+  }
+  walrus_stats_t before, after;
+  TU_OK(w, walrus_stats(w, &before));
+  uint64_t firsts[4];
+  size_t counts[4];
+  TU_OK(w, walrus_tx_commit_many(w, ids, 4, firsts, counts));
+  TU_OK(w, walrus_stats(w, &after));
+  cr_assert_eq(after.fsyncs - before.fsyncs, 1u, "%llu fsyncs",
+               (unsigned long long)(after.fsyncs - before.fsyncs));
+  uint64_t at = 4;
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(counts[i], sizes[i], "tx %d count", i);
+    if (sizes[i] > 0) cr_assert_eq(firsts[i], at, "tx %d first", i);
+    at += sizes[i];
+    cr_assert_eq(state_of(w, &ids[i]), WALRUS_TX_COMMITTED);
+  }
+  cr_assert_eq(walrus_durable_index(w), at - 1);
+  TU_OK(w, walrus_close(w));
+  w = tu_open(tu_dir, &c);
+  cr_assert_eq(walrus_last_index(w), at - 1);
+  for (int i = 0; i < 4; i++)
+    check_test_tx(w, firsts[i], sizes[i], &ids[i], 10 + (uint64_t)i, 300);
+  TU_OK(w, walrus_close(w));
+}
+
+/* An id that is not pending, or one given twice, commits nothing: every
+ * transaction stays pending and the log is unchanged. */
+Test(tx_many, a_bad_id_commits_none) {
+  walrus_config_t c = cfg_default();
+  walrus_t *w = tu_open(tu_dir, &c);
+  walrus_txid_t ids[3];
+  for (int i = 0; i < 2; i++) {
+    TU_OK(w, walrus_tx_begin(w, 0, &ids[i]));
+    add_test_entry(w, &ids[i], 1, 0, 50);
+  }
+  TU_OK(w, walrus_tx_begin(w, 0, &ids[2]));
+  TU_OK(w, walrus_tx_rollback(w, &ids[2]));
+  cr_assert_eq(walrus_tx_commit_many(w, ids, 3, NULL, NULL),
+               WALRUS_ETXNOTPENDING);
+  walrus_txid_t twice[2] = {ids[0], ids[0]};
+  cr_assert_eq(walrus_tx_commit_many(w, twice, 2, NULL, NULL),
+               WALRUS_ETXNOTPENDING);
+  walrus_txid_t unknown = ids[1];
+  unknown.s[10] = unknown.s[10] == 'a' ? 'b' : 'a';
+  walrus_txid_t with_unknown[2] = {ids[0], unknown};
+  cr_assert_eq(walrus_tx_commit_many(w, with_unknown, 2, NULL, NULL),
+               WALRUS_ETXNOTFOUND);
+  cr_assert_eq(walrus_tx_commit_many(w, ids, 0, NULL, NULL), WALRUS_EINVAL);
+  cr_assert_eq(walrus_tx_commit_many(w, NULL, 1, NULL, NULL), WALRUS_EINVAL);
+  cr_assert_eq(walrus_last_index(w), 0u);
+  cr_assert_eq(state_of(w, &ids[0]), WALRUS_TX_PENDING);
+  cr_assert_eq(state_of(w, &ids[1]), WALRUS_TX_PENDING);
+  TU_OK(w, walrus_tx_commit_many(w, ids, 2, NULL, NULL));
+  cr_assert_eq(walrus_last_index(w), 2u);
+  TU_OK(w, walrus_close(w));
+}
+
+/* A failed fdatasync aborts them all, and none is in the reopened log. */
+Test(tx_many, a_failed_fsync_aborts_all) {
+  vf_t *vf = vf_new();
+  walrus_config_t c = cfg_default();
+  c.vfs = vf_vfs(vf);
+  walrus_t *w = tu_open(tu_dir, &c);
+  tu_append_n(w, 2, SEED, 100);
+  walrus_txid_t ids[3];
+  for (int i = 0; i < 3; i++) {
+    TU_OK(w, walrus_tx_begin(w, 0, &ids[i]));
+    for (uint64_t p = 0; p < 4; p++) add_test_entry(w, &ids[i], 7, p, 200);
+  }
+  vf_arm_fail(vf, VF_SYNC, 1, -EIO, 0);
+  uint64_t firsts[3] = {9, 9, 9};
+  cr_assert_eq(walrus_tx_commit_many(w, ids, 3, firsts, NULL),
+               WALRUS_EIO_FSYNC);
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(state_of(w, &ids[i]), WALRUS_TX_ABORTED);
+    cr_assert_eq(firsts[i], 0u);
+  }
+  walrus_close(w);
+  vf_free(vf);
+  c.vfs = NULL;
+  w = tu_open(tu_dir, &c);
+  cr_assert_eq(walrus_last_index(w), 2u);
+  for (int i = 0; i < 3; i++) expect_absent(w, &ids[i]);
+  TU_OK(w, walrus_close(w));
+}
+
+/* Transactions that fill several segments: a rotation inside the call
+ * seals what came before; all commit, and all read back. */
+Test(tx_many, across_rotations) {
+  walrus_config_t c = cfg_default();
+  c.segment_bytes = 4096;
+  walrus_t *w = tu_open(tu_dir, &c);
+  walrus_txid_t ids[6];
+  for (int i = 0; i < 6; i++) {
+    TU_OK(w, walrus_tx_begin(w, 0, &ids[i]));
+    for (uint64_t p = 0; p < 8; p++)
+      add_test_entry(w, &ids[i], 20 + (uint64_t)i, p, 300);
+  }
+  uint64_t firsts[6];
+  TU_OK(w, walrus_tx_commit_many(w, ids, 6, firsts, NULL));
+  TU_OK(w, walrus_close(w));
+  char **segs = NULL;
+  cr_assert_geq(tu_segments(tu_dir, &segs), 3u);
+  tu_strv_free(segs);
+  w = tu_open(tu_dir, &c);
+  for (int i = 0; i < 6; i++)
+    check_test_tx(w, firsts[i], 8, &ids[i], 20 + (uint64_t)i, 300);
+  TU_OK(w, walrus_close(w));
+}
