@@ -762,6 +762,41 @@ Test(truncate, back_basics_and_persistence) {
   TU_OK(w, walrus_close(w));
 }
 
+/* Entries first..first + n - 1 as one batch of payloads of seed. */
+static void batch_of(walrus_t *w, uint64_t first, size_t n, uint64_t seed) {
+  static unsigned char bufs[16][40];
+  walrus_entry_t es[16];
+  cr_assert(n <= 16);
+  for (size_t i = 0; i < n; i++)
+    tu_entry_set(&es[i], first + i, seed, 40, bufs[i]);
+  uint64_t got = 0;
+  TU_OK(w, walrus_write_batch(w, es, n, &got));
+  cr_assert_eq(got, first);
+}
+
+/* A cut inside a batch leaves a closing mark after the last kept entry;
+ * a second cut at the same entry must not leave a second one (the log
+ * would not open: "misplaced sync mark"). */
+Test(truncate, back_twice_inside_one_batch) {
+  walrus_t *w = tu_open_default();
+  batch_of(w, 1, 16, SEED);
+  TU_OK(w, walrus_truncate_back(w, 3));
+  batch_of(w, 4, 13, SEED + 1);
+  TU_OK(w, walrus_truncate_back(w, 3));
+  batch_of(w, 4, 13, SEED + 2);
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
+  cr_assert_eq(walrus_last_index(w), 16u);
+  tu_check_range(w, 1, 3, SEED, 40);
+  tu_check_range(w, 4, 16, SEED + 2, 40);
+  TU_OK(w, walrus_truncate_back(w, 3)); /* and a third time, then empty */
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
+  cr_assert_eq(walrus_last_index(w), 3u);
+  tu_check_range(w, 1, 3, SEED, 40);
+  TU_OK(w, walrus_close(w));
+}
+
 Test(truncate, back_to_empty) {
   walrus_t *w = tu_open_default();
   tu_append_n(w, 5, SEED, 40);
