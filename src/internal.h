@@ -56,9 +56,12 @@
  *                            with wlock: a commit takes the transaction out
  *                            under tx.mu, releases it, then writes.
  *   err.mu         (mutex)   guards the last failure's message and errno.
+ *   zcache.mu      (mutex)   guards the cache of the last compressed unit
+ *                            walrus_get decompressed (read.c).
  *
  *   Order: wlock, then store.lock, then store.cache_mu, then
- *   commit.wait_mu, then err.mu; tx.mu before err.mu.  Atomics (the
+ *   commit.wait_mu, then err.mu; tx.mu before err.mu; store.lock, then
+ *   zcache.mu, then err.mu.  Atomics (the
  *   counters, durable_next, broken, layout_gen, follow.map) are read
  *   without a lock where their comments say so.
  *
@@ -166,6 +169,23 @@ typedef struct walrus__zunit_s {
   const walrus__seg_t *seg; /* the segment it came from */
   void *dctx;               /* zstd decompression context, or NULL */
 } walrus__zunit_t;
+
+/* The compressed unit walrus_get() and walrus_get_view() decompressed
+ * last (read.c: cached_entry()), so that a get of a neighbouring entry
+ * does not decompress it again.  It holds while store.layout_gen is gen
+ * (nothing truncated or removed since, so u.seg is the same segment and
+ * its records below count unchanged) and the unit's first record still
+ * carries crc.  mu guards it; a reader that misses takes u's buffers out,
+ * decompresses into them without mu, and puts them back.  A unit of more
+ * than WALRUS__ZCACHE_MAX content bytes is not kept. */
+#define WALRUS__ZCACHE_MAX (1u << 20)
+typedef struct walrus__zcache_s {
+  pthread_mutex_t mu; /* guards the fields below */
+  walrus__zunit_t u;  /* the unit, or count 0 */
+  uint64_t gen;       /* store.layout_gen when it was decoded */
+  uint32_t crc;       /* its first record's crc */
+  uint64_t decodes;   /* units gets decompressed (a miss each): tests */
+} walrus__zcache_t;
 
 /* Records an iterator checks at once (iter.c): their CRCs are computed
  * four at a time. */
@@ -373,6 +393,7 @@ struct walrus_s {
   walrus__txs_t tx;             /* transactions (api) */
   walrus__stats_t stats;        /* counters (atomics) */
   walrus__err_t err;            /* the last failure */
+  walrus__zcache_t zcache;      /* the last compressed unit a get read */
 };
 
 /* ---- lock.c ---- */
@@ -923,9 +944,10 @@ int walrus__zunit_decode(walrus_t *w, uint32_t version, const char *name,
                          uint64_t off, const unsigned char *rec, uint64_t index,
                          walrus__zunit_t *u);
 /* Load into u the compressed unit that holds entry index of s, unless u
- * holds it already: its first record is found from s's offsets and read.
- * If record index is not compressed, u is left empty.  Caller holds the
- * lock shared, s is ready. */
+ * holds it already (the same segment, and the unit starts at the first
+ * record found for index): its first record is found from s's offsets and
+ * read.  If record index is not compressed, u is left empty.  Caller
+ * holds the lock shared, s is ready. */
 int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
                        walrus__zunit_t *u);
 /* Point out's data, len and tx_id (copied into txid) at entry index of

@@ -21,7 +21,10 @@
  * unit's other records are 40 bytes each), its frame decompressed into a
  * walrus__zunit_t, bounded by max_entry_bytes and checked to the byte,
  * and the entry copied out of it; a view of one owns that copy.  A range
- * or batched read keeps the unit it decompressed for the entries after.
+ * or batched read keeps the unit it decompressed for the entries after;
+ * walrus_get and walrus_get_view share the handle's cache of the last
+ * unit (cached_entry()), so that reading a unit's entries one by one
+ * decompresses it once.
  */
 #include <string.h>
 
@@ -218,40 +221,66 @@ int walrus__zunit_entry(walrus_t *w, const walrus__zunit_t *u, const char *name,
   return WALRUS_OK;
 }
 
-int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
-                       walrus__zunit_t *u) {
-  if (u->count > 0 && u->seg == s && index >= u->first &&
-      index - u->first < u->count)
-    return WALRUS_OK;
-  u->count = 0;
-  /* The unit's first record is the nearest record at or before index
-   * that is not 40 bytes (a record of a compressed unit after the first
-   * has no body, and no sync mark falls inside a unit); record index
-   * itself may be the first, whatever its extent says. */
-  uint64_t k = index - s->first, j = k, off, end;
+/* The 40-byte header of the record at off of s: in the mapping, or read
+ * into buf.  *p points at it. */
+static int head_at(walrus_t *w, walrus__seg_t *s, uint64_t off,
+                   unsigned char buf[WALRUS__REC_HEADER_BYTES],
+                   const unsigned char **p) {
   const walrus__rmap_t *m =
       atomic_load_explicit(&s->rmap, memory_order_acquire);
-  unsigned char hdr[WALRUS__REC_HEADER_BYTES];
-  const unsigned char *p;
-  off = s->offs[k];
-  if (m != NULL && off + sizeof hdr <= m->len) {
-    p = m->addr + off;
-  } else {
-    int rc = walrus__os_read_full(w, s->file, s->name, hdr, sizeof hdr, off);
-    if (rc != WALRUS_OK) return rc;
-    p = hdr;
+  if (m != NULL && off + WALRUS__REC_HEADER_BYTES <= m->len) {
+    *p = m->addr + off;
+    return WALRUS_OK;
   }
-  if (!(p[34] & WALRUS__REC_ZSTD)) return WALRUS_OK; /* not compressed */
+  *p = buf;
+  return walrus__os_read_full(w, s->file, s->name, buf,
+                              WALRUS__REC_HEADER_BYTES, off);
+}
+
+/* The first record of the compressed unit that holds entry index of s:
+ * *j gets its number in s and *crc the crc its header carries.  *z is 0
+ * (nothing else set) when record index is not compressed.  The first
+ * record is the nearest record at or before index that is not 40 bytes
+ * (a record of a compressed unit after the first has no body, and no
+ * sync mark falls inside a unit); record index itself may be the first,
+ * whatever its extent says. */
+static int zunit_first(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                       uint64_t *j, uint32_t *crc, int *z) {
+  unsigned char buf[WALRUS__REC_HEADER_BYTES];
+  const unsigned char *p;
+  uint64_t k = index - s->first;
+  int rc = head_at(w, s, s->offs[k], buf, &p);
+  *z = 0;
+  if (rc != WALRUS_OK || !(p[34] & WALRUS__REC_ZSTD)) return rc;
+  *z = 1;
+  *j = k;
   if (!(p[34] & WALRUS__REC_FIRST)) {
     if (k == 0)
-      return zfail(w, WALRUS_ECORRUPT, s->name, off,
+      return zfail(w, WALRUS_ECORRUPT, s->name, s->offs[k],
                    "the segment starts inside it");
-    do j--;
-    while (j > 0 && s->offs[j + 1] - s->offs[j] == WALRUS__REC_HEADER_BYTES);
+    uint64_t i = k;
+    do i--;
+    while (i > 0 && s->offs[i + 1] - s->offs[i] == WALRUS__REC_HEADER_BYTES);
+    *j = i;
+    rc = head_at(w, s, s->offs[i], buf, &p);
+    if (rc != WALRUS_OK) return rc;
   }
-  off = s->offs[j];
-  end = j + 1 < s->count ? s->offs[j + 1]
-                         : (s->sealed ? s->index_offset : s->end);
+  *crc = walrus__get32(p);
+  return WALRUS_OK;
+}
+
+/* Read record j of s, the first of a compressed unit, check it whole
+ * (crc, index) and decode it into u for entry index; *crc gets the crc it
+ * carries. */
+static int zunit_read(walrus_t *w, walrus__seg_t *s, uint64_t j, uint64_t index,
+                      walrus__zunit_t *u, uint32_t *crc) {
+  const walrus__rmap_t *m =
+      atomic_load_explicit(&s->rmap, memory_order_acquire);
+  uint64_t off = s->offs[j];
+  uint64_t end = j + 1 < s->count ? s->offs[j + 1]
+                                  : (s->sealed ? s->index_offset : s->end);
+  const unsigned char *p;
+  u->count = 0;
   if (end <= off ||
       end - off < WALRUS__REC_HEADER_BYTES + WALRUS__ZHEAD_BYTES ||
       end - off > walrus__rec_size(WALRUS__BODY_MAX))
@@ -277,7 +306,10 @@ int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
       rc = r.index == s->first + j
                ? walrus__zunit_decode(w, s->version, s->name, off, p, index, u)
                : zfail(w, WALRUS_ECORRUPT, s->name, off, "wrong index");
-      if (rc == WALRUS_OK) u->seg = s;
+      if (rc == WALRUS_OK) {
+        u->seg = s;
+        *crc = r.crc;
+      }
       break;
     case WALRUS__FMT_BAD_CRC:
       rc = walrus__fail(w, WALRUS_ECHECKSUM, 0,
@@ -291,6 +323,25 @@ int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
   }
   walrus__free(w, own);
   return rc;
+}
+
+int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                       walrus__zunit_t *u) {
+  uint64_t j;
+  uint32_t crc;
+  int z;
+  int rc = zunit_first(w, s, index, &j, &crc, &z);
+  if (rc != WALRUS_OK || !z) { /* not compressed: u left empty */
+    u->count = 0;
+    return rc;
+  }
+  /* u holds the unit only if it starts at record j: after a truncate_back
+   * inside a unit its frame holds more entries than the unit has records,
+   * and the entries after the cut belong to later units. */
+  if (u->count > 0 && u->seg == s && u->first == s->first + j &&
+      index - u->first < u->count)
+    return WALRUS_OK;
+  return zunit_read(w, s, j, index, u, &crc);
 }
 
 void walrus__zunit_free(walrus_t *w, walrus__zunit_t *u) {
@@ -360,33 +411,95 @@ static int copy_entry(walrus_t *w, const walrus_entry_t *v,
   return WALRUS_OK;
 }
 
-/* Entry index of s, a record of a compressed unit whose header (flags
- * and txid_len in zhdr) was verified, into out (its header fields set),
- * copied, or into view, which then owns the copy.  zc keeps the unit for
- * the next call, or is NULL.  Caller holds the lock shared and s is
- * ready. */
+/* Entry index of s (a compressed record whose header fields are in hdr
+ * and whose txid_len is given) copied into *c through the handle's unit
+ * cache (w->zcache, internal.h): a hit costs the headers of record index
+ * and of its unit's first record, whose crc must still be the cached
+ * unit's; a miss takes the cache's buffers, decompresses into them
+ * without its mutex, and puts them back.  Caller holds the lock shared
+ * and s is ready. */
+static int cached_entry(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                        unsigned txid_len, const walrus_entry_t *hdr,
+                        walrus_entry_t *c) {
+  walrus__zcache_t *zc = &w->zcache;
+  /* Stable while the lock is held shared: it moves under it exclusive. */
+  uint64_t gen =
+      atomic_load_explicit(&w->store.layout_gen, memory_order_relaxed);
+  uint64_t off = s->offs[index - s->first], j = 0;
+  uint32_t crc = 0;
+  walrus_entry_t v = *hdr;
+  char txid[256];
+  int z;
+  int rc = zunit_first(w, s, index, &j, &crc, &z);
+  if (rc != WALRUS_OK) return rc;
+  if (!z) /* it was compressed a moment ago: the file changed */
+    return zfail(w, WALRUS_ECORRUPT, s->name, off, "its record changed");
+  pthread_mutex_lock(&zc->mu);
+  walrus__zunit_t *u = &zc->u;
+  if (u->count > 0 && u->seg == s && zc->gen == gen && zc->crc == crc &&
+      u->first == s->first + j && index - u->first < u->count) {
+    rc = walrus__zunit_entry(w, u, s->name, off, index, txid_len, &v, txid);
+    if (rc == WALRUS_OK) rc = copy_entry(w, &v, c);
+    pthread_mutex_unlock(&zc->mu);
+    return rc;
+  }
+  walrus__zunit_t mine = *u; /* empty if another reader has them */
+  memset(u, 0, sizeof *u);
+  pthread_mutex_unlock(&zc->mu);
+  rc = zunit_read(w, s, j, index, &mine, &crc);
+  if (rc == WALRUS_OK)
+    rc = walrus__zunit_entry(w, &mine, s->name, off, index, txid_len, &v, txid);
+  if (rc == WALRUS_OK) rc = copy_entry(w, &v, c);
+  if (rc != WALRUS_OK) mine.count = 0;
+  pthread_mutex_lock(&zc->mu);
+  zc->decodes++;
+  int keep = u->buf == NULL && u->ends == NULL && u->dctx == NULL &&
+             mine.cap <= WALRUS__ZCACHE_MAX;
+  if (keep) {
+    *u = mine;
+    zc->gen = gen;
+    zc->crc = crc;
+  }
+  pthread_mutex_unlock(&zc->mu);
+  if (!keep) walrus__zunit_free(w, &mine);
+  return rc;
+}
+
+/* Entry index of s, a record of a compressed unit whose header (its
+ * fields in hdr, flags and txid_len in zhdr) was verified, copied into
+ * out, or into view, which then owns the copy.  zc keeps the unit for the
+ * next entry of the same call; NULL (walrus_get, walrus_get_view) goes
+ * through the handle's unit cache instead.  out and view are written only
+ * on success.
+ * Caller holds the lock shared and s is ready. */
 static WALRUS__NOINLINE int read_compressed(
     walrus_t *w, walrus__seg_t *s, uint64_t index, const unsigned char zhdr[2],
-    walrus_entry_t *out, walrus_view_t *view, walrus__zunit_t *zc) {
-  walrus__zunit_t local = {0}, *u = zc != NULL ? zc : &local;
-  walrus_entry_t v = *out;
+    const walrus_entry_t *hdr, walrus_entry_t *out, walrus_view_t *view,
+    walrus__zunit_t *zc) {
+  walrus_entry_t v = *hdr, c;
   char txid[256];
-  int rc = walrus__zunit_load(w, s, index, u);
-  if (rc == WALRUS_OK)
-    rc = walrus__zunit_entry(w, u, s->name, s->offs[index - s->first], index,
-                             zhdr[1], &v, txid);
-  if (rc == WALRUS_OK) rc = copy_entry(w, &v, out);
-  if (rc == WALRUS_OK && view != NULL) {
-    view->entry = *out;
+  int rc;
+  if (zc == NULL) {
+    rc = cached_entry(w, s, index, zhdr[1], hdr, &c);
+  } else {
+    rc = walrus__zunit_load(w, s, index, zc);
+    if (rc == WALRUS_OK)
+      rc = walrus__zunit_entry(w, zc, s->name, s->offs[index - s->first], index,
+                               zhdr[1], &v, txid);
+    if (rc == WALRUS_OK) rc = copy_entry(w, &v, &c);
+  }
+  if (rc != WALRUS_OK) return rc;
+  *out = c;
+  if (view != NULL) {
+    view->entry = c;
     view->map_ = NULL;
-    view->copy_ = (void *)(uintptr_t)out->data;
-    if (out->tx_id != NULL) {
-      memcpy(view->tx_id_, out->tx_id, strlen(out->tx_id) + 1);
+    view->copy_ = (void *)(uintptr_t)c.data;
+    if (c.tx_id != NULL) {
+      memcpy(view->tx_id_, c.tx_id, strlen(c.tx_id) + 1);
       view->entry.tx_id = view->tx_id_;
     }
   }
-  walrus__zunit_free(w, &local);
-  return rc;
+  return WALRUS_OK;
 }
 
 /* Read entry index of s into out: borrowed from the mapping when view is
@@ -416,9 +529,11 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
   }
   if (m == NULL) {
     /* pread; a view without a mapping gets a private copy. */
-    rc = walrus__read_record(w, s, index, out, zhdr);
+    walrus_entry_t h;
+    rc = walrus__read_record(w, s, index, &h, zhdr);
     if (rc == WALRUS__VIEW_COMPRESSED)
-      return read_compressed(w, s, index, zhdr, out, view, zc);
+      return read_compressed(w, s, index, zhdr, &h, out, view, zc);
+    if (rc == WALRUS_OK) *out = h;
     if (rc == WALRUS_OK && view != NULL) {
       view->entry = *out;
       view->map_ = NULL;
@@ -430,25 +545,28 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
     }
     return rc;
   }
-  walrus_entry_t v;
+  walrus_entry_t v = {0};
   char txid[256];
   const unsigned char *p = m->addr + off;
   if (view == NULL) {
     rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, p, end - off, &v,
                           txid);
-    if (rc == WALRUS__VIEW_COMPRESSED) {
-      *out = v;
-      return read_compressed(w, s, index, p + 34, out, NULL, zc);
-    }
+    if (rc == WALRUS__VIEW_COMPRESSED)
+      return read_compressed(w, s, index, p + 34, &v, out, NULL, zc);
     return rc == WALRUS_OK ? copy_entry(w, &v, out) : rc;
   }
-  rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, p, end - off,
-                        &view->entry, view->tx_id_);
-  if (rc == WALRUS__VIEW_COMPRESSED) {
-    *out = view->entry;
-    return read_compressed(w, s, index, p + 34, out, view, zc);
-  }
+  /* Into v first: a compressed entry that fails to decompress leaves the
+   * view untouched. */
+  rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, p, end - off, &v,
+                        txid);
+  if (rc == WALRUS__VIEW_COMPRESSED)
+    return read_compressed(w, s, index, p + 34, &v, out, view, zc);
   if (rc != WALRUS_OK) return rc;
+  view->entry = v;
+  if (v.tx_id != NULL) {
+    memcpy(view->tx_id_, txid, strlen(txid) + 1);
+    view->entry.tx_id = view->tx_id_;
+  }
   walrus__rmap_ref(m);
   view->map_ = m;
   view->copy_ = NULL;

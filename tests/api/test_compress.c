@@ -20,6 +20,10 @@
  *  - ztrunc: truncate_back and truncate_front inside compressed units,
  *    then appends and a reopen;
  *  - zrecover: a torn compressed unit at the tail is cut at open;
+ *  - zcache: walrus_get and walrus_get_view decompress a unit once for
+ *    its neighbouring entries,
+ *    see the new bytes after truncate_back and a rewrite of the same
+ *    indexes, and stay right with four threads reading at once;
  *  - zinspect: walrus_verify, walrus_inspect and walrus_repair_plan on
  *    compressed logs: clean (truncate_back inside a unit included), a
  *    flipped frame byte, a crafted unit whose crc matches, compressed
@@ -30,6 +34,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,7 @@ TestSuite(zdamage, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 TestSuite(ztrunc, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 TestSuite(zrecover, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 TestSuite(zinspect, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
+TestSuite(zcache, .init = tu_fixture_setup, .fini = tu_fixture_teardown);
 
 #define NEED_ZSTD()                                                \
   do {                                                             \
@@ -114,8 +120,10 @@ static void model_set(model_t *m, uint64_t i, const void *p, size_t n,
   if (i > m->last) m->last = i;
 }
 
-/* Append a unit of n entries from index-derived payloads. */
-static void put_unit(walrus_t *w, model_t *m, size_t n, int random) {
+/* Append a unit of n entries from index-derived payloads; with salt not
+ * 0, short JSON events that also name salt. */
+static void put_unit_with(walrus_t *w, model_t *m, size_t n, int random,
+                          unsigned salt) {
   walrus_entry_t e[64];
   static unsigned char buf[64][2048];
   cr_assert(n <= 64);
@@ -125,7 +133,13 @@ static void put_unit(walrus_t *w, model_t *m, size_t n, int random) {
     e[k].term = next + k;
     e[k].type = (uint16_t)((next + k) % 5);
     e[k].timestamp_ns = (int64_t)(1000 + next + k);
-    e[k].len = make_payload(next + k, random, buf[k], sizeof buf[k]);
+    if (salt != 0)
+      e[k].len = (size_t)snprintf(
+          (char *)buf[k], sizeof buf[k],
+          "{\"index\":%llu,\"salt\":%u,\"memo\":\"rent and utilities\"}",
+          (unsigned long long)(next + k), salt);
+    else
+      e[k].len = make_payload(next + k, random, buf[k], sizeof buf[k]);
     e[k].data = buf[k];
   }
   uint64_t first = 0;
@@ -136,6 +150,10 @@ static void put_unit(walrus_t *w, model_t *m, size_t n, int random) {
   cr_assert_eq(first, next);
   for (size_t k = 0; k < n; k++)
     model_set(m, next + k, e[k].data, e[k].len, NULL);
+}
+
+static void put_unit(walrus_t *w, model_t *m, size_t n, int random) {
+  put_unit_with(w, m, n, random, 0);
 }
 
 static void check_one(const model_t *m, const walrus_entry_t *e, uint64_t i) {
@@ -522,14 +540,23 @@ static void expect_unit_fails(const model_t *m, int code, const char *what) {
     cfg.zero_copy = zc;
     walrus_t *w = tu_open(tu_dir, &cfg);
     for (uint64_t i = 2; i <= 13; i++) {
-      walrus_entry_t e;
+      /* On failure out and view are untouched: not a header field set. */
+      walrus_entry_t e, e0;
+      memset(&e, 0xA5, sizeof e);
+      e0 = e;
       int rc = walrus_get(w, i, &e);
       cr_assert_eq(rc, code, "%s: get %llu gave %s: %s", what,
                    (unsigned long long)i, walrus_errname(rc), walrus_errmsg(w));
       cr_assert(strstr(walrus_errmsg(w), ".seg") != NULL, "%s",
                 walrus_errmsg(w));
-      walrus_view_t v;
+      cr_assert(memcmp(&e, &e0, sizeof e) == 0, "%s: get %llu wrote out", what,
+                (unsigned long long)i);
+      walrus_view_t v, v0;
+      memset(&v, 0xA5, sizeof v);
+      v0 = v;
       cr_assert_eq(walrus_get_view(w, i, &v), code);
+      cr_assert(memcmp(&v, &v0, sizeof v) == 0, "%s: view %llu written", what,
+                (unsigned long long)i);
     }
     walrus_entry_t e;
     TU_OK(w, walrus_get(w, 1, &e));
@@ -887,5 +914,146 @@ Test(zinspect, compressed_records_in_version1_segment) {
   cr_assert_str_eq(f.file[0], name);
   cr_assert_eq(f.offset[0], off);
   cr_assert(strstr(f.message[0], "version 1") != NULL, "%s", f.message[0]);
+  model_free(m);
+}
+
+/* ---- zcache ------------------------------------------------------------- */
+
+/* A unit of n compressible entries whose bytes also depend on salt, so
+ * that a rewrite of the same indexes differs. */
+static void put_salted(walrus_t *w, model_t *m, size_t n, unsigned salt) {
+  put_unit_with(w, m, n, 0, salt);
+}
+
+/* Units walrus_get and walrus_get_view decompressed so far. */
+static uint64_t decodes(walrus_t *w) {
+  pthread_mutex_lock(&w->zcache.mu);
+  uint64_t n = w->zcache.decodes;
+  pthread_mutex_unlock(&w->zcache.mu);
+  return n;
+}
+
+/* A new compressing log (every unit compressed that shrinks). */
+static walrus_t *zcache_open(int zero_copy) {
+  walrus_config_t cfg = zcfg(1);
+  cfg.compress_min_bytes = 0;
+  cfg.zero_copy = zero_copy;
+  tu_rmrf(tu_dir);
+  return tu_open(tu_dir, &cfg);
+}
+
+/* Entry i by walrus_get and by walrus_get_view, checked. */
+static void get_both(walrus_t *w, const model_t *m, uint64_t i) {
+  walrus_entry_t e;
+  walrus_view_t v;
+  TU_OK(w, walrus_get(w, i, &e));
+  check_one(m, &e, i);
+  walrus_entry_free(&e);
+  TU_OK(w, walrus_get_view(w, i, &v));
+  check_one(m, &v.entry, i);
+  walrus_view_release(&v);
+}
+
+Test(zcache, neighbours_decompress_once) {
+  NEED_ZSTD();
+  for (int zc = 0; zc < 2; zc++) {
+    model_t *m = model_new();
+    walrus_t *w = zcache_open(zc);
+    put_salted(w, m, 20, 1); /* 1..20 */
+    put_salted(w, m, 20, 1); /* 21..40 */
+    walrus_entry_t e;
+    /* Each unit is decompressed by the first get of one of its entries,
+     * and not again for the others, by get or view, in any order. */
+    for (uint64_t u = 0; u < 2; u++) {
+      uint64_t before = decodes(w);
+      for (uint64_t k = 0; k < 20; k++)
+        get_both(w, m, 20 * u + 1 + (k * 7) % 20);
+      cr_assert_eq(decodes(w) - before, 1,
+                   "unit %llu (zero_copy %d): "
+                   "decompressed %llu times",
+                   (unsigned long long)u, zc,
+                   (unsigned long long)(decodes(w) - before));
+    }
+    /* Back to the first unit: once more, then cached again. */
+    uint64_t before = decodes(w);
+    TU_OK(w, walrus_get(w, 5, &e));
+    walrus_entry_free(&e);
+    TU_OK(w, walrus_get(w, 6, &e));
+    walrus_entry_free(&e);
+    cr_assert_eq(decodes(w) - before, 1);
+    TU_OK(w, walrus_close(w));
+    model_free(m);
+  }
+}
+
+Test(zcache, truncate_back_and_rewrite) {
+  NEED_ZSTD();
+  for (int zc = 0; zc < 2; zc++) {
+    model_t *m = model_new();
+    walrus_t *w = zcache_open(zc);
+    put_salted(w, m, 16, 1); /* 1..16 */
+    walrus_entry_t e;
+    for (unsigned salt = 2; salt < 6; salt++) {
+      /* The unit is cached; cut inside it, or before it, and write the
+       * same indexes again with other bytes. */
+      TU_OK(w, walrus_get(w, 6, &e));
+      check_one(m, &e, 6);
+      walrus_entry_free(&e);
+      uint64_t cut = salt % 2 ? 3 : 9;
+      TU_OK(w, walrus_truncate_back(w, cut));
+      m->last = cut;
+      put_salted(w, m, 16 - cut, salt);
+      for (uint64_t i = 1; i <= 16; i++) get_both(w, m, i);
+    }
+    TU_OK(w, walrus_close(w));
+    check_reopened(m, 1, 1);
+    model_free(m);
+  }
+}
+
+typedef struct zreader_s {
+  walrus_t *w;
+  const model_t *m;
+  uint64_t seed;
+  int bad;
+} zreader_t;
+
+static void *zreader(void *arg) {
+  zreader_t *r = arg;
+  uint64_t x = r->seed;
+  for (int k = 0; k < 4000 && !r->bad; k++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t i = 1 + (x >> 33) % r->m->last;
+    walrus_entry_t e;
+    if (walrus_get(r->w, i, &e) != WALRUS_OK) {
+      r->bad = 1;
+      break;
+    }
+    if (e.len != r->m->len[i] || memcmp(e.data, r->m->data[i], e.len) != 0)
+      r->bad = 2;
+    walrus_entry_free(&e);
+  }
+  return NULL;
+}
+
+Test(zcache, threads_read_at_once) {
+  NEED_ZSTD();
+  model_t *m = model_new();
+  walrus_config_t cfg = zcfg(1);
+  cfg.compress_min_bytes = 0;
+  walrus_t *w = tu_open(tu_dir, &cfg);
+  for (int u = 0; u < 40; u++) put_salted(w, m, 1 + (size_t)(u % 20), 7);
+  pthread_t t[4];
+  zreader_t r[4];
+  for (int k = 0; k < 4; k++) {
+    r[k] = (zreader_t){w, m, (uint64_t)k + 1, 0};
+    cr_assert_eq(pthread_create(&t[k], NULL, zreader, &r[k]), 0);
+  }
+  for (int k = 0; k < 4; k++) {
+    pthread_join(t[k], NULL);
+    cr_assert_eq(r[k].bad, 0, "reader %d: %s", k,
+                 r[k].bad == 1 ? "a get failed" : "wrong bytes");
+  }
+  TU_OK(w, walrus_close(w));
   model_free(m);
 }
