@@ -11,7 +11,10 @@
  * run appends DURABLE_UNITS batches under SYNC_ALWAYS.  Every figure is
  * the median of RUNS runs (default 5).  Bytes on disk are the segment
  * files' sizes (RocksDB: its *.log WAL files; its memtable never flushes
- * here), against the payload bytes written ("raw").
+ * here), against the payload bytes written ("raw").  For walrus with zstd
+ * on JSON events it also prints where the bytes of its segment files go
+ * (breakdown(): record headers, frames, index records, the rest), per
+ * entry, from the files of the first run.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -96,6 +99,76 @@ static void rmrf(const char *dir) {
     }                                                            \
   } while (0)
 
+/* Where the bytes of the segment files in dir go, per entry of raw
+ * payload bytes, by the record layout of docs/FORMAT.md: a 64-byte
+ * segment header, records (a 40-byte header: body_len at +4, flags at
+ * +34; the body padded to 8 bytes), then in a sealed segment the index
+ * record and the 32-byte trailer. */
+static void breakdown(const char *dir, unsigned long long entries,
+                      unsigned long long raw) {
+  unsigned long long hdr = 0, frame = 0, plain = 0, pad = 0, index = 0,
+                     other = 0, total = 0;
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  if (d == NULL) return;
+  while ((de = readdir(d)) != NULL) {
+    size_t l = strlen(de->d_name);
+    if (l < 4 || strcmp(de->d_name + l - 4, ".seg") != 0) continue;
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    FILE *f = fopen(p, "rb");
+    if (f == NULL) continue;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)size);
+    if (b == NULL || fread(b, 1, (size_t)size, f) != (size_t)size) {
+      free(b);
+      fclose(f);
+      continue;
+    }
+    fclose(f);
+    total += (unsigned long long)size;
+    unsigned long long off = 64, used = 64;
+    while (off + 40 <= (unsigned long long)size) {
+      unsigned long long body = (unsigned long long)b[off + 4] |
+                                (unsigned long long)b[off + 5] << 8 |
+                                (unsigned long long)b[off + 6] << 16 |
+                                (unsigned long long)b[off + 7] << 24;
+      unsigned flags = b[off + 34];
+      unsigned long long rsz = 40 + ((body + 7) & ~7ull);
+      if (body == 0 && flags == 0) break; /* preallocated zeros */
+      if (flags & 0x04) {                 /* the index record */
+        index += rsz;
+      } else if (flags & 0x10) { /* a sync mark */
+        other += rsz;
+      } else {
+        hdr += 40;
+        pad += rsz - 40 - body;
+        if (flags & 0x40)
+          frame += body;
+        else
+          plain += body;
+      }
+      off += rsz;
+      used += rsz;
+    }
+    other += (unsigned long long)size - used; /* header, trailer, zeros */
+    free(b);
+  }
+  closedir(d);
+  double n = (double)entries;
+  printf("  walrus zstd json, bytes per entry (raw %.1f): record headers "
+         "%.1f, frames and unit heads %.1f, plain bodies %.1f, padding "
+         "%.1f, index records %.1f, segment headers, trailers and marks "
+         "%.1f: %.1f (%.1f%%)\n",
+         (double)raw / n, (double)hdr / n, (double)frame / n, (double)plain / n,
+         (double)pad / n, (double)index / n, (double)other / n,
+         (double)total / n, 100.0 * (double)total / (double)raw);
+}
+
+static int breakdown_done;
+
 typedef struct result_s {
   double bytes;       /* on disk / raw */
   double append_mbs;  /* raw MB/s appended */
@@ -142,6 +215,10 @@ static result_t run_walrus(const char *base, int zstd, int random) {
   r.append_mbs = (double)raw / 1e6 / (t1 - t0);
   CHECK(w, walrus_close(w));
   r.bytes = (double)dir_bytes(dir, ".seg") / (double)raw;
+  if (zstd && !random && !breakdown_done) {
+    breakdown(dir, ENTRIES, raw);
+    breakdown_done = 1;
+  }
   w = open_log(dir, 0, WALRUS_SYNC_NONE);
   walrus_iter_t *it;
   walrus_entry_t x;
