@@ -64,8 +64,8 @@ static void fr_record(uint32_t salt, const uint8_t *buf, size_t len) {
     FR_CHECK(len >= WALRUS__REC_HEADER_BYTES, "OK with %zu bytes", len);
     FR_CHECK((uint64_t)r.body_len <= len - WALRUS__REC_HEADER_BYTES,
              "body %u beyond %zu bytes", r.body_len, len);
-    FR_CHECK(r.txid_len <= r.body_len, "txid %u > body %u", r.txid_len,
-             r.body_len);
+    FR_CHECK(r.txid_len <= r.body_len || (r.flags & WALRUS__REC_ZSTD),
+             "txid %u > body %u", r.txid_len, r.body_len);
     FR_CHECK((r.flags & ~WALRUS__REC_KNOWN_FLAGS) == 0, "flags %#x",
              r.flags);
     FR_CHECK(r.index != 0, "index 0");
@@ -110,8 +110,8 @@ static void fr_record(uint32_t salt, const uint8_t *buf, size_t len) {
   FR_CHECK(fr_known(rc), "rec_header_decode returned %d", rc);
   if (rc == WALRUS__FMT_OK) {
     FR_CHECK(r.body_len <= WALRUS__BODY_MAX, "body_len %u", r.body_len);
-    FR_CHECK(r.txid_len <= r.body_len, "txid %u > body %u", r.txid_len,
-             r.body_len);
+    FR_CHECK(r.txid_len <= r.body_len || (r.flags & WALRUS__REC_ZSTD),
+             "txid %u > body %u", r.txid_len, r.body_len);
     FR_CHECK(r.index != 0, "index 0");
     FR_CHECK(walrus__rec_size(r.body_len) % 8 == 0 &&
                  walrus__rec_size(r.body_len) >=
@@ -169,6 +169,7 @@ static void fr_seg_header(const uint8_t *buf, size_t len) {
              "segment header does not re-encode");
   }
   memset(&h, 0, sizeof h);
+  h.version = 1 + (in[8] & 1u);
   h.log_id = walrus__get64(in + 8) | 1;
   h.first_index = walrus__get64(in + 16) | 1;
   h.salt = walrus__get32(in + 24);
@@ -177,8 +178,9 @@ static void fr_seg_header(const uint8_t *buf, size_t len) {
   walrus__seg_header_t h2;
   FR_CHECK(walrus__fmt_seg_header_decode(out, &h2) == WALRUS__FMT_OK,
            "encoded header does not decode");
-  FR_CHECK(h2.log_id == h.log_id && h2.first_index == h.first_index &&
-               h2.salt == h.salt && h2.created_ns == h.created_ns,
+  FR_CHECK(h2.version == h.version && h2.log_id == h.log_id &&
+               h2.first_index == h.first_index && h2.salt == h.salt &&
+               h2.created_ns == h.created_ns,
            "segment header round trip");
 }
 

@@ -208,7 +208,12 @@ typedef enum walrus_format {
 /** Payload compression (the Go library's compression option). */
 typedef enum walrus_compression {
   WALRUS_COMPRESSION_NONE = 0, /**< Payloads are stored as given. */
-  WALRUS_COMPRESSION_ZSTD = 1  /**< Not available yet: WALRUS_ENOTSUP. */
+  /** Each unit (an append, a batch, a committed transaction) whose
+   *  payloads and tx ids come to at least compress_min_bytes is stored
+   *  as one zstd frame, when that is smaller (docs/FORMAT.md §5.6).
+   *  WALRUS_ENOTSUP when this build of walrus has no zstd
+   *  (walrus_open() says so). */
+  WALRUS_COMPRESSION_ZSTD = 1
 } walrus_compression_t;
 
 /** What walrus_open() does with damage it finds in the unsealed tail. */
@@ -314,7 +319,13 @@ typedef struct walrus_config {
                                     cannot map for reading.  0 or 1.
                                     Default 0. */
   walrus_format_t format;      /**< Must be WALRUS_FORMAT_BINARY for now. */
-  walrus_compression_t compression; /**< Must be NONE for now. */
+  walrus_compression_t compression; /**< NONE (default) or ZSTD: compress
+                                    the units this handle writes.  Reading
+                                    needs no option: a log may mix both,
+                                    and any handle of a build with zstd
+                                    reads compressed units (one without
+                                    says WALRUS_ENOTSUP, naming the file
+                                    and offset). */
   uint32_t tx_timeout_ms;      /**< Timeout of a transaction begun with
                                     timeout 0; 0 means never.  Default
                                     30000. */
@@ -355,6 +366,14 @@ typedef struct walrus_config {
                                     Default WALRUS_LOG_INFO. */
   const walrus_vfs_t *vfs;     /**< File system seam; NULL is POSIX. */
   const walrus_allocator_t *allocator; /**< NULL is malloc/realloc/free. */
+  uint32_t compress_min_bytes;         /**< With compression ZSTD: a unit whose
+                                            payloads and tx ids come to fewer bytes
+                                            is stored as it is.  A unit of more
+                                            than max_entry_bytes is never
+                                            compressed.  0..1 GiB.  Default 512. */
+  int compress_level; /**< With compression ZSTD: the zstd level,
+                           -7..19 (negative: faster, larger;
+                           0 is zstd's default, 3).  Default 1. */
 } walrus_config_t;
 
 /**
@@ -540,8 +559,13 @@ typedef struct walrus_view {
  * own views, and of any read-only handle (in any process) by the READER-*
  * file that handle holds locked (docs/FORMAT.md).  A read-only handle that
  * cannot create that file (a read-only file system) logs a warning, and its
- * views are then not protected from the writer's truncate_back.  Makes no allocation once
- * the segment is mapped.  Release every view; a view is not thread-safe,
+ * views are then not protected from the writer's truncate_back.  Makes no
+ * allocation once the segment is mapped.  An entry of a compressed unit
+ * (cfg.compression) is the exception: its bytes exist only decompressed,
+ * so view->entry.data points into memory the view owns (allocated with
+ * the handle's allocator, its unit decompressed for the call), valid and
+ * unchanged until walrus_view_release(view), which frees it.  Entries
+ * stored plain stay zero-copy.  Release every view; a view is not thread-safe,
  * but views of one handle may be taken and released on any threads.
  * @return as walrus_get(); view is untouched on failure.
  */
@@ -1098,8 +1122,11 @@ typedef struct walrus_verify_result {
  * Each finding names the file and byte offset; a torn tail (a unit a
  * crash cut short, which the next open cuts) is told from damage before
  * it by the rule walrus_open() uses (docs/FORMAT.md 8.2).  In each
- * segment the scan stops at the first damage, reported once.  Reads each
- * file once, in order; takes no lock and changes nothing.
+ * segment the scan stops at the first damage, reported once.  A build
+ * with zstd also decompresses each compressed unit and checks its records
+ * against its frame (a unit a read would refuse, its checksum good, is
+ * damage at its first record; the scan goes on).  Reads each file once,
+ * in order; takes no lock and changes nothing.
  * @param[in] on_finding NULL, or called for every finding.
  * @param[in] on_progress NULL, or called after each segment.
  * @param[out] out NULL, or the counts.

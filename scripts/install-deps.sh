@@ -3,9 +3,10 @@
 #
 # Usage: scripts/install-deps.sh [GROUP...]
 #
-#   build   compiler and build tools: enough to build the library, the
-#           examples, the benchmarks and the walrus command with its man
-#           page (cJSON, scdoc) (the default group)
+#   build   compiler, build tools and libzstd-dev: enough to build the
+#           library (with compression), the examples, the benchmarks and
+#           the walrus command with its man page (cJSON, scdoc) (the
+#           default group)
 #   test    build, plus the test framework (Criterion) and jq for the
 #           walrus command's tests
 #   bench   build, plus the peers the benchmarks compare against
@@ -18,7 +19,7 @@
 set -eu
 
 # The one place the package lists live.
-PKGS_BUILD="cmake make gcc libc6-dev pkg-config libcjson-dev scdoc"
+PKGS_BUILD="cmake make gcc libc6-dev pkg-config libzstd-dev libcjson-dev scdoc"
 PKGS_TEST="libcriterion-dev jq xfsprogs btrfs-progs"
 # Peers for bench/: measured beside walrus when present, skipped when not.
 PKGS_BENCH="librocksdb-dev libleveldb-dev libsqlite3-dev liblmdb-dev gnuplot-nox"

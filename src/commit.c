@@ -247,6 +247,15 @@ int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
   }
 }
 
+int walrus__commit_seal_now(walrus_t *w) {
+  while (w->commit.sync_running) {
+    pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+    int rc = walrus__writable(w);
+    if (rc != WALRUS_OK) return rc;
+  }
+  return walrus__commit_seal(w);
+}
+
 /* Wait until unit seq is durable (group commit), for
  * walrus__commit_unit(). */
 int walrus__commit_wait(walrus_t *w, uint64_t seq, int64_t deadline) {

@@ -26,6 +26,8 @@ void walrus_config_default(walrus_config_t *cfg) {
   cfg->zero_copy = 0;
   cfg->format = WALRUS_FORMAT_BINARY;
   cfg->compression = WALRUS_COMPRESSION_NONE;
+  cfg->compress_min_bytes = 512;
+  cfg->compress_level = 1;
   cfg->tx_timeout_ms = 30000;
   cfg->tx_max_entries = 10000;
   cfg->tx_cleanup_interval_ms = 0;
@@ -106,12 +108,22 @@ int walrus__config_check(const walrus_config_t *cfg, char *msg, size_t len) {
     case WALRUS_COMPRESSION_NONE:
       break;
     case WALRUS_COMPRESSION_ZSTD:
-      BAD(WALRUS_ENOTSUP, "compression: zstd is not available yet");
+      if (!walrus__zstd_built())
+        BAD(WALRUS_ENOTSUP,
+            "compression: this build of walrus has no zstd (built "
+            "with WALRUS_WITH_ZSTD=OFF or without libzstd)");
+      break;
     default:
       BAD(WALRUS_EINVAL,
           "compression: %d is not a walrus_compression_t value",
           (int)cfg->compression);
   }
+  if (cfg->compress_min_bytes > GIB)
+    BAD(WALRUS_EINVAL, "compress_min_bytes: %u is outside 0..%llu",
+        cfg->compress_min_bytes, (unsigned long long)GIB);
+  if (cfg->compress_level < -7 || cfg->compress_level > 19)
+    BAD(WALRUS_EINVAL, "compress_level: %d is outside -7..19",
+        cfg->compress_level);
   if (cfg->read_only && cfg->recovery == WALRUS_RECOVER_SALVAGE)
     BAD(WALRUS_EINVAL, "recovery: salvage moves files and cannot be "
         "read_only");

@@ -241,6 +241,7 @@ static int follow_segment(walrus_t *w, uint64_t first) {
   if (rc == WALRUS_OK) {
     s->salt = h.salt;
     s->seed = walrus__salt_seed(h.salt);
+    s->version = h.version;
     rc = walrus__seg_reserve(w, s, 1);
   }
   if (rc == WALRUS_OK) {

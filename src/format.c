@@ -48,7 +48,7 @@ void walrus__fmt_seg_header_encode(unsigned char out[WALRUS__SEG_HEADER_BYTES],
                                    const walrus__seg_header_t *h) {
   memset(out, 0, WALRUS__SEG_HEADER_BYTES);
   memcpy(out, SEG_MAGIC, 8);
-  walrus__put32(out + 8, WALRUS__FORMAT_VERSION);
+  walrus__put32(out + 8, h->version);
   walrus__put32(out + 12, WALRUS__SEG_HEADER_BYTES);
   walrus__put64(out + 16, h->log_id);
   walrus__put64(out + 24, h->first_index);
@@ -62,7 +62,9 @@ int walrus__fmt_seg_header_decode(
   if (memcmp(in, SEG_MAGIC, 8) != 0) return WALRUS__FMT_BAD_MAGIC;
   if (walrus__get32(in + 60) != walrus__crc32c(0, in, 60))
     return WALRUS__FMT_BAD_CRC;
-  if (walrus__get32(in + 8) != WALRUS__FORMAT_VERSION)
+  h->version = walrus__get32(in + 8);
+  if (h->version != WALRUS__FORMAT_VERSION &&
+      h->version != WALRUS__SEG_VERSION_ZSTD)
     return WALRUS__FMT_BAD_VERSION;
   if (walrus__get32(in + 12) != WALRUS__SEG_HEADER_BYTES)
     return WALRUS__FMT_BAD_FIELD;
@@ -102,8 +104,15 @@ int walrus__rec_header_decode(const unsigned char in[WALRUS__REC_HEADER_BYTES],
   r->txid_len = in[35];
   r->epoch = walrus__get32(in + 36);
   if ((r->flags & ~WALRUS__REC_KNOWN_FLAGS) != 0) return WALRUS__FMT_BAD_FIELD;
-  if (r->body_len > WALRUS__BODY_MAX || r->txid_len > r->body_len)
+  if (r->body_len > WALRUS__BODY_MAX) return WALRUS__FMT_BAD_FIELD;
+  if (r->flags & WALRUS__REC_ZSTD) {
+    if ((r->flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)) != 0 ||
+        ((r->flags & WALRUS__REC_FIRST) ? r->body_len < WALRUS__ZHEAD_BYTES
+                                        : r->body_len != 0))
+      return WALRUS__FMT_BAD_FIELD;
+  } else if (r->txid_len > r->body_len) {
     return WALRUS__FMT_BAD_FIELD;
+  }
   if (r->index == 0) return WALRUS__FMT_BAD_FIELD;
   return WALRUS__FMT_OK;
 }

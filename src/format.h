@@ -63,7 +63,8 @@
  *          record written after a sync), 0x10 MARK (a sync mark, below),
  *          0x20 OVERLAP (on every record of a group that began while the
  *          previous group's sync was still running; older logs have it on
- *          the GROUP record only); other bits are 0
+ *          the GROUP record only), 0x40 ZSTD (a record of a compressed
+ *          unit, below; only in a version 2 segment); bit 7 is 0
  *   35  1  txid_len (0: no transaction id)
  *   36  4  epoch: the sync group; it grows by one when an fdatasync of
  *          the log starts, so records two or more epochs below another
@@ -101,6 +102,18 @@
  *   a batch of n is FIRST, n-2 records with neither, LAST (n == 1 is
  *   FIRST|LAST).  Indexes run +1 from record to record.  Recovery keeps
  *   only whole units: a unit never spans two segments.
+ *
+ *   A compressed unit (version 2 segments only) keeps one record per
+ *   entry, each with its own header, every one flagged ZSTD.  The first
+ *   record's body is the unit's stored bytes: content_len (uint32), count
+ *   (uint32), then one zstd frame that decompresses to exactly content_len
+ *   bytes: count uint32 body lengths, then the count bodies back to back
+ *   (tx id, then payload, as an uncompressed record's body).  Every other
+ *   record of the unit has body_len 0.  A record's txid_len is that of its
+ *   entry's body in the content.  The crc covers the stored bytes, as for
+ *   any record.  content_len is at most the reader's max_entry_bytes; a
+ *   frame that does not decompress to exactly content_len bytes, or
+ *   lengths that do not add up, is corruption.
  *
  *   Index record (written when the segment is sealed, after the last
  *   record): flags INDEX, index = the segment's first_index, term = the
@@ -141,7 +154,18 @@
 #define WALRUS__REC_GROUP 0x08u
 #define WALRUS__REC_MARK 0x10u
 #define WALRUS__REC_OVERLAP 0x20u
-#define WALRUS__REC_KNOWN_FLAGS 0x3Fu
+#define WALRUS__REC_ZSTD 0x40u
+#define WALRUS__REC_KNOWN_FLAGS 0x7Fu
+
+/* The segment header's version: 1, or 2 for a segment whose records may be
+ * compressed (ZSTD records are malformed in a version 1 segment, so that a
+ * reader that knows only version 1 refuses such a file whole). */
+#define WALRUS__SEG_VERSION_ZSTD 2u
+
+/* The head of a compressed unit's first record's body: the unit's content
+ * length once decompressed (uint32), then its entry count (uint32); the
+ * zstd frame follows. */
+#define WALRUS__ZHEAD_BYTES 8u
 
 /** Longest body a record may carry (1 GiB of payload + a 255-byte id). */
 #define WALRUS__BODY_MAX ((1u << 30) + 255u)
@@ -192,6 +216,7 @@ typedef struct walrus__meta_s {
 
 /** A segment header, decoded. */
 typedef struct walrus__seg_header_s {
+  uint32_t version;     /* 1, or WALRUS__SEG_VERSION_ZSTD */
   uint64_t log_id;      /* as in META */
   uint64_t first_index; /* index of the first record */
   uint32_t salt;        /* seeds every record CRC of the file */
@@ -238,7 +263,10 @@ int walrus__fmt_seg_header_decode(
 /** Write a record header (crc left 0) into out. */
 void walrus__rec_header_encode(unsigned char out[WALRUS__REC_HEADER_BYTES],
                                const walrus__rec_t *r);
-/** Decode a record header; checks flags and body_len bounds, not crc. */
+/** Decode a record header; checks flags and body_len bounds, not crc.  A
+ * ZSTD record must be no INDEX or MARK, its txid_len applies to the
+ * decompressed body, and its body holds the unit's frame (FIRST: at least
+ * WALRUS__ZHEAD_BYTES) or nothing. */
 int walrus__rec_header_decode(const unsigned char in[WALRUS__REC_HEADER_BYTES],
                               walrus__rec_t *r);
 /** The crc a record must carry: salt, then header bytes 4..39, then body. */
@@ -257,6 +285,17 @@ uint32_t walrus__rec_crc_start(
  * needed).  Returns WALRUS__FMT_OK with *r filled, or why not. */
 int walrus__rec_check(uint32_t salt, const unsigned char *buf, size_t avail,
                       walrus__rec_t *r);
+
+/** A compressed unit's head (format.h above), decoded and checked: 1 when
+ * count >= 1, 4 * count <= content_len <= bound; else 0. */
+static inline int walrus__zhead_decode(const unsigned char in[8],
+                                       uint32_t bound, uint32_t *content_len,
+                                       uint32_t *count) {
+  *content_len = walrus__get32(in);
+  *count = walrus__get32(in + 4);
+  return *count >= 1 && *content_len <= bound &&
+         (uint64_t)*count * 4 <= *content_len;
+}
 
 void walrus__trailer_encode(unsigned char out[WALRUS__TRAILER_BYTES],
                             uint32_t salt, const walrus__trailer_t *t);

@@ -7,9 +7,12 @@
  * One walk serves all three.  It lists the directory, reads META, and
  * takes the segments in index order as recover.c does: the header, the
  * trailer, and the records through walrus__recover_scan(), so that a torn
- * tail and damage are told apart by open's own rule.  The walk runs on a
- * handle of its own that holds no lock, no file but the one it reads, and
- * registers nowhere: it never writes, and a writer may run beside it.
+ * tail and damage are told apart by open's own rule; walrus_verify() and
+ * walrus_repair_plan() also have it decompress every compressed unit and
+ * check its records against the frame (deep), which open does not.  The
+ * walk runs on a handle of its own that holds no lock, no file but the one
+ * it reads, and registers nowhere: it never writes, and a writer may run
+ * beside it.
  *
  * Invariant: nothing here calls a VFS method that changes the directory
  * or a file (write, truncate, rename, unlink, mkdir, lock, sync).
@@ -346,6 +349,7 @@ static int open_header(walk_t *k, size_t i, walrus__seg_t **out) {
   }
   s->salt = h.salt;
   s->seed = walrus__salt_seed(h.salt);
+  s->version = h.version;
   g->header_ok = 1;
   *out = s;
   return WALRUS_OK;
@@ -450,9 +454,11 @@ static int walk_segment(walk_t *k, size_t i, uint64_t *expect) {
     goto out;
   }
   rc = walrus__recover_scan(w, s, g->info.bytes, k->void_after, last && !sealed,
-                            &rep);
+                            k->full, &rep);
   if (rc != WALRUS_OK) goto out;
   k->res.bytes += g->info.bytes;
+  if (rep.zbad_off != 0)
+    emit(k, WALRUS_FINDING_DAMAGE, s->name, rep.zbad_off, "%s", rep.zwhy);
   if (sealed) {
     g->info.state = WALRUS_SEGMENT_SEALED;
     g->trailer_count = t.count;

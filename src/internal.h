@@ -56,9 +56,12 @@
  *                            with wlock: a commit takes the transaction out
  *                            under tx.mu, releases it, then writes.
  *   err.mu         (mutex)   guards the last failure's message and errno.
+ *   zcache.mu      (mutex)   guards the cache of the last compressed unit
+ *                            walrus_get decompressed (read.c).
  *
  *   Order: wlock, then store.lock, then store.cache_mu, then
- *   commit.wait_mu, then err.mu; tx.mu before err.mu.  Atomics (the
+ *   commit.wait_mu, then err.mu; tx.mu before err.mu; store.lock, then
+ *   zcache.mu, then err.mu.  Atomics (the
  *   counters, durable_next, broken, layout_gen, follow.map) are read
  *   without a lock where their comments say so.
  *
@@ -110,6 +113,7 @@ typedef struct walrus__rmap_s {
   uint32_t salt;                       /* the segment's salt, for its records */
   uint32_t seed;                       /* CRC-32C of the salt's 4 bytes: where
                                           every record's CRC starts */
+  uint32_t version;                    /* the segment's header version */
   atomic_ullong populated;             /* bytes from 0 that an iterator has
                                           faulted in (MADV_POPULATE_READ) */
   char name[WALRUS__SEG_NAME_LEN + 1]; /* the segment's file name */
@@ -123,6 +127,8 @@ typedef struct walrus__seg_s {
   uint64_t end;                   /* offset after the last published record */
   uint32_t salt;                  /* seeds every record CRC in the file */
   uint32_t seed;                  /* walrus__salt_seed(salt) */
+  uint32_t version;               /* header version: WALRUS__SEG_VERSION_ZSTD
+                                     if its records may be compressed */
   int sealed;                     /* has an index record and trailer */
   uint32_t index_offset;          /* sealed: offset of the index record */
   walrus_vfs_file_t *file;        /* open file, or NULL (sealed, not cached) */
@@ -150,6 +156,37 @@ typedef struct walrus__window_s {
   size_t len;         /* valid bytes in buf */
 } walrus__window_t;
 
+/* A compressed unit's content, decompressed (read.c; format.h): the
+ * bodies of entries first .. first + count - 1.  ends[k] is the offset in
+ * buf after body k; body 0 starts after the count lengths. */
+typedef struct walrus__zunit_s {
+  unsigned char *buf;       /* the content, or NULL */
+  size_t cap;               /* capacity of buf */
+  uint32_t *ends;           /* count body ends, into buf */
+  size_t ends_cap;          /* capacity of ends */
+  uint64_t first;           /* index of the unit's first entry */
+  uint32_t count;           /* its entries; 0: nothing held */
+  const walrus__seg_t *seg; /* the segment it came from */
+  void *dctx;               /* zstd decompression context, or NULL */
+} walrus__zunit_t;
+
+/* The compressed unit walrus_get() and walrus_get_view() decompressed
+ * last (read.c: cached_entry()), so that a get of a neighbouring entry
+ * does not decompress it again.  It holds while store.layout_gen is gen
+ * (nothing truncated or removed since, so u.seg is the same segment and
+ * its records below count unchanged) and the unit's first record still
+ * carries crc.  mu guards it; a reader that misses takes u's buffers out,
+ * decompresses into them without mu, and puts them back.  A unit of more
+ * than WALRUS__ZCACHE_MAX content bytes is not kept. */
+#define WALRUS__ZCACHE_MAX (1u << 20)
+typedef struct walrus__zcache_s {
+  pthread_mutex_t mu; /* guards the fields below */
+  walrus__zunit_t u;  /* the unit, or count 0 */
+  uint64_t gen;       /* store.layout_gen when it was decoded */
+  uint32_t crc;       /* its first record's crc */
+  uint64_t decodes;   /* units gets decompressed (a miss each): tests */
+} walrus__zcache_t;
+
 /* Records an iterator checks at once (iter.c): their CRCs are computed
  * four at a time. */
 #define WALRUS__ITER_BATCH 16
@@ -174,6 +211,7 @@ struct walrus_iter_s {
   uint64_t cut;                      /* lowest last_kept + 1 of a truncate_back
                                         since the last step, or UINT64_MAX
                                         (written with the lock exclusive) */
+  walrus__zunit_t z;                 /* the compressed unit being read */
   int mapped;                        /* reads through map (cfg.zero_copy) */
   int follow;                        /* follow mode: durable entries only,
                                         waits at the end */
@@ -276,6 +314,15 @@ typedef struct walrus__commit_s {
   int need_mark;                   /* entries written since the last mark,
                                       index record or sync of a later group */
   unsigned char *buf;              /* encode buffer, cfg.buffer_bytes */
+  void *zctx;                      /* zstd compression context, or NULL */
+  unsigned char *zbuf;             /* compressed unit: content, then frame */
+  size_t zcap;                     /* capacity of zbuf */
+  uint32_t zskip;                  /* units left to store uncompressed after
+                                      units that did not shrink */
+  uint32_t zbackoff;               /* the next such run's length */
+  uint64_t zuse;                   /* bumped by each unit compressed into
+                                      zbuf, so a writer that waited can tell
+                                      that zbuf changed under it */
   int poisoned;                    /* a write-side I/O call failed */
   int poison_code;                 /* the failure that poisoned the handle */
   char poison_msg[512];            /* its message (walrus_health) */
@@ -346,6 +393,7 @@ struct walrus_s {
   walrus__txs_t tx;             /* transactions (api) */
   walrus__stats_t stats;        /* counters (atomics) */
   walrus__err_t err;            /* the last failure */
+  walrus__zcache_t zcache;      /* the last compressed unit a get read */
 };
 
 /* ---- lock.c ---- */
@@ -622,13 +670,18 @@ static inline int walrus__cache_over(walrus_t *w) {
 int walrus__rec_view_fail(walrus_t *w, int why, const char *name,
                           uint64_t index, uint64_t off);
 
+/* What walrus__rec_view() returns for a record of a compressed unit: its
+ * header is verified and out's index, term, timestamp, checksum and type
+ * are set, but its body is in the unit's first record (walrus__zunit_*). */
+#define WALRUS__VIEW_COMPRESSED 1
+
 /* Verify the record of entry index at p (len bytes available, in segment
  * file name at off) and fill out's fields, borrowing data from p; the tx id
  * is copied to txid.  seed is the segment's walrus__salt_seed().  With
  * checked, the caller has just checked its CRC (and seed is unused);
  * everything else is verified all the same.  Nothing is written to out or
- * txid unless it passes.  Inline: it is the inner step of every mapped
- * read. */
+ * txid unless it passes; WALRUS__VIEW_COMPRESSED (above) for a ZSTD
+ * record.  Inline: it is the inner step of every mapped read. */
 static WALRUS__ALWAYS_INLINE int walrus__rec_view(
     walrus_t *w, const char *name, uint32_t seed, int checked, uint64_t index,
     uint64_t off, const unsigned char *p, uint64_t len, walrus_entry_t *out,
@@ -637,8 +690,9 @@ static WALRUS__ALWAYS_INLINE int walrus__rec_view(
     return walrus__rec_view_fail(w, WALRUS_ECORRUPT, name, index, off);
   uint32_t body_len = walrus__get32(p + 4);
   uint8_t flags = p[34], txid_len = p[35]; /* format.h: bytes 34, 35 */
+  int z = (flags & WALRUS__REC_ZSTD) != 0;
   if ((flags & ~WALRUS__REC_KNOWN_FLAGS) != 0 || body_len > WALRUS__BODY_MAX ||
-      txid_len > body_len ||
+      (!z && txid_len > body_len) ||
       WALRUS__REC_HEADER_BYTES + (uint64_t)body_len > len)
     return walrus__rec_view_fail(w, WALRUS_ECORRUPT, name, index, off);
   uint32_t crc = walrus__get32(p);
@@ -656,6 +710,7 @@ static WALRUS__ALWAYS_INLINE int walrus__rec_view(
   out->checksum = crc;
   out->type = walrus__get16(p + 32);
   out->tx_id = NULL;
+  if (z) return WALRUS__VIEW_COMPRESSED;
   if (txid_len > 0) {
     memcpy(txid, body, txid_len);
     txid[txid_len] = '\0';
@@ -695,12 +750,17 @@ typedef struct walrus__scan_report_s {
                           (a preallocated tail: not damage) */
   char why[160];       /* what stopped it */
   char evidence[200];  /* judged, not torn: the valid record after it */
+  uint64_t zbad_off;   /* deep: offset of the first compressed unit that
+                          cannot be read back, or 0 */
+  char zwhy[200];      /* deep: what is wrong with it */
 } walrus__scan_report_t;
-/* Scan the records of s (file, salt and seed set) as open does, filling
- * s->offs; with judge, tell a torn tail from damage as open would.  Reads
- * only. */
+/* Scan the records of s (file, salt, seed and version set) as open does,
+ * filling s->offs; with judge, tell a torn tail from damage as open
+ * would; with deep (and zstd in this build), also decompress every
+ * compressed unit of whole units and check its records against its frame,
+ * which open does not.  Reads only. */
 int walrus__recover_scan(walrus_t *w, walrus__seg_t *s, uint64_t size,
-                         uint64_t void_after, int judge,
+                         uint64_t void_after, int judge, int deep,
                          walrus__scan_report_t *out);
 
 /* ---- commit.c ---- */
@@ -802,6 +862,10 @@ static inline uint64_t walrus__commit_written(walrus_t *w, walrus__seg_t *s,
   return seq;
 }
 int walrus__commit_seal(walrus_t *w);
+/* Seal the tail now, once no sync runs, so that the next unit starts a
+ * segment of the current version (a compressing writer that finds a
+ * version 1 tail holding records). */
+int walrus__commit_seal_now(walrus_t *w);
 /* Retention: keep at most max_segments segments (after a rotation). */
 int walrus__retain(walrus_t *w);
 /* Move the first index to first_kept (META first, durably) and remove the
@@ -825,6 +889,21 @@ void walrus__durable_writer_close(walrus_t *w);
 static inline _Atomic uint32_t *walrus__durable_wake_count(void *map) {
   return (_Atomic uint32_t *)((unsigned char *)map + WALRUS__DURABLE_WAKE_OFF);
 }
+
+/* ---- compress.c ---- */
+int walrus__zstd_built(void);
+size_t walrus__zstd_bound(size_t n);
+void *walrus__zstd_cctx_new(void);
+void walrus__zstd_cctx_free(void *cctx);
+void *walrus__zstd_dctx_new(void);
+void walrus__zstd_dctx_free(void *dctx);
+/* The frame's length, or 0 if it does not fit in cap or zstd failed. */
+size_t walrus__zstd_compress(void *cctx, void *dst, size_t cap, const void *src,
+                             size_t n, int level);
+/* 1 if src[0..m) is one frame that decompresses to exactly n bytes into
+ * dst; 0 otherwise (never more than n bytes written). */
+int walrus__zstd_decompress(void *dctx, void *dst, size_t n, const void *src,
+                            size_t m);
 
 /* ---- stats.c ---- */
 void walrus__stats_fsync(walrus_t *w, uint64_t ns);
@@ -856,7 +935,27 @@ void walrus__tx_destroy(walrus_t *w);
 
 /* ---- read.c ---- */
 int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
-                        walrus_entry_t *out);
+                        walrus_entry_t *out, unsigned char zhdr[2]);
+/* Decompress the unit whose first record rec (its whole header and body,
+ * CRC verified, at offset off of a segment of that header version, file
+ * name) holds into u, after checking that it is one and covers index.
+ * The bound is cfg.max_entry_bytes.  u->seg is the caller's to set. */
+int walrus__zunit_decode(walrus_t *w, uint32_t version, const char *name,
+                         uint64_t off, const unsigned char *rec, uint64_t index,
+                         walrus__zunit_t *u);
+/* Load into u the compressed unit that holds entry index of s, unless u
+ * holds it already (the same segment, and the unit starts at the first
+ * record found for index): its first record is found from s's offsets and
+ * read.  If record index is not compressed, u is left empty.  Caller
+ * holds the lock shared, s is ready. */
+int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                       walrus__zunit_t *u);
+/* Point out's data, len and tx_id (copied into txid) at entry index of
+ * the unit u holds, whose record (at off of file name) says txid_len. */
+int walrus__zunit_entry(walrus_t *w, const walrus__zunit_t *u, const char *name,
+                        uint64_t off, uint64_t index, unsigned txid_len,
+                        walrus_entry_t *out, char txid[256]);
+void walrus__zunit_free(walrus_t *w, walrus__zunit_t *u);
 
 /* ---- truncate.c ---- */
 int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,

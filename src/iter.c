@@ -100,13 +100,19 @@ static int seek(walrus_iter_t *it) {
     return walrus__fail(w, WALRUS_ENOSEGMENT, 0, "no segment holds index %llu",
                         (unsigned long long)it->next);
   walrus__seg_t *s = w->store.segs[i];
+  it->z.count = 0;
   if (it->next == s->first) {
     it->off = WALRUS__SEG_HEADER_BYTES;
   } else {
     int rc = walrus__seg_acquire(w, s);
     if (rc != WALRUS_OK) return rc;
     it->off = s->offs[it->next - s->first];
+    /* Starting inside a compressed unit: decompress it now, while s may
+     * be used (a mapped step may not). */
+    if (s->version >= WALRUS__SEG_VERSION_ZSTD)
+      rc = walrus__zunit_load(w, s, it->next, &it->z);
     walrus__seg_release(w, s);
+    if (rc != WALRUS_OK) return rc;
   }
   if (it->seg != s) unborrow(it);
   it->seg = s;
@@ -159,7 +165,8 @@ static void verify_ahead(walrus_iter_t *it) {
     uint32_t body = walrus__get32(q + 4);
     uint8_t flags = q[REC_FLAGS_AT], txid_len = q[REC_FLAGS_AT + 1];
     if ((flags & ~WALRUS__REC_KNOWN_FLAGS) != 0 ||
-        (flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK)) != 0 ||
+        (flags & (WALRUS__REC_INDEX | WALRUS__REC_MARK | WALRUS__REC_ZSTD)) !=
+            0 ||
         body > WALRUS__BODY_MAX || txid_len > body ||
         WALRUS__REC_HEADER_BYTES + (uint64_t)body > it->run_end - off ||
         walrus__get64(q + 8) != index)
@@ -232,6 +239,25 @@ static void read_ahead(walrus_iter_t *it) {
     it->hint_at = 0;
 }
 
+/* The body of the compressed entry at it->off (its record at p, header
+ * verified; in file name of that header version): from the unit it->z
+ * holds, decompressed from p first when p opens it.  A step from inside
+ * a unit relies on seek() or the unit's first record having loaded it. */
+static WALRUS__NOINLINE int zstep(walrus_iter_t *it, uint32_t version,
+                                  const char *name, const unsigned char *p,
+                                  walrus_entry_t *out) {
+  walrus_t *w = it->w;
+  int rc = WALRUS_OK;
+  if (p[REC_FLAGS_AT] & WALRUS__REC_FIRST) {
+    rc = walrus__zunit_decode(w, version, name, it->off, p, it->next, &it->z);
+    it->z.seg = it->seg; /* identity only */
+  }
+  if (rc == WALRUS_OK)
+    rc = walrus__zunit_entry(w, &it->z, name, it->off, it->next,
+                             p[REC_FLAGS_AT + 1], out, it->txid);
+  return rc;
+}
+
 /* A mapped step inside the current run: no lock, so nothing of it->seg is
  * used (a truncation may free it meanwhile); the mapping has what it
  * needs. */
@@ -247,6 +273,8 @@ static int mapped_step(walrus_iter_t *it, walrus_entry_t *out) {
     /* Not whole and intact: check it again, for the message. */
     int rc = walrus__rec_view(it->w, m->name, m->seed, 0, it->next, it->off, p,
                               left, out, it->txid);
+    if (rc == WALRUS__VIEW_COMPRESSED)
+      rc = zstep(it, m->version, m->name, p, out);
     if (rc != WALRUS_OK) return rc;
     it->off += walrus__rec_size(walrus__get32(p + 4)); /* checked */
     it->next++;
@@ -296,6 +324,15 @@ static int window_step(walrus_iter_t *it, walrus_entry_t *out) {
     }
     rc = walrus__rec_view(w, s->name, s->seed, 0, it->next, it->off, p, avail,
                           out, it->txid);
+  }
+  if (rc == WALRUS__VIEW_COMPRESSED) {
+    /* p is in the window, which a load of the unit may move. */
+    uint32_t body_len = walrus__get32(p + 4);
+    rc = zstep(it, s->version, s->name, p, out);
+    if (rc != WALRUS_OK) return rc;
+    it->off += walrus__rec_size(body_len);
+    it->next++;
+    return WALRUS_OK;
   }
   if (rc != WALRUS_OK) return rc;
   it->off += walrus__rec_size(walrus__get32(p + 4)); /* body_len, checked */
@@ -429,5 +466,6 @@ void walrus_iter_close(walrus_iter_t *it) {
   walrus__unlock(w);
   unborrow(it);
   walrus__window_free(w, &it->win);
+  walrus__zunit_free(w, &it->z);
   walrus__free(w, it);
 }

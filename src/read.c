@@ -15,6 +15,16 @@
  * An entry from walrus_get() is one allocation: a 16-byte prefix naming
  * the allocator to free it with, the payload, then the tx id and its NUL.
  * A view borrows a reference to the mapping and allocates nothing.
+ *
+ * An entry of a compressed unit (format.h) has its body in the unit's
+ * first record: that record is found from the segment's offsets (the
+ * unit's other records are 40 bytes each), its frame decompressed into a
+ * walrus__zunit_t, bounded by max_entry_bytes and checked to the byte,
+ * and the entry copied out of it; a view of one owns that copy.  A range
+ * or batched read keeps the unit it decompressed for the entries after;
+ * walrus_get and walrus_get_view share the handle's cache of the last
+ * unit (cached_entry()), so that reading a unit's entries one by one
+ * decompresses it once.
  */
 #include <string.h>
 
@@ -28,9 +38,11 @@ typedef struct block_prefix_s {
 #define PREFIX_BYTES 16
 
 /* Read record index of s into a new entry with pread.  Caller holds the
- * lock, and s is ready or pinned. */
+ * lock, and s is ready or pinned.  A record of a compressed unit gives
+ * WALRUS__VIEW_COMPRESSED with out's header fields set and *zhdr its
+ * flags and txid_len; nothing is allocated then. */
 int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
-                        walrus_entry_t *out) {
+                        walrus_entry_t *out, unsigned char zhdr[2]) {
   uint64_t k = index - s->first;
   uint64_t off = s->offs[k];
   uint64_t end = k + 1 < s->count ? s->offs[k + 1]
@@ -77,6 +89,17 @@ int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
         w->dir, s->name, (unsigned long long)off, (unsigned long long)index);
     goto fail;
   }
+  if (r.flags & WALRUS__REC_ZSTD) {
+    walrus__free(w, block);
+    out->index = r.index;
+    out->term = r.term;
+    out->timestamp_ns = r.timestamp_ns;
+    out->checksum = r.crc;
+    out->type = r.type;
+    zhdr[0] = r.flags;
+    zhdr[1] = r.txid_len;
+    return WALRUS__VIEW_COMPRESSED;
+  }
   char txid[256];
   size_t paylen = r.body_len - r.txid_len;
   memcpy(txid, rec + WALRUS__REC_HEADER_BYTES, r.txid_len);
@@ -97,6 +120,235 @@ int walrus__read_record(walrus_t *w, walrus__seg_t *s, uint64_t index,
 fail:
   walrus__free(w, block);
   return rc;
+}
+
+/* ---- compressed units ----------------------------------------------- */
+
+/* A compressed unit that cannot be read: why, naming file and offset. */
+static int zfail(walrus_t *w, int code, const char *name, uint64_t off,
+                 const char *why) {
+  return walrus__fail(w, code, 0, "%s/%s: compressed unit at offset %llu: %s",
+                      w->dir, name, (unsigned long long)off, why);
+}
+
+int walrus__zunit_decode(walrus_t *w, uint32_t version, const char *name,
+                         uint64_t off, const unsigned char *rec, uint64_t index,
+                         walrus__zunit_t *u) {
+  uint32_t body_len = walrus__get32(rec + 4), content, count;
+  uint64_t first = walrus__get64(rec + 8);
+  uint8_t flags = rec[34];
+  u->count = 0;
+  if (!(flags & WALRUS__REC_ZSTD) || !(flags & WALRUS__REC_FIRST) ||
+      body_len < WALRUS__ZHEAD_BYTES)
+    return zfail(w, WALRUS_ECORRUPT, name, off, "its first record is not one");
+  if (version < WALRUS__SEG_VERSION_ZSTD)
+    return zfail(w, WALRUS_ECORRUPT, name, off, "in a version 1 segment");
+  if (!walrus__zstd_built())
+    return zfail(w, WALRUS_ENOTSUP, name, off,
+                 "this build of walrus has no zstd to decompress it");
+  const unsigned char *head = rec + WALRUS__REC_HEADER_BYTES;
+  if (!walrus__zhead_decode(head, w->cfg.max_entry_bytes, &content, &count)) {
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: compressed unit at offset %llu claims %u "
+                        "bytes in %u entries (at most max_entry_bytes %u)",
+                        w->dir, name, (unsigned long long)off, content, count,
+                        w->cfg.max_entry_bytes);
+  }
+  if (index < first || index - first >= count)
+    return zfail(w, WALRUS_ECORRUPT, name, off, "it does not hold the entry");
+  if (content > u->cap) {
+    unsigned char *b = walrus__realloc(w, u->buf, content);
+    if (b == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "unit content");
+    u->buf = b;
+    u->cap = content;
+  }
+  if (count > u->ends_cap) {
+    uint32_t *e = walrus__realloc(w, u->ends, (size_t)count * sizeof *e);
+    if (e == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "unit content");
+    u->ends = e;
+    u->ends_cap = count;
+  }
+  if (u->dctx == NULL && (u->dctx = walrus__zstd_dctx_new()) == NULL)
+    return walrus__fail(w, WALRUS_ENOMEM, 0, "zstd decompression context");
+  if (!walrus__zstd_decompress(u->dctx, u->buf, content,
+                               head + WALRUS__ZHEAD_BYTES,
+                               body_len - WALRUS__ZHEAD_BYTES))
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: compressed unit at offset %llu does not "
+                        "decompress to the %u bytes its record says",
+                        w->dir, name, (unsigned long long)off, content);
+  uint64_t pos = 4 * (uint64_t)count;
+  for (uint32_t k = 0; k < count; k++) {
+    pos += walrus__get32(u->buf + 4 * (size_t)k);
+    if (pos > content) break;
+    u->ends[k] = (uint32_t)pos;
+  }
+  if (pos != content)
+    return zfail(w, WALRUS_ECORRUPT, name, off,
+                 "its entry lengths do not add up to its content");
+  u->first = first;
+  u->count = count;
+  return WALRUS_OK;
+}
+
+int walrus__zunit_entry(walrus_t *w, const walrus__zunit_t *u, const char *name,
+                        uint64_t off, uint64_t index, unsigned txid_len,
+                        walrus_entry_t *out, char txid[256]) {
+  if (u->count == 0 || index < u->first || index - u->first >= u->count)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: compressed record %llu at offset %llu is "
+                        "not in the unit before it",
+                        w->dir, name, (unsigned long long)index,
+                        (unsigned long long)off);
+  size_t k = (size_t)(index - u->first);
+  uint32_t start = k > 0 ? u->ends[k - 1] : 4 * u->count;
+  uint32_t len = u->ends[k] - start;
+  if (txid_len > len)
+    return walrus__fail(w, WALRUS_ECORRUPT, 0,
+                        "%s/%s: record %llu at offset %llu: tx id longer "
+                        "than its body",
+                        w->dir, name, (unsigned long long)index,
+                        (unsigned long long)off);
+  const unsigned char *body = u->buf + start;
+  out->tx_id = NULL;
+  if (txid_len > 0) {
+    memcpy(txid, body, txid_len);
+    txid[txid_len] = '\0';
+    out->tx_id = txid;
+  }
+  out->data = body + txid_len;
+  out->len = len - txid_len;
+  return WALRUS_OK;
+}
+
+/* The 40-byte header of the record at off of s: in the mapping, or read
+ * into buf.  *p points at it. */
+static int head_at(walrus_t *w, walrus__seg_t *s, uint64_t off,
+                   unsigned char buf[WALRUS__REC_HEADER_BYTES],
+                   const unsigned char **p) {
+  const walrus__rmap_t *m =
+      atomic_load_explicit(&s->rmap, memory_order_acquire);
+  if (m != NULL && off + WALRUS__REC_HEADER_BYTES <= m->len) {
+    *p = m->addr + off;
+    return WALRUS_OK;
+  }
+  *p = buf;
+  return walrus__os_read_full(w, s->file, s->name, buf,
+                              WALRUS__REC_HEADER_BYTES, off);
+}
+
+/* The first record of the compressed unit that holds entry index of s:
+ * *j gets its number in s and *crc the crc its header carries.  *z is 0
+ * (nothing else set) when record index is not compressed.  The first
+ * record is the nearest record at or before index that is not 40 bytes
+ * (a record of a compressed unit after the first has no body, and no
+ * sync mark falls inside a unit); record index itself may be the first,
+ * whatever its extent says. */
+static int zunit_first(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                       uint64_t *j, uint32_t *crc, int *z) {
+  unsigned char buf[WALRUS__REC_HEADER_BYTES];
+  const unsigned char *p;
+  uint64_t k = index - s->first;
+  int rc = head_at(w, s, s->offs[k], buf, &p);
+  *z = 0;
+  if (rc != WALRUS_OK || !(p[34] & WALRUS__REC_ZSTD)) return rc;
+  *z = 1;
+  *j = k;
+  if (!(p[34] & WALRUS__REC_FIRST)) {
+    if (k == 0)
+      return zfail(w, WALRUS_ECORRUPT, s->name, s->offs[k],
+                   "the segment starts inside it");
+    uint64_t i = k;
+    do i--;
+    while (i > 0 && s->offs[i + 1] - s->offs[i] == WALRUS__REC_HEADER_BYTES);
+    *j = i;
+    rc = head_at(w, s, s->offs[i], buf, &p);
+    if (rc != WALRUS_OK) return rc;
+  }
+  *crc = walrus__get32(p);
+  return WALRUS_OK;
+}
+
+/* Read record j of s, the first of a compressed unit, check it whole
+ * (crc, index) and decode it into u for entry index; *crc gets the crc it
+ * carries. */
+static int zunit_read(walrus_t *w, walrus__seg_t *s, uint64_t j, uint64_t index,
+                      walrus__zunit_t *u, uint32_t *crc) {
+  const walrus__rmap_t *m =
+      atomic_load_explicit(&s->rmap, memory_order_acquire);
+  uint64_t off = s->offs[j];
+  uint64_t end = j + 1 < s->count ? s->offs[j + 1]
+                                  : (s->sealed ? s->index_offset : s->end);
+  const unsigned char *p;
+  u->count = 0;
+  if (end <= off ||
+      end - off < WALRUS__REC_HEADER_BYTES + WALRUS__ZHEAD_BYTES ||
+      end - off > walrus__rec_size(WALRUS__BODY_MAX))
+    return zfail(w, WALRUS_ECORRUPT, s->name, off, "bad extent");
+  size_t len = (size_t)(end - off);
+  unsigned char *own = NULL;
+  if (m != NULL && end <= m->len) {
+    p = m->addr + off;
+  } else {
+    own = walrus__malloc(w, len);
+    if (own == NULL) return walrus__fail(w, WALRUS_ENOMEM, 0, "unit record");
+    int rc = walrus__os_read_full(w, s->file, s->name, own, len, off);
+    if (rc != WALRUS_OK) {
+      walrus__free(w, own);
+      return rc;
+    }
+    p = own;
+  }
+  walrus__rec_t r;
+  int rc;
+  switch (walrus__rec_check(s->salt, p, len, &r)) {
+    case WALRUS__FMT_OK:
+      rc = r.index == s->first + j
+               ? walrus__zunit_decode(w, s->version, s->name, off, p, index, u)
+               : zfail(w, WALRUS_ECORRUPT, s->name, off, "wrong index");
+      if (rc == WALRUS_OK) {
+        u->seg = s;
+        *crc = r.crc;
+      }
+      break;
+    case WALRUS__FMT_BAD_CRC:
+      rc = walrus__fail(w, WALRUS_ECHECKSUM, 0,
+                        "%s/%s: record %llu at offset %llu fails its "
+                        "checksum",
+                        w->dir, s->name, (unsigned long long)(s->first + j),
+                        (unsigned long long)off);
+      break;
+    default:
+      rc = zfail(w, WALRUS_ECORRUPT, s->name, off, "malformed first record");
+  }
+  walrus__free(w, own);
+  return rc;
+}
+
+int walrus__zunit_load(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                       walrus__zunit_t *u) {
+  uint64_t j;
+  uint32_t crc;
+  int z;
+  int rc = zunit_first(w, s, index, &j, &crc, &z);
+  if (rc != WALRUS_OK || !z) { /* not compressed: u left empty */
+    u->count = 0;
+    return rc;
+  }
+  /* u holds the unit only if it starts at record j: after a truncate_back
+   * inside a unit its frame holds more entries than the unit has records,
+   * and the entries after the cut belong to later units. */
+  if (u->count > 0 && u->seg == s && u->first == s->first + j &&
+      index - u->first < u->count)
+    return WALRUS_OK;
+  return zunit_read(w, s, j, index, u, &crc);
+}
+
+void walrus__zunit_free(walrus_t *w, walrus__zunit_t *u) {
+  walrus__free(w, u->buf);
+  walrus__free(w, u->ends);
+  walrus__zstd_dctx_free(u->dctx);
+  memset(u, 0, sizeof *u);
 }
 
 /* Where the record of entry index (in s) lies: [*off, *end).  The extent
@@ -159,14 +411,108 @@ static int copy_entry(walrus_t *w, const walrus_entry_t *v,
   return WALRUS_OK;
 }
 
+/* Entry index of s (a compressed record whose header fields are in hdr
+ * and whose txid_len is given) copied into *c through the handle's unit
+ * cache (w->zcache, internal.h): a hit costs the headers of record index
+ * and of its unit's first record, whose crc must still be the cached
+ * unit's; a miss takes the cache's buffers, decompresses into them
+ * without its mutex, and puts them back.  Caller holds the lock shared
+ * and s is ready. */
+static int cached_entry(walrus_t *w, walrus__seg_t *s, uint64_t index,
+                        unsigned txid_len, const walrus_entry_t *hdr,
+                        walrus_entry_t *c) {
+  walrus__zcache_t *zc = &w->zcache;
+  /* Stable while the lock is held shared: it moves under it exclusive. */
+  uint64_t gen =
+      atomic_load_explicit(&w->store.layout_gen, memory_order_relaxed);
+  uint64_t off = s->offs[index - s->first], j = 0;
+  uint32_t crc = 0;
+  walrus_entry_t v = *hdr;
+  char txid[256];
+  int z;
+  int rc = zunit_first(w, s, index, &j, &crc, &z);
+  if (rc != WALRUS_OK) return rc;
+  if (!z) /* it was compressed a moment ago: the file changed */
+    return zfail(w, WALRUS_ECORRUPT, s->name, off, "its record changed");
+  pthread_mutex_lock(&zc->mu);
+  walrus__zunit_t *u = &zc->u;
+  if (u->count > 0 && u->seg == s && zc->gen == gen && zc->crc == crc &&
+      u->first == s->first + j && index - u->first < u->count) {
+    rc = walrus__zunit_entry(w, u, s->name, off, index, txid_len, &v, txid);
+    if (rc == WALRUS_OK) rc = copy_entry(w, &v, c);
+    pthread_mutex_unlock(&zc->mu);
+    return rc;
+  }
+  walrus__zunit_t mine = *u; /* empty if another reader has them */
+  memset(u, 0, sizeof *u);
+  pthread_mutex_unlock(&zc->mu);
+  rc = zunit_read(w, s, j, index, &mine, &crc);
+  if (rc == WALRUS_OK)
+    rc = walrus__zunit_entry(w, &mine, s->name, off, index, txid_len, &v, txid);
+  if (rc == WALRUS_OK) rc = copy_entry(w, &v, c);
+  if (rc != WALRUS_OK) mine.count = 0;
+  pthread_mutex_lock(&zc->mu);
+  zc->decodes++;
+  int keep = u->buf == NULL && u->ends == NULL && u->dctx == NULL &&
+             mine.cap <= WALRUS__ZCACHE_MAX;
+  if (keep) {
+    *u = mine;
+    zc->gen = gen;
+    zc->crc = crc;
+  }
+  pthread_mutex_unlock(&zc->mu);
+  if (!keep) walrus__zunit_free(w, &mine);
+  return rc;
+}
+
+/* Entry index of s, a record of a compressed unit whose header (its
+ * fields in hdr, flags and txid_len in zhdr) was verified, copied into
+ * out, or into view, which then owns the copy.  zc keeps the unit for the
+ * next entry of the same call; NULL (walrus_get, walrus_get_view) goes
+ * through the handle's unit cache instead.  out and view are written only
+ * on success.
+ * Caller holds the lock shared and s is ready. */
+static WALRUS__NOINLINE int read_compressed(
+    walrus_t *w, walrus__seg_t *s, uint64_t index, const unsigned char zhdr[2],
+    const walrus_entry_t *hdr, walrus_entry_t *out, walrus_view_t *view,
+    walrus__zunit_t *zc) {
+  walrus_entry_t v = *hdr, c;
+  char txid[256];
+  int rc;
+  if (zc == NULL) {
+    rc = cached_entry(w, s, index, zhdr[1], hdr, &c);
+  } else {
+    rc = walrus__zunit_load(w, s, index, zc);
+    if (rc == WALRUS_OK)
+      rc = walrus__zunit_entry(w, zc, s->name, s->offs[index - s->first], index,
+                               zhdr[1], &v, txid);
+    if (rc == WALRUS_OK) rc = copy_entry(w, &v, &c);
+  }
+  if (rc != WALRUS_OK) return rc;
+  *out = c;
+  if (view != NULL) {
+    view->entry = c;
+    view->map_ = NULL;
+    view->copy_ = (void *)(uintptr_t)c.data;
+    if (c.tx_id != NULL) {
+      memcpy(view->tx_id_, c.tx_id, strlen(c.tx_id) + 1);
+      view->entry.tx_id = view->tx_id_;
+    }
+  }
+  return WALRUS_OK;
+}
+
 /* Read entry index of s into out: borrowed from the mapping when view is
  * not NULL (which then holds a reference), else copied (mapped with
- * cfg.zero_copy, else with pread).  Caller holds the lock shared and s is
- * ready. */
+ * cfg.zero_copy, else with pread).  An entry of a compressed unit is
+ * copied either way (read_compressed).  zc: as for read_compressed.
+ * Caller holds the lock shared and s is ready. */
 static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
-                    walrus_entry_t *out, walrus_view_t *view) {
+                    walrus_entry_t *out, walrus_view_t *view,
+                    walrus__zunit_t *zc) {
   uint64_t off, end;
   walrus__rmap_t *m = NULL;
+  unsigned char zhdr[2];
   int rc;
   extent(s, index, &off, &end);
   if (view != NULL || w->cfg.zero_copy) {
@@ -183,7 +529,11 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
   }
   if (m == NULL) {
     /* pread; a view without a mapping gets a private copy. */
-    rc = walrus__read_record(w, s, index, out);
+    walrus_entry_t h;
+    rc = walrus__read_record(w, s, index, &h, zhdr);
+    if (rc == WALRUS__VIEW_COMPRESSED)
+      return read_compressed(w, s, index, zhdr, &h, out, view, zc);
+    if (rc == WALRUS_OK) *out = h;
     if (rc == WALRUS_OK && view != NULL) {
       view->entry = *out;
       view->map_ = NULL;
@@ -195,16 +545,28 @@ static int read_one(walrus_t *w, walrus__seg_t *s, uint64_t index,
     }
     return rc;
   }
-  walrus_entry_t v;
+  walrus_entry_t v = {0};
   char txid[256];
+  const unsigned char *p = m->addr + off;
   if (view == NULL) {
-    rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, m->addr + off,
-                          end - off, &v, txid);
+    rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, p, end - off, &v,
+                          txid);
+    if (rc == WALRUS__VIEW_COMPRESSED)
+      return read_compressed(w, s, index, p + 34, &v, out, NULL, zc);
     return rc == WALRUS_OK ? copy_entry(w, &v, out) : rc;
   }
-  rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, m->addr + off,
-                        end - off, &view->entry, view->tx_id_);
+  /* Into v first: a compressed entry that fails to decompress leaves the
+   * view untouched. */
+  rc = walrus__rec_view(w, m->name, m->seed, 0, index, off, p, end - off, &v,
+                        txid);
+  if (rc == WALRUS__VIEW_COMPRESSED)
+    return read_compressed(w, s, index, p + 34, &v, out, view, zc);
   if (rc != WALRUS_OK) return rc;
+  view->entry = v;
+  if (v.tx_id != NULL) {
+    memcpy(view->tx_id_, txid, strlen(txid) + 1);
+    view->entry.tx_id = view->tx_id_;
+  }
   walrus__rmap_ref(m);
   view->map_ = m;
   view->copy_ = NULL;
@@ -218,7 +580,7 @@ static int get(walrus_t *w, uint64_t index, walrus_entry_t *out,
   walrus_entry_t e;
   walrus__lock_shared(w);
   int rc = locate(w, index, &s);
-  if (rc == WALRUS_OK) rc = read_one(w, s, index, view ? &e : out, view);
+  if (rc == WALRUS_OK) rc = read_one(w, s, index, view ? &e : out, view, NULL);
   walrus__unlock(w);
   if (walrus__cache_over(w)) walrus__cache_trim(w);
   return rc;
@@ -267,6 +629,7 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
                      walrus_view_t *views, size_t *n) {
   size_t got = 0;
   uint64_t bytes = 0;
+  walrus__zunit_t zc = {0};
   int rc = WALRUS_OK;
   if (n != NULL) *n = 0;
   if (w == NULL) return WALRUS_EINVAL;
@@ -290,9 +653,9 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
     if (rc != WALRUS_OK) break;
     if (views != NULL) {
       views[got].tx_id_[0] = '\0';
-      rc = read_one(w, s, i, &e, &views[got]);
+      rc = read_one(w, s, i, &e, &views[got], &zc);
     } else {
-      rc = read_one(w, s, i, &out[got], NULL);
+      rc = read_one(w, s, i, &out[got], NULL, &zc);
     }
     if (rc != WALRUS_OK) break;
     size_t len = views != NULL ? views[got].entry.len : out[got].len;
@@ -307,6 +670,7 @@ static int get_range(walrus_t *w, uint64_t start, uint64_t end,
     got++;
   }
   walrus__unlock(w);
+  walrus__zunit_free(w, &zc);
   if (rc != WALRUS_OK) {
     release_all(out, views, got);
     got = 0;
@@ -356,6 +720,7 @@ static void prefetch_batch(walrus__seg_t *const *s, const uint64_t *idx,
 static int get_many(walrus_t *w, const uint64_t *idx, size_t n,
                     walrus_entry_t *out, walrus_view_t *views) {
   size_t got = 0;
+  walrus__zunit_t zc = {0};
   int rc = WALRUS_OK;
   if (w == NULL) return WALRUS_EINVAL;
   if (n > 0 && (idx == NULL || (out == NULL && views == NULL)))
@@ -365,6 +730,7 @@ static int get_many(walrus_t *w, const uint64_t *idx, size_t n,
     const uint64_t *bi = idx + got; /* this batch's indexes */
     size_t c = n - got < MANY_BATCH ? n - got : MANY_BATCH;
     walrus__lock_shared(w);
+    zc.count = 0; /* the layout may have changed since the last batch */
     for (size_t j = 0; j < c && rc == WALRUS_OK; j++)
       rc = locate(w, bi[j], &s[j]);
     if (rc == WALRUS_OK && (views != NULL || w->cfg.zero_copy))
@@ -372,14 +738,15 @@ static int get_many(walrus_t *w, const uint64_t *idx, size_t n,
     for (size_t j = 0; j < c && rc == WALRUS_OK; j++) {
       walrus_entry_t tmp; /* a view read by pread passes through here */
       if (views != NULL)
-        rc = read_one(w, s[j], bi[j], &tmp, &views[got]);
+        rc = read_one(w, s[j], bi[j], &tmp, &views[got], &zc);
       else
-        rc = read_one(w, s[j], bi[j], &out[got], NULL);
+        rc = read_one(w, s[j], bi[j], &out[got], NULL, &zc);
       if (rc == WALRUS_OK) got++;
     }
     walrus__unlock(w);
     if (walrus__cache_over(w)) walrus__cache_trim(w);
   }
+  walrus__zunit_free(w, &zc);
   if (rc != WALRUS_OK) release_all(out, views, got);
   return rc;
 }

@@ -48,7 +48,63 @@ typedef struct scan_s {
   uint32_t prev_epoch; /* its epoch */
   uint32_t last_epoch; /* epoch of the last record of the last whole unit */
   char why[160];       /* what stopped it */
+  walrus__zunit_t *z;  /* NULL, or decode compressed units into it and
+                          check their records against their frames */
+  int zstate;          /* in the current unit: 0 plain, 1 compressed and
+                          decoded, -1 compressed and found bad */
+  uint64_t zbad_off;   /* with z: the first bad compressed unit, or 0 */
+  char zwhy[200];      /* what is wrong with it */
 } scan_t;
+
+/* The compressed units' deep check (sc->z): a record at off, CRC good,
+ * that belongs to a whole unit so far.  A unit's frame must decode
+ * (read.c: walrus__zunit_decode()), every record of the unit must be
+ * compressed, no more of them than its frame holds entries (fewer after a
+ * truncate_back inside it), and each tx id fits in its body.  Notes the
+ * first problem of the segment; never stops the scan, since open does not
+ * look this deep.  rec is the whole record. */
+static int zcheck(walrus_t *w, walrus__seg_t *s, scan_t *sc, uint64_t off,
+                  const walrus__rec_t *r, const unsigned char *rec) {
+  walrus__zunit_t *u = sc->z;
+  const char *why = NULL;
+  int z = (r->flags & WALRUS__REC_ZSTD) != 0;
+  if (r->flags & WALRUS__REC_FIRST) {
+    sc->zstate = 0;
+    if (!z) return WALRUS_OK;
+    int rc =
+        walrus__zunit_decode(w, s->version, s->name, off, rec, r->index, u);
+    if (rc == WALRUS_ENOMEM) return rc;
+    if (rc == WALRUS_OK) {
+      sc->zstate = 1;
+    } else {
+      sc->zstate = -1;
+      if (sc->zbad_off == 0) {
+        sc->zbad_off = off;
+        snprintf(sc->zwhy, sizeof sc->zwhy, "%s", walrus_errmsg(w));
+      }
+      return WALRUS_OK;
+    }
+  } else if (z != (sc->zstate != 0)) {
+    why = "a unit mixes compressed and plain records";
+  }
+  if (why == NULL && sc->zstate == 1) {
+    uint64_t k = r->index - u->first;
+    uint32_t start = k > 0 ? u->ends[k - 1] : 4 * u->count;
+    if (k >= u->count)
+      why = "the unit has more records than its frame holds entries";
+    else if (r->txid_len > u->ends[k] - start)
+      why = "a record's tx id is longer than its body in the frame";
+  }
+  if (why != NULL) {
+    if (sc->zstate == 1) sc->zstate = -1;
+    if (sc->zbad_off == 0) {
+      sc->zbad_off = off;
+      snprintf(sc->zwhy, sizeof sc->zwhy, "record %llu: %s",
+               (unsigned long long)r->index, why);
+    }
+  }
+  return WALRUS_OK;
+}
 
 /* Directory listing gathered in step 1. */
 typedef struct listing_s {
@@ -108,7 +164,8 @@ static void listing_free(listing_t *l) {
  * void_after belong to an unfinished truncate_back: the scan ends at
  * entry void_after as if it closed its unit. */
 static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
-                        uint64_t void_after, scan_t *sc) {
+                        uint64_t void_after, scan_t *sc,
+                        walrus__zunit_t *deep) {
   walrus__window_t win = {0};
   const unsigned char *p;
   uint64_t off = WALRUS__SEG_HEADER_BYTES, expect = s->first;
@@ -118,6 +175,7 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
 
   memset(sc, 0, sizeof *sc);
   sc->good_end = off;
+  sc->z = deep;
   s->count = 0;
 #define STOP(...)                                      \
   do {                                                 \
@@ -147,6 +205,8 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
     }
     uint64_t rsz = walrus__rec_size(r.body_len);
     if (r.index > void_after) break; /* void: truncate_back finishes it */
+    if ((r.flags & WALRUS__REC_ZSTD) && s->version < WALRUS__SEG_VERSION_ZSTD)
+      STOP("compressed record in a version %u segment", s->version);
     if (r.flags & WALRUS__REC_MARK) {
       /* A sync mark: not an entry, outside any unit, naming the entry
        * before it. */
@@ -184,6 +244,10 @@ static int scan_records(walrus_t *w, walrus__seg_t *s, uint64_t size,
     if (r.flags & WALRUS__REC_FIRST) {
       in_unit = 1;
       unit_start = off;
+    }
+    if (sc->z != NULL) {
+      rc = zcheck(w, s, sc, off, &r, p);
+      if (rc != WALRUS_OK) goto out;
     }
     rc = walrus__seg_reserve(w, s, pending + 1);
     if (rc != WALRUS_OK) goto out;
@@ -402,6 +466,7 @@ static int open_segment(walrus_t *w, uint64_t first, int writable,
   }
   s->salt = h.salt;
   s->seed = walrus__salt_seed(h.salt);
+  s->version = h.version;
   *out = s;
   return WALRUS_OK;
 fail:
@@ -520,7 +585,7 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
   if (rc != WALRUS_OK) return rc;
   uint64_t want = s->count;
   uint32_t index_offset = s->index_offset;
-  rc = scan_records(w, s, size, void_after, &sc);
+  rc = scan_records(w, s, size, void_after, &sc, NULL);
   if (rc != WALRUS_OK) return rc;
   if (sealed && sc.at_index && sc.stop == index_offset && s->count == want) {
     s->sealed = 1;
@@ -542,7 +607,7 @@ static int salvage_segment(walrus_t *w, walrus__seg_t *s, uint64_t size,
     s->sealed = 0;
     rc = walrus__os_open(w, s->name, WALRUS_VFS_WRITE, &s->file);
     if (rc != WALRUS_OK) return rc;
-    rc = scan_records(w, s, size, void_after, &sc);
+    rc = scan_records(w, s, size, void_after, &sc, NULL);
     if (rc != WALRUS_OK) return rc;
     sc.good_end = sc.stop < sc.good_end ? sc.stop : sc.good_end;
   }
@@ -716,7 +781,7 @@ static int take_tail(recovery_t *rv, walrus__seg_t *s, uint64_t size) {
   walrus_t *w = rv->w;
   scan_t sc;
   int cut;
-  int rc = scan_records(w, s, size, rv->void_after, &sc);
+  int rc = scan_records(w, s, size, rv->void_after, &sc, NULL);
   if (rc == WALRUS_OK) rc = tail_damage(w, s, size, &sc, &cut);
   if (rc != WALRUS_OK) return rc;
   s->end = sc.good_end;
@@ -964,13 +1029,18 @@ out:
  * scan of s's records that open makes, and, with judge, open's judgement
  * of what stopped it, without applying anything.  Only reads. */
 int walrus__recover_scan(walrus_t *w, walrus__seg_t *s, uint64_t size,
-                         uint64_t void_after, int judge,
+                         uint64_t void_after, int judge, int deep,
                          walrus__scan_report_t *out) {
   scan_t sc;
+  walrus__zunit_t z = {0};
   int any = 0;
-  int rc = scan_records(w, s, size, void_after, &sc);
+  deep = deep && s->version >= WALRUS__SEG_VERSION_ZSTD && walrus__zstd_built();
+  int rc = scan_records(w, s, size, void_after, &sc, deep ? &z : NULL);
+  walrus__zunit_free(w, &z);
   memset(out, 0, sizeof *out);
   if (rc != WALRUS_OK) return rc;
+  out->zbad_off = sc.zbad_off;
+  snprintf(out->zwhy, sizeof out->zwhy, "%s", sc.zwhy);
   out->good_end = sc.good_end;
   out->good_count = sc.good_count;
   out->stop = sc.stop;

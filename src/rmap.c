@@ -77,6 +77,7 @@ int walrus__rmap_get(walrus_t *w, walrus__seg_t *s, uint64_t need,
     n->older = NULL;
     n->salt = s->salt;
     n->seed = s->seed;
+    n->version = s->version;
     atomic_init(&n->populated, 0);
     memcpy(n->name, s->name, sizeof n->name);
     if (m != NULL) {

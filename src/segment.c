@@ -133,6 +133,12 @@ int walrus__seg_create(walrus_t *w, uint64_t first) {
     goto fail;
   }
   s->seed = walrus__salt_seed(s->salt);
+  /* Only a writer that compresses makes version 2 segments, so that a
+   * log written without compression stays readable by version 1 readers. */
+  h.version = w->cfg.compression == WALRUS_COMPRESSION_ZSTD
+                  ? WALRUS__SEG_VERSION_ZSTD
+                  : WALRUS__FORMAT_VERSION;
+  s->version = h.version;
   h.log_id = w->store.meta.log_id;
   h.first_index = first;
   h.salt = s->salt;

@@ -120,6 +120,10 @@ int walrus__finish_truncate_back(walrus_t *w, uint64_t last_kept,
         }
         closed = (r.flags & WALRUS__REC_LAST) != 0;
         kept_epoch = r.epoch;
+        /* Cut out of its batch, entry last_kept ends at its own record:
+         * a closing mark an earlier truncate_back left after it (its
+         * extent runs to the next unit) goes too, or there would be two. */
+        if (!closed) cut = s->offs[newcount - 1] + walrus__rec_size(r.body_len);
       }
       walrus__seg_unmap(w, s);
       s->prealloc = 0;

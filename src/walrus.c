@@ -33,6 +33,8 @@ static void destroy(walrus_t *w) {
   walrus__os_close(w, w->lock_file);
   walrus__os_dir_close(w);
   walrus__free(w, w->commit.buf);
+  walrus__free(w, w->commit.zbuf);
+  walrus__zstd_cctx_free(w->commit.zctx);
   walrus__free(w, w->dir);
   walrus__tx_destroy(w);
   pthread_cond_destroy(&w->tx.cleaner_cv);
@@ -43,6 +45,8 @@ static void destroy(walrus_t *w) {
   pthread_mutex_destroy(&w->commit.wait_mu);
   pthread_mutex_destroy(&w->err.mu);
   pthread_mutex_destroy(&w->store.cache_mu);
+  walrus__zunit_free(w, &w->zcache.u);
+  pthread_mutex_destroy(&w->zcache.mu);
   pthread_rwlock_destroy(&w->store.lock);
   pthread_mutex_destroy(&w->wlock);
   w->alloc.free_fn(w->alloc.ud, w);
@@ -144,6 +148,7 @@ int walrus_open_ex(const char *dir, const walrus_config_t *cfg,
   if (pthread_mutex_init(&w->wlock, NULL) != 0 ||
       pthread_rwlock_init(&w->store.lock, &ra) != 0 ||
       pthread_mutex_init(&w->store.cache_mu, NULL) != 0 ||
+      pthread_mutex_init(&w->zcache.mu, NULL) != 0 ||
       pthread_mutex_init(&w->err.mu, NULL) != 0 ||
       pthread_mutex_init(&w->tx.mu, NULL) != 0 ||
       pthread_cond_init(&w->tx.cleaner_cv, &ca) != 0 ||

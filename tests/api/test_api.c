@@ -224,7 +224,10 @@ MUT(alloc_null_realloc, g_alloc_copy.malloc_fn = dummy_malloc;
     c->allocator = &g_alloc_copy)
 MUT(zero_copy_bad, c->zero_copy = 2)
 MUT(format_json, c->format = WALRUS_FORMAT_JSON)
-MUT(compression_zstd, c->compression = WALRUS_COMPRESSION_ZSTD)
+MUT(compression_bad, c->compression = (walrus_compression_t)2)
+MUT(compress_level_low, c->compress_level = -8)
+MUT(compress_level_high, c->compress_level = 20)
+MUT(compress_min_big, c->compress_min_bytes = (1u << 30) + 1)
 MUT(tx_max_zero, c->tx_max_entries = 0)
 MUT(tx_max_big, c->tx_max_entries = 10000001)
 MUT(tx_cleanup_big, c->tx_cleanup_interval_ms = 3600001)
@@ -257,7 +260,10 @@ static const bad_case_t bad_cases[] = {
     {"allocator", alloc_null_realloc, WALRUS_EINVAL},
     {"zero_copy", zero_copy_bad, WALRUS_EINVAL},
     {"format", format_json, WALRUS_ENOTSUP},
-    {"compression", compression_zstd, WALRUS_ENOTSUP},
+    {"compression", compression_bad, WALRUS_EINVAL},
+    {"compress_level", compress_level_low, WALRUS_EINVAL},
+    {"compress_level", compress_level_high, WALRUS_EINVAL},
+    {"compress_min_bytes", compress_min_big, WALRUS_EINVAL},
     {"tx_max_entries", tx_max_zero, WALRUS_EINVAL},
     {"tx_max_entries", tx_max_big, WALRUS_EINVAL},
     {"tx_cleanup_interval_ms", tx_cleanup_big, WALRUS_EINVAL},
@@ -753,6 +759,41 @@ Test(truncate, back_basics_and_persistence) {
   cr_assert_eq(walrus_last_index(w), 8u);
   tu_check_range(w, 1, 6, SEED, 40);
   tu_check_range(w, 7, 8, SEED + 1, 40);
+  TU_OK(w, walrus_close(w));
+}
+
+/* Entries first..first + n - 1 as one batch of payloads of seed. */
+static void batch_of(walrus_t *w, uint64_t first, size_t n, uint64_t seed) {
+  static unsigned char bufs[16][40];
+  walrus_entry_t es[16];
+  cr_assert(n <= 16);
+  for (size_t i = 0; i < n; i++)
+    tu_entry_set(&es[i], first + i, seed, 40, bufs[i]);
+  uint64_t got = 0;
+  TU_OK(w, walrus_write_batch(w, es, n, &got));
+  cr_assert_eq(got, first);
+}
+
+/* A cut inside a batch leaves a closing mark after the last kept entry;
+ * a second cut at the same entry must not leave a second one (the log
+ * would not open: "misplaced sync mark"). */
+Test(truncate, back_twice_inside_one_batch) {
+  walrus_t *w = tu_open_default();
+  batch_of(w, 1, 16, SEED);
+  TU_OK(w, walrus_truncate_back(w, 3));
+  batch_of(w, 4, 13, SEED + 1);
+  TU_OK(w, walrus_truncate_back(w, 3));
+  batch_of(w, 4, 13, SEED + 2);
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
+  cr_assert_eq(walrus_last_index(w), 16u);
+  tu_check_range(w, 1, 3, SEED, 40);
+  tu_check_range(w, 4, 16, SEED + 2, 40);
+  TU_OK(w, walrus_truncate_back(w, 3)); /* and a third time, then empty */
+  TU_OK(w, walrus_close(w));
+  w = tu_open_default();
+  cr_assert_eq(walrus_last_index(w), 3u);
+  tu_check_range(w, 1, 3, SEED, 40);
   TU_OK(w, walrus_close(w));
 }
 

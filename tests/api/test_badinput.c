@@ -1632,7 +1632,7 @@ static const mutation_t mutations[] = {
     {"log_level", "-1", WALRUS_EINVAL},
     {"format", "JSON (not built)", WALRUS_ENOTSUP},
     {"format", "9", WALRUS_EINVAL},
-    {"compression", "ZSTD (not built)", WALRUS_ENOTSUP},
+    {"compress_level", "20", WALRUS_EINVAL},
     {"compression", "9", WALRUS_EINVAL},
     {"zero_copy", "2", WALRUS_EINVAL},
     {"tx_max_entries", "0", WALRUS_EINVAL},
@@ -1714,7 +1714,7 @@ static walrus_config_t mutated(fx_t *f, int k) {
       c.format = (walrus_format_t)9;
       break;
     case 18:
-      c.compression = WALRUS_COMPRESSION_ZSTD;
+      c.compress_level = 20;
       break;
     case 19:
       c.compression = (walrus_compression_t)9;

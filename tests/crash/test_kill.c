@@ -23,12 +23,16 @@
  * The next round's child goes on with the same log.  To keep the log small
  * the parent drops old entries with walrus_truncate_front now and then.
  *
- * Three variants: SYNC_ALWAYS; SYNC_NONE, where kill -9 must lose nothing
- * either because every returned write has reached the kernel; and SYNC_NONE
+ * Four variants: SYNC_ALWAYS; SYNC_NONE, where kill -9 must lose nothing
+ * either because every returned write has reached the kernel; SYNC_NONE
  * with mapped_writes, where the appends are stores into the mapped tail
- * and a killed writer leaves its preallocated zeros behind.
+ * and a killed writer leaves its preallocated zeros behind; and SYNC_NONE
+ * with zstd compression and compressible payloads, so that kills land
+ * inside compressed units (skipped in a build without zstd; it fails if
+ * no compressed record is on disk at the end).
  *
- * 200 kills each by default; WALRUS_SOAK=1 makes it 10,000.  The seed comes
+ * 200 kills each by default (50 for zstd); WALRUS_SOAK=1 makes it 50
+ * times as many.  The seed comes
  * from the clock and is printed; WALRUS_SEED=<n> replays its choices (sizes,
  * batches, delays, ack counts), though not the exact instant each kill lands.
  * Nothing here depends on timing to pass: timing only picks where the crash
@@ -71,6 +75,18 @@ typedef struct seen_s {
   uint16_t type; /* unit size */
 } seen_t;
 
+int walrus__zstd_built(void); /* src/compress.c: 1 if built with zstd */
+
+/* The len bytes of entry idx: random, or with zstd a text that
+ * compresses well. */
+static void payload(uint64_t idx, uint64_t pseed, int zstd, unsigned char *buf,
+                    size_t len) {
+  if (zstd)
+    tu_text_payload(idx, pseed, buf, len);
+  else
+    tu_payload(idx, pseed, buf, len);
+}
+
 /* ---- the child ----------------------------------------------------------- */
 
 static void child_send(int fd, uint32_t kind, int32_t code, uint64_t first,
@@ -84,6 +100,7 @@ typedef struct child_arg_s {
   const char *dir;    /* the log */
   walrus_sync_t sync; /* its policy */
   int mapped;         /* cfg.mapped_writes */
+  int zstd;           /* cfg.compression ZSTD, compressible payloads */
   uint64_t pseed;     /* payload seed */
   uint64_t rseed;     /* sizes and batches */
   uint64_t round;     /* for the timestamps */
@@ -99,6 +116,7 @@ static void child_main(void *arg, int fd) {
   const child_arg_t *a = arg;
   walrus_config_t cfg = crash_config(a->sync, SEG_BYTES);
   cfg.mapped_writes = a->mapped;
+  if (a->zstd) cfg.compression = WALRUS_COMPRESSION_ZSTD;
   walrus_t *w = NULL;
   int rc = walrus_open(a->dir, &cfg, &w);
   if (rc != WALRUS_OK) {
@@ -116,7 +134,7 @@ static void child_main(void *arg, int fd) {
     for (size_t j = 0; j < n; j++) {
       uint64_t idx = next + j;
       size_t len = tu_len(idx, a->pseed, MAX_PAYLOAD);
-      tu_payload(idx, a->pseed, bufs[j], len);
+      payload(idx, a->pseed, a->zstd, bufs[j], len);
       e[j].term = next;
       e[j].type = (uint16_t)n;
       e[j].timestamp_ns = (int64_t)(a->round * TS_ROUND + j + 1);
@@ -142,6 +160,7 @@ typedef struct state_s {
   const char *dir;           /* the log */
   walrus_sync_t sync;        /* the child's policy */
   int mapped;                /* the child's mapped_writes */
+  int zstd;                  /* the child compresses */
   uint64_t pseed;            /* payload seed */
   uint64_t seed;             /* master seed */
   uint64_t first;            /* expected first index once non-empty */
@@ -270,7 +289,7 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
     size_t len = tu_len(i, st->pseed, MAX_PAYLOAD);
     cr_assert_eq(e.len, len, "entry %" PRIu64 ": %zu bytes, want %zu", i, e.len,
                  len);
-    tu_payload(i, st->pseed, want, len);
+    payload(i, st->pseed, st->zstd, want, len);
     cr_assert(len == 0 || memcmp(e.data, want, len) == 0,
               "entry %" PRIu64 ": wrong bytes (seed %" PRIu64 ")", i, st->seed);
     /* Unit markers. */
@@ -333,8 +352,10 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
               e.timestamp_ns == (int64_t)(rd->cr.round * TS_ROUND + k + 1),
           "acknowledged entry %" PRIu64 " is not what round %" PRIu64 " wrote",
           uf + k, rd->cr.round);
-      tu_check_bytes(&e, uf + k, st->pseed,
-                     tu_len(uf + k, st->pseed, MAX_PAYLOAD));
+      size_t len = tu_len(uf + k, st->pseed, MAX_PAYLOAD);
+      payload(uf + k, st->pseed, st->zstd, want, len);
+      cr_assert(e.len == len && (len == 0 || memcmp(e.data, want, len) == 0),
+                "acknowledged entry %" PRIu64 ": wrong bytes", uf + k);
       walrus_entry_free(&e);
     }
     st->acked += un;
@@ -358,8 +379,9 @@ static void verify(state_t *st, round_t *rd, unsigned char *want) {
 static void one_round(state_t *st, uint64_t round, uint64_t *rng,
                       unsigned char *want) {
   uint64_t r = crash_splitmix(rng);
-  child_arg_t ca = {st->dir,   st->sync, st->mapped, st->pseed,
-                    crash_splitmix(rng), round};
+  child_arg_t ca = {st->dir,  st->sync,  st->mapped,
+                    st->zstd, st->pseed, crash_splitmix(rng),
+                    round};
   round_t rd;
   memset(&rd, 0, sizeof rd);
   rd.st = st;
@@ -382,10 +404,26 @@ static void one_round(state_t *st, uint64_t round, uint64_t *rng,
   free(rd.units);
 }
 
-static void run_kills(walrus_sync_t sync, int mapped, const char *name) {
+/* Compressed records in the segment files of dir. */
+static uint64_t count_compressed(const char *dir) {
+  char **names;
+  uint64_t records = 0;
+  size_t n = tu_segments(dir, &names);
+  for (size_t i = 0; i < n; i++) {
+    size_t size;
+    unsigned char *b = tu_read_file(tu_path(dir, names[i]), &size);
+    records += tu_zstd_records(b, size);
+    free(b);
+  }
+  tu_strv_free(names);
+  return records;
+}
+
+static void run_kills(walrus_sync_t sync, int mapped, int zstd,
+                      const char *name) {
   crash_session_t cs;
-  crash_session_begin(&cs, "test_kill", name, "log", KILLS_DEFAULT,
-                      SOAK_FACTOR);
+  crash_session_begin(&cs, "test_kill", name, "log",
+                      zstd ? KILLS_DEFAULT / 4 : KILLS_DEFAULT, SOAK_FACTOR);
   uint64_t seed = cs.seed;
   unsigned kills = cs.kills;
   state_t st;
@@ -393,6 +431,7 @@ static void run_kills(walrus_sync_t sync, int mapped, const char *name) {
   st.dir = cs.dir;
   st.sync = sync;
   st.mapped = mapped;
+  st.zstd = zstd;
   st.seed = seed;
   st.pseed = seed ^ 0xA5A5A5A5ull;
   st.first = 1;
@@ -404,6 +443,11 @@ static void run_kills(walrus_sync_t sync, int mapped, const char *name) {
     one_round(&st, round, &rng, want);
   cr_assert_eq(st.kills, (uint64_t)kills);
   cr_assert_gt(st.acked, 0u, "no write was ever acknowledged");
+  uint64_t zrecords = count_compressed(cs.dir);
+  if (zstd)
+    cr_assert_gt(zrecords, 0u, "no unit was stored compressed");
+  else
+    cr_assert_eq(zrecords, 0u);
   cr_log_info("%s: %" PRIu64 " kills, %" PRIu64
               " entries acknowledged, %" PRIu64
               " entry checks after reopen; unfinished unit kept %" PRIu64
@@ -423,13 +467,18 @@ static void run_kills(walrus_sync_t sync, int mapped, const char *name) {
 }
 
 Test(kill, sync_always) {
-  run_kills(WALRUS_SYNC_ALWAYS, 0, "sync always");
+  run_kills(WALRUS_SYNC_ALWAYS, 0, 0, "sync always");
 }
 
 Test(kill, sync_none) {
-  run_kills(WALRUS_SYNC_NONE, 0, "sync none");
+  run_kills(WALRUS_SYNC_NONE, 0, 0, "sync none");
 }
 
 Test(kill, sync_none_mapped_writes) {
-  run_kills(WALRUS_SYNC_NONE, 1, "sync none, mapped writes");
+  run_kills(WALRUS_SYNC_NONE, 1, 0, "sync none, mapped writes");
+}
+
+Test(kill, sync_none_zstd) {
+  if (!walrus__zstd_built()) cr_skip_test("built without zstd");
+  run_kills(WALRUS_SYNC_NONE, 0, 1, "sync none, zstd");
 }

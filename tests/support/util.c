@@ -255,6 +255,31 @@ void tu_payload(uint64_t index, uint64_t seed, unsigned char *buf,
   }
 }
 
+void tu_text_payload(uint64_t index, uint64_t seed, unsigned char *buf,
+                     size_t len) {
+  char chunk[128];
+  int n = snprintf(chunk, sizeof chunk,
+                   "{\"index\":%llu,\"acct\":\"acct-%04llu\",\"memo\":"
+                   "\"rent and utilities\",\"seed\":%llu},",
+                   (unsigned long long)index, (unsigned long long)(index % 97),
+                   (unsigned long long)(seed % 1000));
+  for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)chunk[i % (size_t)n];
+}
+
+uint64_t tu_zstd_records(const unsigned char *b, size_t size) {
+  uint64_t records = 0;
+  /* After the 64-byte header, records: body_len at +4, flags at +34, the
+   * body padded to 8 bytes after the 40-byte header. */
+  for (size_t off = 64; off + 40 <= size;) {
+    uint32_t body = (uint32_t)b[off + 4] | (uint32_t)b[off + 5] << 8 |
+                    (uint32_t)b[off + 6] << 16 | (uint32_t)b[off + 7] << 24;
+    if (body == 0 && b[off + 34] == 0) break; /* preallocated zeros */
+    if (b[off + 34] & 0x40) records++;
+    off += 40 + (((size_t)body + 7) & ~(size_t)7);
+  }
+  return records;
+}
+
 size_t tu_len(uint64_t index, uint64_t seed, size_t max) {
   uint64_t r = splitmix64(index ^ splitmix64(seed ^ 0x5EEDull));
   switch (r & 15) {

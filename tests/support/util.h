@@ -70,6 +70,14 @@
  *   size_t tu_len(uint64_t index, uint64_t seed, size_t max)
  *       A length in [0, max] that depends only on (index, seed, max).
  *       About 1 in 16 lengths is 0 and about 1 in 16 is max.
+ *   void tu_text_payload(uint64_t index, uint64_t seed, unsigned char *buf,
+ *                        size_t len)
+ *       Like tu_payload, but a JSON-like text naming index and seed that
+ *       compresses well (for cfg.compression tests).
+ *   uint64_t tu_zstd_records(const unsigned char *seg, size_t len)
+ *       The compressed records (flag ZSTD, docs/FORMAT.md §5.6) among the
+ *       records of the segment file image seg, walked from its header to
+ *       the first record of zeros or the end.
  *
  * Working with a log
  *   walrus_t *tu_open(const char *dir, const walrus_config_t *cfg)
@@ -142,6 +150,9 @@ void tu_strv_free(char **v);
 void tu_payload(uint64_t index, uint64_t seed, unsigned char *buf,
                 size_t len);
 size_t tu_len(uint64_t index, uint64_t seed, size_t max);
+void tu_text_payload(uint64_t index, uint64_t seed, unsigned char *buf,
+                     size_t len);
+uint64_t tu_zstd_records(const unsigned char *seg, size_t len);
 
 walrus_t *tu_open(const char *dir, const walrus_config_t *cfg);
 void tu_entry_set(walrus_entry_t *e, uint64_t index, uint64_t seed,

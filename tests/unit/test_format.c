@@ -112,6 +112,7 @@ static walrus__meta_t sample_meta(void) {
 static walrus__seg_header_t sample_seg(void) {
   walrus__seg_header_t h;
   memset(&h, 0, sizeof h);
+  h.version = 1;
   h.log_id = 0xA5A5A5A55A5A5A5Aull;
   h.first_index = 4097;
   h.salt = 0xDEADBEEFu;
@@ -186,7 +187,7 @@ Test(meta, rejects_wrong_magic) {
 }
 
 Test(meta, rejects_wrong_version) {
-  uint32_t versions[] = {0, 2, 0xFFFFFFFFu};
+  uint32_t versions[] = {0, 3, 0xFFFFFFFFu}; /* 1 and 2 are known */
   for (size_t i = 0; i < 3; i++) {
     walrus__meta_t m = sample_meta(), d;
     unsigned char b[WALRUS__META_BYTES];
@@ -246,8 +247,10 @@ Test(seg_header, round_trip) {
   walrus__seg_header_t cases[3];
   cases[0] = sample_seg();
   memset(&cases[1], 0, sizeof cases[1]);
+  cases[1].version = 2;
   cases[1].log_id = 1;
   cases[1].first_index = 1;
+  cases[2].version = 1;
   cases[2].log_id = UINT64_MAX;
   cases[2].first_index = UINT64_MAX;
   cases[2].salt = UINT32_MAX;
@@ -278,7 +281,7 @@ Test(seg_header, rejects_wrong_magic) {
 }
 
 Test(seg_header, rejects_wrong_version) {
-  uint32_t versions[] = {0, 2, 0xFFFFFFFFu};
+  uint32_t versions[] = {0, 3, 0xFFFFFFFFu}; /* 1 and 2 are known */
   for (size_t i = 0; i < 3; i++) {
     walrus__seg_header_t h = sample_seg(), d;
     unsigned char b[WALRUS__SEG_HEADER_BYTES];
@@ -535,10 +538,10 @@ Test(rec_check, rejects_bad_fields_even_with_valid_crc) {
   walrus__rec_t r = sample_rec(WALRUS__REC_FIRST | WALRUS__REC_LAST), d;
   rec_buf_t rb = make_rec(3, r, NULL, "payload!", 8);
   /* An unknown flag. */
-  rb.b[34] |= 0x40;
+  rb.b[34] |= 0x80;
   rec_fix_crc(&rb, 3);
   cr_assert_eq(check_exact(3, rb.b, rb.len, &d), WALRUS__FMT_BAD_FIELD);
-  rb.b[34] &= (unsigned char)~0x40;
+  rb.b[34] &= (unsigned char)~0x80;
   rec_fix_crc(&rb, 3);
   cr_assert_eq(check_exact(3, rb.b, rb.len, &d), WALRUS__FMT_OK);
   /* A tx id longer than the body. */
