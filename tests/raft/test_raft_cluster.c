@@ -5,6 +5,7 @@
  * and where the adapter keeps its state (io->impl, io->data).
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "raft_harness.h"
@@ -13,21 +14,28 @@
 TestSuite(raft_cluster, .init = tu_fixture_setup, .fini = tu_fixture_teardown,
           .timeout = 120);
 
-/* Applies n commands of value 1..n through the current leader. */
+/* Applies n commands of value 1..n through the current leader, up to 8
+ * in flight (so that appends are batched); returns their sum once every
+ * one was applied by the leader. */
 static uint64_t apply_n(rh_cluster_t *c, uint64_t n) {
   uint64_t sum = 0;
+  int *done = calloc(n + 1, sizeof *done);
+  cr_assert(done != NULL);
   for (uint64_t v = 1; v <= n; v++) {
-    int leader = rh_wait_leader(c, 5000), done = 0;
+    int leader = rh_wait_leader(c, 5000);
     cr_assert(leader >= 0, "no leader");
-    cr_assert(rh_apply(c, leader, v, &done) == 0);
-    /* Keep some in flight, so that appends are batched. */
+    cr_assert(rh_apply(c, leader, v, &done[v]) == 0);
     if (v % 8 == 0 || v == n) {
-      int i = 0;
-      while (done == 0 && i++ < 500) rh_run_for(c, 10);
-      cr_assert(done == 1, "apply %llu: %d", (unsigned long long)v, done);
+      for (uint64_t k = v > 8 ? v - 8 : 1; k <= v; k++) {
+        int i = 0;
+        while (done[k] == 0 && i++ < 500) rh_run_for(c, 10);
+        cr_assert(done[k] == 1, "apply %llu: %d", (unsigned long long)k,
+                  done[k]);
+      }
     }
     sum += v;
   }
+  free(done);
   return sum;
 }
 
