@@ -81,7 +81,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
   if (klen == 0 || klen >= KEY_MAX || klen + 1 >= buf->len)
     return RAFT_MALFORMED;
   value = key + klen + 1;
-  if (strnlen(value, buf->len - klen - 1) >= VALUE_MAX) return RAFT_MALFORMED;
+  if (strnlen(value, buf->len - klen - 1) != buf->len - klen - 2 ||
+      buf->len - klen - 2 >= VALUE_MAX)
+    return RAFT_MALFORMED; /* Not "KEY\0VALUE\0" exactly. */
   e = lookup(key);
   if (e == NULL) {
     if (table_n == MAX_KEYS) return RAFT_TOOMANY;
@@ -472,6 +474,7 @@ static int demo(const char *self, const char *base_arg) {
     walrus_config_t cfg;
     walrus_t *w;
     char dir[600];
+    uint64_t last;
     int rc;
     walrus_config_default(&cfg);
     cfg.read_only = 1;
@@ -482,12 +485,10 @@ static int demo(const char *self, const char *base_arg) {
            (unsigned long long)walrus_first_index(w),
            (unsigned long long)walrus_last_index(w));
     /* The bootstrap configuration and the 61 puts: at least 62. */
-    if (walrus_last_index(w) < 62) {
-      walrus_close(w);
-      CHECK(0, "%s holds only %llu entries", dir,
-            (unsigned long long)walrus_last_index(w));
-    }
+    last = walrus_last_index(w);
     walrus_close(w);
+    CHECK(last >= 62, "%s holds only %llu entries", dir,
+          (unsigned long long)last);
   }
   printf("demo: OK (try: walrus stat %s/node1/log)\n", base);
 out:
