@@ -55,6 +55,13 @@
  *    next tick or message.  walrus_raft_failed() tells the application,
  *    which should close the node and restart it once the disk is fixed.
  *
+ * Entry lengths: raft_uv's TCP receiver places each entry of an
+ * AppendEntries message at an 8-byte boundary while its sender sends them
+ * unpadded, so an entry whose length is not a multiple of 8 would make a
+ * follower read past the message.  append refuses such entries with
+ * RAFT_INVALID before writing anything; pad commands (raft's own barrier
+ * and configuration entries are padded).
+
  * Every function here runs on the loop thread, like the rest of raft.
  * The TCP transport writes to sockets whose peer may be gone: a process
  * using it must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)), which this
@@ -64,8 +71,9 @@
  *
  * Kept short so that moving to another raft release or to cowsql/raft is
  * a small change: raft_uv_init, raft_uv_close, raft_uv_tcp_init,
- * raft_uv_tcp_close, raft_malloc, raft_free, raft_configuration_init,
- * raft_configuration_add, raft_configuration_close, raft_strerror; the
+ * raft_uv_tcp_close, raft_malloc, raft_calloc, raft_realloc, raft_free,
+ * raft_configuration_init, raft_configuration_add, raft_configuration_close,
+ * raft_configuration_encode, raft_strerror; the
  * struct raft_io, raft_entry, raft_snapshot and raft_configuration
  * layouts; the error codes RAFT_IOERR, RAFT_NOSPACE, RAFT_NOMEM,
  * RAFT_CORRUPT, RAFT_CANTBOOTSTRAP, RAFT_INVALID, RAFT_BUSY, RAFT_TOOBIG,

@@ -734,6 +734,18 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
     say(io->errmsg, sizeof io->errmsg, "append of no entry");
     return RAFT_INVALID;
   }
+  /* raft_uv's receiver places each entry of an AppendEntries message at
+   * an 8-byte boundary while its sender sends them unpadded: an entry of
+   * another length would make a follower read past the message.  Raft's
+   * own entries (barriers, configurations) are padded; a command must be
+   * too.  Refused before anything is written. */
+  for (unsigned i = 0; i < n; i++)
+    if (entries[i].buf.len % 8 != 0) {
+      say(io->errmsg, sizeof io->errmsg,
+          "append: entry %u is %zu bytes, not a multiple of 8", i,
+          entries[i].buf.len);
+      return RAFT_INVALID;
+    }
   if ((r = new_req(WR_APPEND)) == NULL) return RAFT_NOMEM;
   r->append = req;
   r->entries = entries;

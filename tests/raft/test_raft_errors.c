@@ -310,6 +310,34 @@ Test(raft_errors, append_fails_on_fsync_and_is_not_acknowledged) {
   node_teardown(&n);
 }
 
+/* An entry whose length is not a multiple of 8 (which raft_uv's receiver
+ * would misplace) is refused before anything is written; the node goes
+ * on. */
+Test(raft_errors, append_of_an_unpadded_entry_is_refused) {
+  node_t n;
+  append_t a;
+  raft_term term;
+  raft_id vote;
+  size_t count;
+  node_setup(&n);
+  bootstrap(&n);
+  memset(&a, 0, sizeof a);
+  a.entry.term = 1;
+  a.entry.type = RAFT_COMMAND;
+  a.entry.buf.base = a.data;
+  a.entry.buf.len = 14;
+  a.req.data = &a;
+  cr_assert_eq(n.io.append(&n.io, &a.req, &a.entry, 1, append_cb),
+               RAFT_INVALID);
+  cr_assert_neq(strstr(n.io.errmsg, "multiple of 8"), NULL, "%s", n.io.errmsg);
+  cr_assert_eq(walrus_raft_failed(&n.io), 0);
+  cr_assert_eq(append_one(&n), 0);
+  node_reopen(&n);
+  load(&n, &term, &vote, &count);
+  cr_assert_eq(count, 2, "the bootstrap entry and the padded append");
+  node_teardown(&n);
+}
+
 Test(raft_errors, append_on_a_full_disk_is_raft_nospace) {
   node_t n;
   node_setup(&n);
