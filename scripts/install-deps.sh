@@ -7,8 +7,11 @@
 #           library (with compression), the examples, the benchmarks and
 #           the walrus command with its man page (cJSON, scdoc) (the
 #           default group)
-#   test    build, plus the test framework (Criterion) and jq for the
-#           walrus command's tests
+#   test    build, plus the test framework (Criterion), jq for the
+#           walrus command's tests, xfsprogs and btrfs-progs for the
+#           file-system stage, and raft with libuv (libwalrus-raft and its
+#           tests)
+#   raft    build, plus raft 0.15 and libuv: libwalrus-raft
 #   bench   build, plus the peers the benchmarks compare against
 #   all     every group
 #
@@ -21,11 +24,13 @@ set -eu
 # The one place the package lists live.
 PKGS_BUILD="cmake make gcc libc6-dev pkg-config libzstd-dev libcjson-dev scdoc"
 PKGS_TEST="libcriterion-dev jq xfsprogs btrfs-progs"
+# libwalrus-raft: canonical's raft (0.15 on Debian 12) and libuv.
+PKGS_RAFT="libraft-dev libuv1-dev"
 # Peers for bench/: measured beside walrus when present, skipped when not.
 PKGS_BENCH="librocksdb-dev libleveldb-dev libsqlite3-dev liblmdb-dev gnuplot-nox"
 
 usage() {
-  echo "usage: $0 [build|test|bench|all]..." >&2
+  echo "usage: $0 [build|test|raft|bench|all]..." >&2
   exit 2
 }
 
@@ -35,9 +40,10 @@ wanted=""
 for group in "$@"; do
   case "$group" in
     build) wanted="$wanted $PKGS_BUILD" ;;
-    test) wanted="$wanted $PKGS_BUILD $PKGS_TEST" ;;
+    test) wanted="$wanted $PKGS_BUILD $PKGS_TEST $PKGS_RAFT" ;;
+    raft) wanted="$wanted $PKGS_BUILD $PKGS_RAFT" ;;
     bench) wanted="$wanted $PKGS_BUILD $PKGS_BENCH" ;;
-    all) wanted="$wanted $PKGS_BUILD $PKGS_TEST $PKGS_BENCH" ;;
+    all) wanted="$wanted $PKGS_BUILD $PKGS_TEST $PKGS_RAFT $PKGS_BENCH" ;;
     -h | --help) usage ;;
     *) echo "$0: unknown group '$group'" >&2; usage ;;
   esac
