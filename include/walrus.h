@@ -1014,6 +1014,10 @@ typedef struct walrus_segment_info {
   int64_t created_ns;           /**< The header's creation time (0 when
                                      the header is bad). */
   walrus_segment_state_t state; /**< See walrus_segment_state_t. */
+  unsigned version;             /**< The header's segment format version:
+                                     1, or 2 for a segment that may hold
+                                     compressed units (docs/FORMAT.md
+                                     §5.6); 0 when the header is bad. */
 } walrus_segment_info_t;
 
 /** The tail as walrus_inspect() finds it. */

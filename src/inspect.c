@@ -330,6 +330,7 @@ static int open_header(walk_t *k, size_t i, walrus__seg_t **out) {
       goto out;
   }
   g->info.created_ns = h.created_ns;
+  g->info.version = h.version;
   if (h.log_id != k->meta.log_id) {
     if (k->meta.prev_log_id != 0 && h.log_id == k->meta.prev_log_id) {
       g->stale = 1;

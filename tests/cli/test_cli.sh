@@ -109,7 +109,7 @@ segments     4, 17544 bytes
 EOF
 run 0 "$W" stat --json "$L"
 jqt "stat: json range" '.first_index == 1 and .last_index == 300 and .next_index == 301 and .durable_index == 300'
-jqt "stat: json segments" '[.segments[].state] == ["sealed","sealed","sealed","tail"] and .segments[1].first_index == 83 and .segments[1].last_index == 156 and .total_bytes == 17544'
+jqt "stat: json segments" '[.segments[].state] == ["sealed","sealed","sealed","tail"] and .segments[1].first_index == 83 and .segments[1].last_index == 156 and .total_bytes == 17544 and all(.segments[]; .version == 1)'
 jqt "stat: json lock and tail" '.locked == "no" and .tail == "clean" and .damaged == false and (.log_id | test("^[0-9a-f]{16}$"))'
 
 # ---- dump -----------------------------------------------------------------
@@ -171,6 +171,7 @@ else
   run 0 "$W" dump "$Z" --json
   jqs "dump: compressed, json" 'length == 300 and .[0].data == "entry-1" and .[299].data == "entry-300" and .[4].tx_id == "tx_demo"'
   run 0 "$W" stat --json "$Z"
+  jqt "stat: the compressed log's segments are version 2" 'all(.segments[]; .version == 2)'
   zbytes=$(jq .total_bytes "$T/out")
   [ "$zbytes" -lt 17544 ] && ok "the compressed log is smaller ($zbytes bytes)" ||
     bad "the compressed log takes $zbytes bytes, the plain one 17544"

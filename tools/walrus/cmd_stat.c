@@ -103,10 +103,13 @@ static void print_text(const char *dir, const walrus_inspect_t *r, int held) {
     const walrus_segment_info_t *s = &r->segments[i];
     char last[24];
     seg_last(s, last, sizeof last);
-    cli_printf("  %-26s %12llu %12s %10llu %12llu  %s\n", s->name,
+    /* Version 1 is the usual; another is said beside the state. */
+    char ver[16] = "";
+    if (s->version > 1) snprintf(ver, sizeof ver, " (v%u)", s->version);
+    cli_printf("  %-26s %12llu %12s %10llu %12llu  %s%s\n", s->name,
                (unsigned long long)s->first_index, last,
                (unsigned long long)s->count, (unsigned long long)s->bytes,
-               state_name(s->state));
+               state_name(s->state), ver);
   }
 }
 
@@ -149,6 +152,7 @@ static int print_json(const char *dir, const walrus_inspect_t *r, int held) {
     cli_json_u64(g, "entries", (uint64_t)s->count);
     cli_json_u64(g, "bytes", (uint64_t)s->bytes);
     cJSON_AddStringToObject(g, "state", state_name(s->state));
+    cJSON_AddNumberToObject(g, "version", s->version);
   }
   char *text = cJSON_PrintUnformatted(o);
   if (text == NULL) goto oom;
