@@ -328,15 +328,10 @@ static int lock_writer(walrus_t *w, int64_t deadline) {
     pthread_mutex_lock(&w->wlock);
     return WALRUS_OK;
   }
-  struct timespec ts = {(time_t)(deadline / 1000000000),
-                        (long)(deadline % 1000000000)};
-  int e = pthread_mutex_clocklock(&w->wlock, CLOCK_MONOTONIC, &ts);
-  if (e == 0) return WALRUS_OK;
-  if (e == ETIMEDOUT)
-    return walrus__fail(w, WALRUS_ETIMEDOUT, 0,
-                        "no entry written: the writer lock stayed busy "
-                        "past the deadline");
-  abort(); /* a valid mutex fails only by timing out */
+  if (walrus__mutex_lock_until(&w->wlock, deadline) == 0) return WALRUS_OK;
+  return walrus__fail(w, WALRUS_ETIMEDOUT, 0,
+                      "no entry written: the writer lock stayed busy "
+                      "past the deadline");
 }
 
 /* Write one unit (validated: its plain records take total bytes, its
@@ -401,7 +396,7 @@ int walrus__write_units(walrus_t *w, const walrus__unit_t *u, size_t nu,
                         uint64_t *firsts, size_t *done, int64_t deadline) {
   uint64_t total = 0, bodies = 0, seq = 0, count = 0;
   size_t written = 0;
-  int rc = WALRUS_OK;
+  int rc = WALRUS_OK, locked = 1;
 
   *done = 0;
   if (w == NULL) return WALRUS_EINVAL;
@@ -430,16 +425,19 @@ int walrus__write_units(walrus_t *w, const walrus__unit_t *u, size_t nu,
     if (rc != WALRUS_OK) break;
   }
   /* What was written becomes durable together: one wait, so one
-   * fdatasync for all the units when no other writer shares it. */
+   * fdatasync for all the units when no other writer shares it.  The wait
+   * releases wlock. */
   if (written > 0 && w->cfg.sync == WALRUS_SYNC_ALWAYS) {
     int wrc = walrus__commit_wait(w, seq, deadline);
+    locked = 0;
     if (wrc == WALRUS_ETIMEDOUT)
       walrus__fail(w, WALRUS_ETIMEDOUT, 0,
                    "entries %llu..%llu are written but not yet durable: "
                    "the group commit they wait in ran past the deadline; "
                    "walrus_sync() makes them durable",
                    (unsigned long long)firsts[0],
-                   (unsigned long long)(w->commit.write_next - 1));
+                   (unsigned long long)(firsts[written - 1] +
+                                        u[written - 1].n - 1));
     if (rc == WALRUS_OK) rc = wrc;
   }
   /* Units are written in order, so those in the log form a prefix: the
@@ -457,7 +455,7 @@ int walrus__write_units(walrus_t *w, const walrus__unit_t *u, size_t nu,
   }
   for (size_t i = *done; i < nu; i++) firsts[i] = 0;
 out:
-  pthread_mutex_unlock(&w->wlock);
+  if (locked) pthread_mutex_unlock(&w->wlock);
   return rc;
 }
 

@@ -27,6 +27,8 @@
  * (segments, META) and the base (I/O, format), never the API above it.
  */
 #include <errno.h>
+#include <semaphore.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -43,6 +45,29 @@ typedef struct capture_s {
   uint64_t seq;     /* the last unit written */
 } capture_t;
 
+/* What a queued writer is told when it is taken out of the queue. */
+enum {
+  WAITER_QUEUED, /* still in the queue */
+  WAITER_DONE,   /* its units are durable (rc WALRUS_OK), or rc says why not */
+  WAITER_LEAD,   /* it is handed the next sync: capture and run it */
+  WAITER_RETRY   /* no sync runs for it: decide again under wlock */
+};
+
+/* A writer waiting for its units to become durable (group commit).  It
+ * lives on the writer's stack.  It is in the handle's queue (wlock), in
+ * the order of its units, until a sync covers them or it is handed the
+ * next sync; then whoever took it out posts its semaphore once, after
+ * setting state, and the writer goes on without taking wlock again. */
+struct walrus__waiter_s {
+  uint64_t seq;                  /* the last unit it wrote */
+  int state;                     /* WAITER_* */
+  int rc;                        /* WAITER_DONE: the outcome */
+  capture_t c;                   /* WAITER_LEAD: the sync it runs */
+  sem_t sem;                     /* posted once it leaves the queue */
+  struct walrus__waiter_s *next; /* the next in the queue, or to wake */
+};
+typedef struct walrus__waiter_s waiter_t;
+
 /* Capture what a sync is about to cover and start a new sync group: the
  * next record written gets the next epoch and GROUP.  Caller holds wlock;
  * the tail has unsynced writes. */
@@ -57,6 +82,67 @@ static capture_t capture(walrus_t *w) {
   w->commit.epoch++;
   w->commit.group_open = 0;
   return c;
+}
+
+/* Post every waiter of a wake list, in order.  A waiter may return as
+ * soon as its semaphore is posted, so its link is read first. */
+static void wake(waiter_t *list) {
+  while (list != NULL) {
+    waiter_t *next = list->next;
+    sem_post(&list->sem);
+    list = next;
+  }
+}
+
+/* Take every waiter out of the queue as WAITER_DONE with rc (a failure
+ * poisoned the handle) and wake them.  Caller holds wlock. */
+static void wake_all(walrus_t *w, int rc) {
+  waiter_t *list = w->commit.wait_head;
+  for (waiter_t *q = list; q != NULL; q = q->next) {
+    q->state = WAITER_DONE;
+    q->rc = rc;
+  }
+  w->commit.wait_head = w->commit.wait_tail = NULL;
+  wake(list);
+}
+
+/* A sync just made units up to durable_seq durable: take their waiters
+ * out of the queue (WAITER_DONE), and return them as a list to wake(),
+ * headed by the waiter that syncs the rest, if any wait.  With hand_off
+ * (a group commit leader finishing, and nobody waiting on sync_cv for
+ * syncs to stop), the oldest waiter left is handed the next sync:
+ * sync_running stays set, so that no other writer starts one, and it
+ * captures when it runs, which takes in every unit written until then.
+ * Otherwise it is told to decide again (WAITER_RETRY) and sync_running
+ * is cleared.  Caller holds wlock. */
+static waiter_t *settle(walrus_t *w, int hand_off) {
+  waiter_t *done = NULL, **link = &done, *q;
+  while ((q = w->commit.wait_head) != NULL &&
+         q->seq <= w->commit.durable_seq) {
+    w->commit.wait_head = q->next;
+    q->state = WAITER_DONE;
+    q->rc = WALRUS_OK;
+    q->next = NULL;
+    *link = q;
+    link = &q->next;
+  }
+  if (q == NULL) {
+    w->commit.wait_tail = NULL;
+    w->commit.sync_running = 0;
+    return done;
+  }
+  /* The units of the waiters left were written after the last capture,
+   * so the tail is dirty. */
+  w->commit.wait_head = q->next;
+  if (q->next == NULL) w->commit.wait_tail = NULL;
+  if (hand_off && w->commit.sync_waiters == 0) {
+    q->state = WAITER_LEAD;
+  } else {
+    q->state = WAITER_RETRY;
+    w->commit.sync_running = 0;
+  }
+  q->next = done;
+  return q;
 }
 
 /* A sync or write failed: poison, and cut the tail back to what is
@@ -76,71 +162,163 @@ static int fail_writes(walrus_t *w, int rc) {
     }
   }
   w->commit.write_next = w->store.next_index;
+  wake_all(w, w->commit.poison_code);
   pthread_cond_broadcast(&w->commit.sync_cv);
   return rc;
+}
+
+/* Wait on sync_cv until no group commit sync runs.  While anyone waits
+ * here, a finishing leader does not hand the next sync on, so that the
+ * wait ends.  Caller holds wlock. */
+static void wait_sync_end(walrus_t *w) {
+  w->commit.sync_waiters++;
+  while (w->commit.sync_running)
+    pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+  w->commit.sync_waiters--;
+}
+
+/* Publish what the sync c made durable.  Caller holds wlock. */
+static void publish(walrus_t *w, const capture_t *c) {
+  walrus__commit_publish(w, c->t, c->count, c->end, c->next);
+  if (w->commit.durable_seq < c->seq) w->commit.durable_seq = c->seq;
+  walrus__durable_set(w, c->next, 0);
 }
 
 /* Sync everything written so far and publish it, waiting first for a
  * group commit in flight.  Holds wlock throughout (the caller's).  A
  * failure poisons the handle. */
 int walrus__sync_locked(walrus_t *w) {
-  while (w->commit.sync_running)
-    pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+  wait_sync_end(w);
   if (w->commit.poisoned) return w->commit.poison_code;
   if (!w->commit.dirty || w->store.nsegs == 0) return WALRUS_OK;
   capture_t c = capture(w);
   int rc = walrus__os_sync(w, c.t->file, c.t->name);
   if (rc != WALRUS_OK) return fail_writes(w, rc);
-  walrus__commit_publish(w, c.t, c.count, c.end, c.next);
-  if (w->commit.durable_seq < c.seq) w->commit.durable_seq = c.seq;
-  walrus__durable_set(w, c.next, 0);
+  publish(w, &c);
+  wake(settle(w, 0));
   pthread_cond_broadcast(&w->commit.sync_cv);
   return WALRUS_OK;
 }
 
+/* Run the group commit sync c, captured under wlock by the caller, and
+ * settle the queue after it.  Called without wlock,
+ * with sync_running set; returns without wlock.  The waiters whose units
+ * it made durable are woken after wlock is released, the one handed the
+ * next sync first. */
+static int lead(walrus_t *w, const capture_t *c) {
+  waiter_t *list = NULL;
+  int rc = walrus__os_sync(w, c->t->file, c->t->name);
+  pthread_mutex_lock(&w->wlock);
+  if (rc != WALRUS_OK) {
+    w->commit.sync_running = 0;
+    rc = fail_writes(w, rc);
+  } else if (w->commit.poisoned) {
+    /* Another writer failed while this sync ran, and cut the file. */
+    w->commit.sync_running = 0;
+    rc = w->commit.poison_code;
+    wake_all(w, rc);
+    pthread_cond_broadcast(&w->commit.sync_cv);
+  } else {
+    publish(w, c);
+    list = settle(w, 1);
+    if (!w->commit.sync_running) pthread_cond_broadcast(&w->commit.sync_cv);
+  }
+  pthread_mutex_unlock(&w->wlock);
+  wake(list);
+  return rc;
+}
+
+/* Sleep until the waiter is posted, or until deadline (CLOCK_MONOTONIC
+ * nanoseconds, 0: none); 0 if posted, ETIMEDOUT. */
+static int sleep_on(waiter_t *me, int64_t deadline) {
+  if (deadline != 0) return walrus__sem_wait_until(&me->sem, deadline);
+  while (sem_wait(&me->sem) != 0)
+    if (errno != EINTR) abort(); /* a valid semaphore fails only so */
+  return 0;
+}
+
+/* Take the waiter out of the queue, where it still is.  Caller holds
+ * wlock. */
+static void unqueue(walrus_t *w, waiter_t *me) {
+  waiter_t *prev = NULL;
+  for (waiter_t *q = w->commit.wait_head; q != me; q = q->next) prev = q;
+  if (prev == NULL) w->commit.wait_head = me->next;
+  else prev->next = me->next;
+  if (w->commit.wait_tail == me) w->commit.wait_tail = prev;
+}
+
 /* Group commit: wait until unit seq is durable.  One writer at a time is
  * the leader: it captures everything written so far, drops wlock for the
- * fdatasync, and publishes what it covered; writers that arrive meanwhile
- * write their units and wait, and the next leader covers them all with
- * one fdatasync.  With a deadline (CLOCK_MONOTONIC nanoseconds, 0: none),
- * the wait for another leader's fdatasync ends at it with
- * WALRUS_ETIMEDOUT; a caller that leads always runs its fdatasync to the
- * end, so that no unit is left behind for want of a leader.  Caller holds
- * wlock. */
+ * fdatasync, and publishes what it covered.  Writers that arrive
+ * meanwhile write their units and queue, each sleeping on its own
+ * semaphore; the leader wakes only those whose units it made durable,
+ * which return without taking wlock again, and hands the next sync to the
+ * oldest of the rest, woken first.  No sync overlaps another: format.h's
+ * recovery rule holds unchanged.  With a deadline (CLOCK_MONOTONIC
+ * nanoseconds, 0: none), the wait for another leader's fdatasync ends at
+ * it with WALRUS_ETIMEDOUT; a caller that leads always runs its fdatasync
+ * to the end, so that no unit is left behind for want of a leader.
+ * Caller holds wlock; returns without it. */
 static int wait_durable(walrus_t *w, uint64_t seq, int64_t deadline) {
-  while (w->commit.durable_seq < seq) {
-    if (w->commit.poisoned) return w->commit.poison_code;
-    if (w->commit.sync_running) {
-      if (deadline == 0) {
-        pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
-      } else {
-        struct timespec ts = {(time_t)(deadline / 1000000000),
-                              (long)(deadline % 1000000000)};
-        if (pthread_cond_timedwait(&w->commit.sync_cv, &w->wlock, &ts) ==
-                ETIMEDOUT &&
-            w->commit.durable_seq < seq && !w->commit.poisoned)
-          return WALRUS_ETIMEDOUT;
-      }
-      continue;
-    }
-    capture_t c = capture(w);
-    w->commit.sync_running = 1;
-    pthread_mutex_unlock(&w->wlock);
-    int rc = walrus__os_sync(w, c.t->file, c.t->name);
-    pthread_mutex_lock(&w->wlock);
-    w->commit.sync_running = 0;
-    if (rc != WALRUS_OK) return fail_writes(w, rc);
+  waiter_t me;
+  int rc = WALRUS_OK;
+  for (;;) {
+    if (w->commit.durable_seq >= seq) break;
     if (w->commit.poisoned) {
-      /* Another writer failed while this sync ran, and cut the file. */
-      pthread_cond_broadcast(&w->commit.sync_cv);
-      return w->commit.poison_code;
+      rc = w->commit.poison_code;
+      break;
     }
-    walrus__commit_publish(w, c.t, c.count, c.end, c.next);
-    if (w->commit.durable_seq < c.seq) w->commit.durable_seq = c.seq;
-    walrus__durable_set(w, c.next, 0);
-    pthread_cond_broadcast(&w->commit.sync_cv);
+    if (!w->commit.sync_running) {
+      me.c = capture(w);
+      w->commit.sync_running = 1;
+      pthread_mutex_unlock(&w->wlock);
+      return lead(w, &me.c);
+    }
+    if (deadline != 0 && walrus__mono_ns() >= deadline) {
+      rc = WALRUS_ETIMEDOUT;
+      break;
+    }
+    me.seq = seq;
+    me.state = WAITER_QUEUED;
+    me.next = NULL;
+    sem_init(&me.sem, 0, 0);
+    if (w->commit.wait_tail != NULL) w->commit.wait_tail->next = &me;
+    else w->commit.wait_head = &me;
+    w->commit.wait_tail = &me;
+    pthread_mutex_unlock(&w->wlock);
+    if (sleep_on(&me, deadline) != 0) {
+      pthread_mutex_lock(&w->wlock);
+      if (me.state == WAITER_QUEUED) {
+        unqueue(w, &me);
+        sem_destroy(&me.sem);
+        rc = WALRUS_ETIMEDOUT;
+        break;
+      }
+      /* Taken out of the queue as the deadline passed: the post that
+       * says how is on its way. */
+      pthread_mutex_unlock(&w->wlock);
+      sleep_on(&me, 0);
+    }
+    sem_destroy(&me.sem);
+    if (me.state == WAITER_DONE) return me.rc;
+    if (me.state == WAITER_LEAD) {
+      /* Handed the next sync: no other can start meanwhile, so what it
+       * captures is everything written since the last one. */
+      pthread_mutex_lock(&w->wlock);
+      if (w->commit.poisoned) {
+        w->commit.sync_running = 0;
+        pthread_cond_broadcast(&w->commit.sync_cv);
+        rc = w->commit.poison_code;
+        break;
+      }
+      me.c = capture(w);
+      pthread_mutex_unlock(&w->wlock);
+      return lead(w, &me.c);
+    }
+    pthread_mutex_lock(&w->wlock); /* WAITER_RETRY */
   }
-  return WALRUS_OK;
+  pthread_mutex_unlock(&w->wlock);
+  return rc;
 }
 
 /* Under SYNC_ALWAYS, make every unit written so far durable and visible
@@ -228,7 +406,7 @@ int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
     }
     s = w->store.nsegs ? w->store.segs[w->store.nsegs - 1] : NULL;
     if (w->commit.sync_running) {
-      pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+      wait_sync_end(w);
       rc = walrus__writable(w);
       if (rc != WALRUS_OK) return rc;
       continue;
@@ -248,8 +426,8 @@ int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
 }
 
 int walrus__commit_seal_now(walrus_t *w) {
-  while (w->commit.sync_running) {
-    pthread_cond_wait(&w->commit.sync_cv, &w->wlock);
+  if (w->commit.sync_running) {
+    wait_sync_end(w);
     int rc = walrus__writable(w);
     if (rc != WALRUS_OK) return rc;
   }
@@ -257,7 +435,7 @@ int walrus__commit_seal_now(walrus_t *w) {
 }
 
 /* Wait until unit seq is durable (group commit), for
- * walrus__commit_unit(). */
+ * walrus__write_units().  Caller holds wlock; returns without it. */
 int walrus__commit_wait(walrus_t *w, uint64_t seq, int64_t deadline) {
   return wait_durable(w, seq, deadline);
 }

@@ -36,7 +36,13 @@
  *                            their units meanwhile and the next leader
  *                            syncs them together.  Everything that changes
  *                            the layout waits for that sync first.
- *   commit.sync_cv (cond, with wlock) the end of a sync.
+ *   commit.sync_cv (cond, with wlock) the end of a sync, for those that
+ *                            must wait until no sync runs (walrus_sync,
+ *                            rotation, truncation).
+ *   commit.wait_head (wlock) the queue of writers waiting for their units
+ *                            to be durable; each sleeps on a semaphore of
+ *                            its own, posted once by whoever takes it out
+ *                            of the queue, and returns without wlock.
  *   commit.syncer_cv (cond, with wlock) wakes the SYNC_INTERVAL thread.
  *   store.lock     (rwlock)  guards what readers see: the segment table,
  *                            first and next index, each segment's published
@@ -77,6 +83,7 @@
 #define WALRUS_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -302,8 +309,14 @@ typedef struct walrus__commit_s {
   unsigned char *durable_map;      /* writer: DURABLE mapped, or NULL */
   uint64_t durable_gen;            /* DURABLE's rewrite count as last read or
                                       written */
-  int sync_running;                /* a group commit leader is syncing */
+  int sync_running;                /* a group commit sync is running, or has
+                                      been handed to a waiter (commit.c) */
   pthread_cond_t sync_cv;          /* signals the end of a sync (with wlock) */
+  int sync_waiters;                /* threads waiting on sync_cv for syncs to
+                                      stop: no hand-off while there are any */
+  struct walrus__waiter_s *wait_head; /* writers waiting for their units to
+                                         be durable, oldest first */
+  struct walrus__waiter_s *wait_tail; /* the newest of them */
   uint32_t epoch;                  /* sync group of the next record */
   int group_open;                  /* a record of epoch was written */
   int group_overlap;               /* the open group began while the previous
@@ -401,6 +414,10 @@ struct walrus_s {
  * object means memory corruption. */
 void walrus__lock_shared(walrus_t *w);
 void walrus__lock_excl(walrus_t *w);
+/* Take m, or sem, by deadline (CLOCK_MONOTONIC nanoseconds): 0, or
+ * ETIMEDOUT. */
+int walrus__mutex_lock_until(pthread_mutex_t *m, int64_t deadline);
+int walrus__sem_wait_until(sem_t *s, int64_t deadline);
 void walrus__unlock(walrus_t *w);
 
 /* ---- alloc.c ---- */
@@ -774,7 +791,8 @@ int walrus__writable(walrus_t *w);
 void *walrus__syncer_main(void *arg);
 int walrus__commit_make_room(walrus_t *w, uint64_t total, size_t n,
                              walrus__seg_t **tail);
-/* deadline: CLOCK_MONOTONIC nanoseconds, 0 for none (commit.c). */
+/* deadline: CLOCK_MONOTONIC nanoseconds, 0 for none (commit.c).  Caller
+ * holds wlock; it is released on return. */
 int walrus__commit_wait(walrus_t *w, uint64_t seq, int64_t deadline);
 int walrus__commit_fail(walrus_t *w, int rc);
 

@@ -6,7 +6,10 @@
  * reader threads call walrus_get on random indexes and iterate from random
  * places, a truncate_front thread moves the first index forward, and a
  * sync thread calls walrus_sync, all at once, over small segments so that
- * rotation and the segment cache are busy.  At the end every writer's
+ * rotation and the segment cache are busy.  In the last round the single
+ * appends are walrus_append_deadline calls with deadlines short enough
+ * that some give up: written and not yet durable (the entry stays, and
+ * the writer goes on), or not written (the writer tries again).  At the end every writer's
  * every acknowledged entry must be in the log exactly once, in its own
  * order, and the reopened log must match.
  *
@@ -31,6 +34,9 @@ static walrus_t *g_w;
 static atomic_int g_done;
 static uint64_t g_last[WRITERS]; /* index of each writer's last entry */
 static atomic_int g_failed;
+static int g_deadline; /* single appends have a deadline of 0 or 1 ms */
+static atomic_int g_gave_up[2]; /* appends that gave up at their deadline:
+                                   [0] not written, [1] written */
 static pthread_mutex_t g_fail_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void fail(const char *what, int rc) {
@@ -93,8 +99,16 @@ static void *writer_main(void *arg) {
       es[i].term = id;
     }
     uint64_t first = 0;
-    int rc = n == 1 ? walrus_append(g_w, &es[0], &first)
-                    : walrus_write_batch(g_w, es, n, &first);
+    int rc;
+    if (n == 1 && g_deadline) {
+      rc = walrus_append_deadline(g_w, &es[0], seq % 2, &first);
+      if (rc == WALRUS_ETIMEDOUT) g_gave_up[first != 0]++;
+      if (rc == WALRUS_ETIMEDOUT && first == 0) continue; /* not written */
+      if (rc == WALRUS_ETIMEDOUT) rc = WALRUS_OK; /* written, not durable */
+    } else {
+      rc = n == 1 ? walrus_append(g_w, &es[0], &first)
+                  : walrus_write_batch(g_w, es, n, &first);
+    }
     if (rc != WALRUS_OK) {
       fail("append", rc);
       return NULL;
@@ -240,8 +254,13 @@ static int run(walrus_sync_t sync, int mapped, const char *name) {
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "stress_threads: cannot remove %s\n", dir);
   if (g_failed) return 1;
-  printf("stress_threads %s: %d writers, %d readers: %llu entries verified\n",
+  printf("stress_threads %s: %d writers, %d readers: %llu entries verified"
+         "\n",
          name, WRITERS, READERS, (unsigned long long)n1);
+  if (g_deadline)
+    printf("stress_threads %s: appends that gave up at their deadline: "
+           "%d not written, %d written\n",
+           name, (int)g_gave_up[0], (int)g_gave_up[1]);
   return 0;
 }
 
@@ -252,6 +271,8 @@ int main(void) {
   int failed = run(WALRUS_SYNC_NONE, 0, "sync=none");
   failed += run(WALRUS_SYNC_NONE, 1, "sync=none mapped_writes");
   failed += run(WALRUS_SYNC_ALWAYS, 0, "sync=always");
-  printf("%d passed, %d failed\n", 3 - failed, failed);
+  g_deadline = 1;
+  failed += run(WALRUS_SYNC_ALWAYS, 0, "sync=always deadlines");
+  printf("%d passed, %d failed\n", 4 - failed, failed);
   return failed ? 1 : 0;
 }
