@@ -117,8 +117,7 @@ static void wake_all(walrus_t *w, int rc) {
  * is cleared.  Caller holds wlock. */
 static waiter_t *settle(walrus_t *w, int hand_off) {
   waiter_t *done = NULL, **link = &done, *q;
-  while ((q = w->commit.wait_head) != NULL &&
-         q->seq <= w->commit.durable_seq) {
+  while ((q = w->commit.wait_head) != NULL && q->seq <= w->commit.durable_seq) {
     w->commit.wait_head = q->next;
     q->state = WAITER_DONE;
     q->rc = WALRUS_OK;
@@ -242,8 +241,10 @@ static int sleep_on(waiter_t *me, int64_t deadline) {
 static void unqueue(walrus_t *w, waiter_t *me) {
   waiter_t *prev = NULL;
   for (waiter_t *q = w->commit.wait_head; q != me; q = q->next) prev = q;
-  if (prev == NULL) w->commit.wait_head = me->next;
-  else prev->next = me->next;
+  if (prev == NULL)
+    w->commit.wait_head = me->next;
+  else
+    prev->next = me->next;
   if (w->commit.wait_tail == me) w->commit.wait_tail = prev;
 }
 
@@ -282,8 +283,10 @@ static int wait_durable(walrus_t *w, uint64_t seq, int64_t deadline) {
     me.state = WAITER_QUEUED;
     me.next = NULL;
     sem_init(&me.sem, 0, 0);
-    if (w->commit.wait_tail != NULL) w->commit.wait_tail->next = &me;
-    else w->commit.wait_head = &me;
+    if (w->commit.wait_tail != NULL)
+      w->commit.wait_tail->next = &me;
+    else
+      w->commit.wait_head = &me;
     w->commit.wait_tail = &me;
     pthread_mutex_unlock(&w->wlock);
     if (sleep_on(&me, deadline) != 0) {

@@ -40,8 +40,8 @@ static struct timespec deadline_ts(int64_t deadline) {
 #ifdef WALRUS__REALTIME_WAITS
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  deadline += (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
-              walrus__mono_ns();
+  deadline +=
+      (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - walrus__mono_ns();
 #endif
   struct timespec ts = {(time_t)(deadline / 1000000000),
                         (long)(deadline % 1000000000)};
