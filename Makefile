@@ -11,8 +11,9 @@
 #   make bench   build build/ and run the benchmarks, then bench_peers
 #                (walrus beside RocksDB, LevelDB, SQLite, LMDB and raw
 #                loops): build/bench-peers.csv, docs/bench-threads.png
-#   make soak    run the crash tests with WALRUS_SOAK set (more iterations),
-#                then every contract test on xfs, btrfs and tmpfs
+#   make soak    run the crash and raft tests with WALRUS_SOAK set (more
+#                iterations, 100 raft kill cycles), then every contract
+#                test on xfs, btrfs and tmpfs
 #   make fuzz    build build-fuzz/ with clang (libFuzzer + ASan + UBSan) and
 #                run each fuzz/fuzz_*.c target FUZZ_SECONDS on its corpus
 #   make tsan    build build-tsan/ (ThreadSanitizer), run tests/*/stress_*
@@ -40,7 +41,7 @@ TSAN_DIR ?= build-tsan
 TEST_TIMEOUT ?= 300
 SOAK_TIMEOUT ?= 3600
 WALRUS_SOAK ?= 1
-SOAK_LABELS ?= ^crash$$
+SOAK_LABELS ?= ^(crash|raft)$$
 FS_LIST ?= xfs btrfs tmpfs
 DEMO_ARGS ?=
 BENCHES ?= bench_crc32c bench_core bench_read bench_follow
@@ -66,7 +67,7 @@ TSAN_LOG := $(TSAN_DIR)/ctest-tsan.log
         fuzz clean format tidy help
 
 help:
-	@sed -n '2,22s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,23s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------
 # Plain build of build/ (the default goal).
@@ -215,9 +216,9 @@ bench:
 	fi
 
 # ---------------------------------------------------------------------------
-# Soak: the crash tests with WALRUS_SOAK=$(WALRUS_SOAK) (the tests multiply
-# their iterations by it) and a longer CTest timeout.  `make test` sets the
-# timeout back.
+# Soak: the crash and raft tests with WALRUS_SOAK=$(WALRUS_SOAK) (the crash
+# tests multiply their iterations by it; test_raft_kill runs 100 SIGKILL
+# cycles) and a longer CTest timeout.  `make test` sets the timeout back.
 # ---------------------------------------------------------------------------
 soak:
 	$(DEPS) test
